@@ -1,0 +1,142 @@
+//! The contract between an agent and the library.
+//!
+//! An agent describes itself ([`AgentInfo`]: names, docs, option rows, default overrides) and
+//! implements [`Agent`]: connect/login, read power state, request a power change, and
+//! optionally list plugs, cycle, and cross-check its options. Everything else (option parsing,
+//! metadata, help, delay, polling, retries, output lines, exit codes) belongs to the library.
+//!
+//! The one rule: [`Agent::power_status`] returns `Off` only when the device said so in words
+//! the agent recognises. Anything else is an `Err`, never `Off`.
+
+use crate::error::{FenceError, FenceResult};
+use crate::options::{OptSpec, Options};
+
+/// A power state read back from the device.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PowerState {
+    /// Running (or able to run without our intervention, e.g. a paused VM).
+    On,
+    /// Confirmed off.
+    Off,
+}
+
+impl PowerState {
+    /// Upper-case word used in `Status: ON` lines.
+    pub fn word(self) -> &'static str {
+        match self {
+            PowerState::On => "ON",
+            PowerState::Off => "OFF",
+        }
+    }
+}
+
+/// One entry of `list` / `list-status`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Outlet {
+    /// The plug identifier a user passes as `plug=`.
+    pub id: String,
+    /// Its alias (second column), may be empty.
+    pub alias: String,
+    /// State for `list-status`; `None` prints `UNKNOWN`.
+    pub state: Option<PowerState>,
+}
+
+/// Feature groups an agent enables; the library adds the matching option rows
+/// (as fencing.py's `device_opt` + `DEPENDENCY_OPT`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Feature {
+    /// `ip`/`ipaddr` and `ipport`.
+    Address,
+    /// `username`/`login`.
+    Login,
+    /// `password`/`passwd`, `password_script`/`passwd_script`.
+    Password,
+    /// SSH options: `identity_file`, `ssh` (accepted, always on), `known_hosts`,
+    /// `host_key_fingerprint`, `accept_new_host_key`.
+    Ssh,
+    /// `plug`/`port`, `plug_separator`, `separator`; enables `list`/`list-status`.
+    Plugs,
+    /// `use_sudo`/`sudo`.
+    Sudo,
+    /// `method` (onoff|cycle).
+    Method,
+    /// `missing_as_off`.
+    MissingAsOff,
+}
+
+/// Static description of an agent.
+#[derive(Debug, Clone)]
+pub struct AgentInfo {
+    /// Default binary name (`fence_esxi`); metadata uses argv[0]'s basename.
+    pub name: &'static str,
+    /// One-line description.
+    pub shortdesc: &'static str,
+    /// Paragraph(s) for metadata `<longdesc>` and the man page.
+    pub longdesc: &'static str,
+    /// Vendor URL (may be empty).
+    pub vendor_url: &'static str,
+    /// Shared option groups.
+    pub features: &'static [Feature],
+    /// The agent's own option rows.
+    pub options: &'static [OptSpec],
+    /// Default overrides of shared options: `(name, default)`, e.g. `("ipport", "623")`.
+    pub defaults: &'static [(&'static str, &'static str)],
+    /// Whether the agent implements [`Agent::list`] (adds `list`/`list-status` to metadata).
+    pub has_list: bool,
+    /// Whether the agent implements [`Agent::cycle`] (`method=cycle`).
+    pub has_cycle: bool,
+    /// Whether the agent supports the `diag` action (NMI).
+    pub has_diag: bool,
+}
+
+/// What a fence agent implements. The value returned by [`Agent::connect`] is the session;
+/// dropping it logs out.
+pub trait Agent: Sized {
+    /// Static description, option rows and default overrides.
+    fn info() -> &'static AgentInfo;
+
+    /// Connects and logs in, within `login_timeout`.
+    fn connect(opts: &Options) -> FenceResult<Self>;
+
+    /// Reads the power state of one plug (single-device agents get an empty plug).
+    fn power_status(&mut self, plug: &str) -> FenceResult<PowerState>;
+
+    /// Requests a power change; the engine confirms by polling [`Agent::power_status`].
+    fn set_power(&mut self, plug: &str, state: PowerState) -> FenceResult<()>;
+
+    /// Lists plugs (with their states when `with_status`).
+    fn list(&mut self, _with_status: bool) -> FenceResult<Vec<Outlet>> {
+        Err(FenceError::Unsupported(
+            "List option is not working on this device yet".into(),
+        ))
+    }
+
+    /// Device-level power cycle (`method=cycle`); success = the device acknowledged it.
+    fn cycle(&mut self, _plug: &str) -> FenceResult<()> {
+        Err(FenceError::Unsupported(
+            "method=cycle is not supported".into(),
+        ))
+    }
+
+    /// Diagnostic interrupt (NMI), for the `diag` action.
+    fn diag(&mut self, _plug: &str) -> FenceResult<()> {
+        Err(FenceError::Unsupported("diag is not supported".into()))
+    }
+
+    /// Cheap health check for `monitor`. Default: `list` for agents with a list, else
+    /// `power_status` of the (possibly empty) plug. Agents on big hosts override it with
+    /// something lighter.
+    fn monitor(&mut self, opts: &Options) -> FenceResult<()> {
+        if Self::info().has_list {
+            self.list(false).map(|_| ())
+        } else {
+            self.power_status(opts.plug().unwrap_or("")).map(|_| ())
+        }
+    }
+
+    /// Agent-specific option checks for every action and `validate-all`; each string is one
+    /// problem. Must not contact the device.
+    fn validate(_opts: &Options) -> Vec<String> {
+        Vec::new()
+    }
+}

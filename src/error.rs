@@ -1,0 +1,103 @@
+//! The error type every agent and the action engine speak.
+//!
+//! Variants mirror fence-agents' `EC_*` meanings; their `Display` strings reuse upstream's
+//! wording because they appear in Pacemaker logs and support articles. Every error makes the
+//! process exit 1 (see `run.rs`); only `status` reporting OFF exits 2, and that is an outcome,
+//! not an error. An error message never carries a secret: constructors take already-redacted
+//! text, and transport layers must not put passwords into their messages.
+
+use std::fmt;
+
+/// Every way a fence action can fail.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum FenceError {
+    /// Bad or missing options (upstream `fail_usage`); printed as `Failed: <text>`.
+    #[error("{0}")]
+    Usage(String),
+    /// Login or authentication refused, or the connection could not be set up.
+    #[error("Unable to connect/login to fencing device: {0}")]
+    LoginDenied(String),
+    /// The SSH host key (or other device identity) could not be verified.
+    #[error("Host key verification failed: {0}")]
+    HostKey(String),
+    /// The connection broke in the middle of a session.
+    #[error("Connection lost: {0}")]
+    ConnectionLost(String),
+    /// A network step or remote command did not finish within its timeout.
+    #[error("Connection timed out: {0}")]
+    TimedOut(String),
+    /// `on` was never confirmed within `power_timeout`.
+    #[error("Timed out waiting to power ON")]
+    WaitingOn,
+    /// `off` was never confirmed within `power_timeout`.
+    #[error("Timed out waiting to power OFF")]
+    WaitingOff,
+    /// The power state could not be read, or was not a state we recognise.
+    #[error("Unable to obtain correct plug status or plug is not available{}", detail(.0))]
+    Status(String),
+    /// The plug (VM, guest, outlet) does not exist on the device.
+    #[error("{0}")]
+    PlugNotFound(String),
+    /// The device refused the request for lack of privilege.
+    #[error("The user does not have the correct privileges to do the requested action.{}", detail(.0))]
+    Privileges(String),
+    /// The agent does not implement this operation.
+    #[error("{0}")]
+    Unsupported(String),
+    /// The device answered with an error of its own (a vim-cmd fault, an IPMI completion code...).
+    #[error("{0}")]
+    Device(String),
+}
+
+fn detail(s: &str) -> DetailFmt<'_> {
+    DetailFmt(s)
+}
+
+/// Formats an optional detail as `: <detail>` (nothing when empty).
+struct DetailFmt<'a>(&'a str);
+
+impl fmt::Display for DetailFmt<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.0.is_empty() {
+            Ok(())
+        } else {
+            write!(f, " ({})", self.0)
+        }
+    }
+}
+
+impl FenceError {
+    /// True for failures of the transport (worth a retry of the whole step), false for
+    /// answers the device gave on purpose.
+    pub fn is_transport(&self) -> bool {
+        matches!(
+            self,
+            FenceError::ConnectionLost(_) | FenceError::TimedOut(_)
+        )
+    }
+}
+
+/// Result alias used across the library.
+pub type FenceResult<T> = Result<T, FenceError>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn messages_match_upstream_wording() {
+        assert_eq!(
+            FenceError::WaitingOff.to_string(),
+            "Timed out waiting to power OFF"
+        );
+        assert_eq!(
+            FenceError::Status(String::new()).to_string(),
+            "Unable to obtain correct plug status or plug is not available"
+        );
+        assert_eq!(
+            FenceError::Status("garbled".into()).to_string(),
+            "Unable to obtain correct plug status or plug is not available (garbled)"
+        );
+    }
+}
