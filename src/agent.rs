@@ -87,6 +87,8 @@ pub struct AgentInfo {
     pub has_cycle: bool,
     /// Whether the agent supports the `diag` action (NMI).
     pub has_diag: bool,
+    /// Whether a password (or password script, or identity file with SSH) is required.
+    pub needs_password: bool,
 }
 
 /// What a fence agent implements. The value returned by [`Agent::connect`] is the session;

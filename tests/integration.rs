@@ -1,1 +1,1 @@
-
+//! fencekit integration tests: real binaries, real peers.

@@ -1,0 +1,90 @@
+//! Input checks done before every action except metadata/manpage/help/version
+//! (fence-protocol.md §1.9). Pure: never contacts a device.
+
+use std::path::Path;
+
+use crate::agent::{Agent, Feature};
+use crate::options::{Kind, Options};
+
+/// Every problem with the options, in upstream's order and wording (without `Failed: `).
+pub fn problems<A: Agent>(opts: &Options) -> Vec<String> {
+    let info = A::info();
+    let has = |f: Feature| info.features.contains(&f);
+    let action = opts.action();
+    let mut out = Vec::new();
+    let device_action = !matches!(action.as_str(), "metadata" | "manpage");
+    if !device_action {
+        return out;
+    }
+    if has(Feature::Login) && opts.username().is_none() {
+        out.push("You have to set login name".to_string());
+    }
+    if has(Feature::Address) && opts.ip().is_none() {
+        out.push("You have to enter fence address".to_string());
+    }
+    if info.needs_password
+        && opts.password().is_none()
+        && opts.given("password_script").is_none()
+        && !(has(Feature::Ssh) && opts.given("identity_file").is_some())
+    {
+        out.push(if has(Feature::Ssh) {
+            "You have to enter password, password script or identity file".to_string()
+        } else {
+            "You have to enter password or password script".to_string()
+        });
+    }
+    if let Some(key) = opts.given("identity_file") {
+        if !Path::new(key).is_file() {
+            out.push(format!("Identity file {key} does not exist"));
+        }
+    }
+    if has(Feature::Plugs)
+        && !matches!(action.as_str(), "list" | "list-status" | "monitor")
+        && opts.plugs().is_empty()
+    {
+        out.push("You have to enter plug number or machine identification".to_string());
+    }
+    for spec in opts.table() {
+        let Some(v) = opts.given(spec.name) else {
+            continue;
+        };
+        let long = spec.long();
+        match spec.kind {
+            Kind::Select(choices) if !choices.iter().any(|c| c.eq_ignore_ascii_case(v)) => {
+                let list: Vec<String> = choices.iter().map(|c| format!("'{c}'")).collect();
+                out.push(format!(
+                    "You have to enter a valid choice for --{long} from the valid values: [{}]",
+                    list.join(", ")
+                ));
+            }
+            Kind::Second => {
+                let ok = v
+                    .trim()
+                    .parse::<f64>()
+                    .map(|f| f.is_finite() && (0.0..=86_400.0).contains(&f))
+                    .unwrap_or(false);
+                if !ok {
+                    out.push(format!(
+                        "The value you have entered for --{long} is not a valid time in seconds"
+                    ));
+                }
+            }
+            Kind::Int => {
+                let ok = v.trim().parse::<i64>().map(|n| n >= 0).unwrap_or(false);
+                if !ok {
+                    out.push(format!(
+                        "The value you have entered for --{long} is not a valid integer"
+                    ));
+                }
+            }
+            _ => {}
+        }
+    }
+    if let Some(p) = opts.int("ipport") {
+        if !(1..=65_535).contains(&p) {
+            out.push("The value you have entered for --ipport is not a valid port".to_string());
+        }
+    }
+    out.extend(A::validate(opts));
+    out
+}
