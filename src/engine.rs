@@ -104,7 +104,11 @@ pub fn execute<A: Agent>(opts: &Options) -> FenceResult<Outcome> {
         "reboot" => {
             run_delay(opts);
             let mut agent = A::connect(opts)?;
-            if info.has_cycle && opts.get("method") == Some("cycle") {
+            if info.has_cycle
+                && opts
+                    .get("method")
+                    .is_some_and(|m| m.eq_ignore_ascii_case("cycle"))
+            {
                 return reboot_cycle(&mut agent, opts, &plugs);
             }
             reboot_onoff(&mut agent, opts, &plugs)

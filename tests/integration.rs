@@ -1,1 +1,5 @@
 //! fencekit integration tests: real binaries, real peers.
+
+mod agentcmd;
+mod metadata;
+mod protocol;

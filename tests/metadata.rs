@@ -1,0 +1,120 @@
+//! Every binary's `-o metadata` against its golden copy in metadata/ (UPDATE_GOLDEN=1 rewrites
+//! them), validated with xmllint against Pacemaker's metadata.rng and pcs's ocf-1.0.rng, and
+//! checked structurally.
+
+use std::fs;
+use std::path::PathBuf;
+use std::process::Command;
+
+use crate::agentcmd::{self, args, require};
+
+/// Every agent binary of the package.
+pub const AGENTS: &[&str] = &["fence_fake"];
+
+fn golden(name: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("metadata")
+        .join(format!("{name}.xml"))
+}
+
+fn metadata_of(name: &str) -> String {
+    let r = args(&agentcmd::bin(name), &["-o", "metadata"]);
+    assert_eq!((r.code, r.stderr.as_str()), (0, ""), "{name}");
+    r.stdout
+}
+
+#[test]
+fn golden_files_match() {
+    for name in AGENTS {
+        let xml = metadata_of(name);
+        let path = golden(name);
+        if std::env::var("UPDATE_GOLDEN").is_ok_and(|v| v == "1") {
+            fs::write(&path, &xml).unwrap();
+            continue;
+        }
+        let want = fs::read_to_string(&path)
+            .unwrap_or_else(|_| panic!("{} missing: run with UPDATE_GOLDEN=1", path.display()));
+        assert_eq!(
+            xml,
+            want,
+            "{name}: metadata differs from {} (UPDATE_GOLDEN=1 rewrites)",
+            path.display()
+        );
+    }
+}
+
+#[test]
+fn validates_against_both_schemas() {
+    if !require("xmllint") {
+        return;
+    }
+    for schema in [
+        "/usr/share/cluster/relaxng/metadata.rng",
+        "/usr/share/pcs/data/ocf-1.0.rng",
+    ] {
+        assert!(
+            PathBuf::from(schema).exists(),
+            "{schema} is missing: install pacemaker-schemas and pcs"
+        );
+        for name in AGENTS {
+            let dir = tempfile::tempdir().unwrap();
+            let f = dir.path().join("m.xml");
+            fs::write(&f, metadata_of(name)).unwrap();
+            let out = Command::new("xmllint")
+                .args(["--noout", "--relaxng", schema])
+                .arg(&f)
+                .output()
+                .unwrap();
+            assert!(
+                out.status.success(),
+                "{name} vs {schema}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+    }
+}
+
+#[test]
+fn c49_c50_structure() {
+    for name in AGENTS {
+        let xml = metadata_of(name);
+        assert!(xml.starts_with("<?xml version=\"1.0\" ?>\n"));
+        assert!(xml.contains(&format!("<resource-agent name=\"{name}\"")));
+        let on = xml
+            .find("<action name=\"on\" automatic=\"0\"/>")
+            .expect("on first");
+        for a in [
+            "off",
+            "reboot",
+            "status",
+            "monitor",
+            "metadata",
+            "validate-all",
+        ] {
+            let at = xml
+                .find(&format!("<action name=\"{a}\" />"))
+                .unwrap_or_else(|| panic!("{name}: no {a}"));
+            assert!(at > on);
+        }
+        for (legacy, canon) in [("port", "plug")] {
+            if xml.contains("name=\"plug\"") {
+                assert!(xml.contains(&format!("<parameter name=\"{legacy}\" unique=\"0\" required=\"1\" deprecated=\"1\">")), "{name}");
+                assert!(xml.contains(&format!("<parameter name=\"{canon}\" unique=\"0\" required=\"1\" obsoletes=\"{legacy}\">")), "{name}");
+            }
+        }
+        // Every parameter has getopt, content and shortdesc.
+        let params = xml.matches("<parameter ").count();
+        assert_eq!(params, xml.matches("<getopt mixed=").count());
+        assert_eq!(params, xml.matches("<content type=").count());
+        assert_eq!(params, xml.matches("<shortdesc lang=\"en\">").count());
+    }
+}
+
+#[test]
+fn manpage_renders() {
+    for name in AGENTS {
+        let r = args(&agentcmd::bin(name), &["-o", "manpage"]);
+        assert_eq!(r.code, 0);
+        assert!(r.stdout.starts_with(".TH "));
+    }
+}
