@@ -6,9 +6,7 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use crate::agentcmd::{
-    self, args, args_env, run_mode, run_mode_env, stdin, stdin_env, Mode, Opt, MODES,
-};
+use crate::agentcmd::{self, args, run_mode, run_mode_env, stdin, stdin_env, Mode, Opt, MODES};
 
 struct Dev {
     _dir: tempfile::TempDir,
