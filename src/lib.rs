@@ -16,6 +16,7 @@ pub use secret::Secret;
 pub mod argv;
 pub mod engine;
 pub mod log;
+pub mod manual;
 pub mod metadata;
 pub mod run;
 pub mod stdin;

@@ -88,3 +88,90 @@ pub fn problems<A: Agent>(opts: &Options) -> Vec<String> {
     out.extend(A::validate(opts));
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::agent::AgentInfo;
+    use crate::error::FenceResult;
+    use crate::options::table;
+    use crate::PowerState;
+    use std::collections::BTreeMap;
+
+    struct T;
+    static INFO: AgentInfo = AgentInfo {
+        name: "fence_t",
+        shortdesc: "t",
+        longdesc: "t",
+        vendor_url: "",
+        features: &[
+            Feature::Address,
+            Feature::Login,
+            Feature::Password,
+            Feature::Ssh,
+        ],
+        options: &[],
+        defaults: &[],
+        has_list: false,
+        has_cycle: false,
+        has_diag: false,
+        needs_password: true,
+    };
+    impl Agent for T {
+        fn info() -> &'static AgentInfo {
+            &INFO
+        }
+        fn connect(_: &Options) -> FenceResult<Self> {
+            Ok(T)
+        }
+        fn power_status(&mut self, _: &str) -> FenceResult<PowerState> {
+            Ok(PowerState::On)
+        }
+        fn set_power(&mut self, _: &str, _: PowerState) -> FenceResult<()> {
+            Ok(())
+        }
+    }
+
+    fn opts(pairs: &[(&'static str, &str)]) -> Options {
+        let v: BTreeMap<&'static str, String> =
+            pairs.iter().map(|(k, v)| (*k, v.to_string())).collect();
+        Options::new("fence_t", table(&INFO), v)
+    }
+
+    #[test]
+    fn missing_address_and_login() {
+        let p = problems::<T>(&opts(&[("action", "status")]));
+        assert_eq!(
+            p,
+            vec![
+                "You have to set login name",
+                "You have to enter fence address",
+                "You have to enter password, password script or identity file",
+            ]
+        );
+        let p = problems::<T>(&opts(&[
+            ("action", "status"),
+            ("ip", "127.0.0.1"),
+            ("username", "root"),
+            ("password", "x"),
+        ]));
+        assert!(p.is_empty(), "{p:?}");
+    }
+
+    #[test]
+    fn identity_file_must_exist_and_port_range() {
+        let p = problems::<T>(&opts(&[
+            ("ip", "127.0.0.1"),
+            ("username", "root"),
+            ("identity_file", "/nonexistent/key"),
+            ("ipport", "70000"),
+        ]));
+        assert!(p.contains(&"Identity file /nonexistent/key does not exist".to_string()));
+        assert!(p.iter().any(|s| s.contains("not a valid port")));
+    }
+
+    #[test]
+    fn metadata_needs_nothing() {
+        assert!(problems::<T>(&opts(&[("action", "metadata")])).is_empty());
+    }
+}
