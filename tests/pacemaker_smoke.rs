@@ -85,5 +85,52 @@ fn pacemaker_fences_target_with_fence_dummy() {
     let out = cluster.stonith_admin(&["--list-registered"]);
     assert!(!String::from_utf8_lossy(&out.stdout).contains("smoke_dummy"));
 
+    // A device whose start (monitor) fails is reported as such, not as running:
+    // fence_dummy fails on an empty status file.
+    let empty = status_dir.path().join("empty.status");
+    std::fs::write(&empty, "").unwrap();
+    let empty_arg = format!("status_file={}", empty.display());
+    let out = cluster.pcs(&[
+        "stonith",
+        "create",
+        "smoke_dummy",
+        "fence_dummy",
+        "pcmk_host_list=target1",
+        &empty_arg,
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        pacemaker::describe("pcs stonith create", &out)
+    );
+    let err = cluster
+        .wait_running("smoke_dummy", Duration::from_secs(60))
+        .unwrap_err();
+    assert!(err.contains("its start failed"), "{err}");
+    cluster.delete_device("smoke_dummy").unwrap();
+
+    // The same id again, healthy: the old failure must not linger.
+    let out = cluster.pcs(&[
+        "stonith",
+        "create",
+        "smoke_dummy",
+        "fence_dummy",
+        "pcmk_host_list=target1",
+        &status_arg,
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        pacemaker::describe("pcs stonith create", &out)
+    );
+    cluster
+        .wait_running("smoke_dummy", Duration::from_secs(60))
+        .unwrap();
+    assert_eq!(
+        cluster.resource_role("smoke_dummy").as_deref(),
+        Some("Started")
+    );
+    cluster.delete_device("smoke_dummy").unwrap();
+
     cluster.shutdown().unwrap();
 }

@@ -302,19 +302,29 @@ impl Cluster {
         run_with_timeout("crm_mon", &["-1"], COMMAND_TIMEOUT)
     }
 
-    /// Waits until `crm_resource --locate -r resource` says "is running on" (polls every
-    /// 250 ms); on timeout the error holds the last `crm_mon -1` output.
+    /// Waits until `resource` has really started: `crm_mon --output-as=xml` shows it with
+    /// `role="Started"` and `failed="false"`. (`crm_resource --locate` is not enough: it says
+    /// "is running on" while the start, i.e. the agent's `monitor`, is still in progress and
+    /// even when that start then fails.) Fails at once when a failed start is recorded, else
+    /// after `timeout`; the error holds `crm_mon -1`. Polls every 250 ms.
     pub fn wait_running(&self, resource: &str, timeout: Duration) -> Result<(), String> {
         let start = Instant::now();
         loop {
-            let out = self.crm_resource(&["--locate", "-r", resource]);
-            if String::from_utf8_lossy(&out.stdout).contains("is running on") {
-                return Ok(());
+            let xml = self.crm_mon_xml();
+            if let Some(attrs) = resource_attrs(&xml, resource) {
+                if attrs.contains(r#" role="Started""#) && attrs.contains(r#" failed="false""#) {
+                    return Ok(());
+                }
             }
-            if start.elapsed() >= timeout {
+            let failed_start = format!(r#"<failure op_key="{resource}_start_0""#);
+            if xml.contains(&failed_start) || start.elapsed() >= timeout {
+                let why = if xml.contains(&failed_start) {
+                    "its start failed".to_string()
+                } else {
+                    format!("not started after {} s", timeout.as_secs())
+                };
                 return Err(format!(
-                    "resource {resource} not running after {} s\n{}",
-                    timeout.as_secs(),
+                    "resource {resource}: {why}\n{}",
                     describe("crm_mon -1", &self.crm_mon())
                 ));
             }
@@ -322,12 +332,32 @@ impl Cluster {
         }
     }
 
-    /// Deletes a fence device and clears the fencing history, so the next scenario starts
-    /// clean: `pcs stonith delete id --force` then `stonith_admin --cleanup --history '*'`.
+    /// The role crm_mon reports for `resource` (`Starting`, `Started`, `Stopped`, …), or
+    /// `None` if crm_mon does not list it.
+    pub fn resource_role(&self, resource: &str) -> Option<String> {
+        let xml = self.crm_mon_xml();
+        let attrs = resource_attrs(&xml, resource)?;
+        let (_, rest) = attrs.split_once(r#" role=""#)?;
+        rest.split_once('"').map(|(role, _)| role.to_string())
+    }
+
+    /// `crm_mon -1 --output-as=xml` stdout (empty if it failed).
+    pub fn crm_mon_xml(&self) -> String {
+        let out = run_with_timeout("crm_mon", &["-1", "--output-as=xml"], COMMAND_TIMEOUT);
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// Deletes a fence device and clears the failure and fencing history, so the next
+    /// scenario starts clean (even one that reuses `id`): `pcs stonith delete id --force`,
+    /// `crm_resource --cleanup`, `stonith_admin --cleanup --history '*'`.
     pub fn delete_device(&self, id: &str) -> Result<(), String> {
         let out = self.pcs(&["stonith", "delete", id, "--force"]);
         if !out.status.success() {
             return Err(describe(&format!("pcs stonith delete {id} --force"), &out));
+        }
+        let out = self.crm_resource(&["--cleanup"]);
+        if !out.status.success() {
+            return Err(describe("crm_resource --cleanup", &out));
         }
         let out = self.stonith_admin(&["--cleanup", "--history", "*"]);
         if !out.status.success() {
@@ -383,6 +413,13 @@ impl Drop for Cluster {
             eprintln!("pacemaker teardown failed: {e}");
         }
     }
+}
+
+/// The attribute text of the first `<resource id="resource" …>` element in crm_mon XML.
+fn resource_attrs<'a>(xml: &'a str, resource: &str) -> Option<&'a str> {
+    let open = format!(r#"<resource id="{resource}" "#);
+    let (_, rest) = xml.split_once(open.as_str())?;
+    rest.split_once('>').map(|(attrs, _)| attrs)
 }
 
 /// Runs `bash scripts/pcmk.sh args… --state state`; Err with its output unless rc 0.
