@@ -13,4 +13,6 @@
 
 mod agentcmd;
 mod metadata;
+mod pacemaker_smoke;
 mod protocol;
+mod util;
