@@ -13,6 +13,7 @@
 
 mod agentcmd;
 mod metadata;
+mod pacemaker_fake;
 mod pacemaker_smoke;
 mod protocol;
 mod util;

@@ -173,10 +173,7 @@ impl Fake {
 }
 
 fn log_invocation(opts: &Options) {
-    let path = format!(
-        "{}.log",
-        opts.get("state_file").unwrap_or("/tmp/fence_fake.state")
-    );
+    let state_file = opts.get("state_file").unwrap_or("/tmp/fence_fake.state");
     let mut keys: Vec<&str> = opts
         .table()
         .iter()
@@ -190,6 +187,11 @@ fn log_invocation(opts: &Options) {
         opts.plug().unwrap_or(""),
         keys.join(",")
     );
+    append_log(state_file, &line);
+}
+
+fn append_log(state_file: &str, line: &str) {
+    let path = format!("{state_file}.log");
     let _ = fs::OpenOptions::new()
         .create(true)
         .append(true)
@@ -245,6 +247,10 @@ impl Agent for Fake {
     fn set_power(&mut self, plug: &str, state: PowerState) -> FenceResult<()> {
         self.device_call()?;
         let on = state == PowerState::On;
+        append_log(
+            &self.path,
+            &format!("set {plug} {}\n", if on { "on" } else { "off" }),
+        );
         if (!on && self.has("ignore-off")) || (on && self.has("ignore-on")) {
             return Ok(());
         }
@@ -302,6 +308,7 @@ impl Agent for Fake {
     }
 }
 
+/// Entry point.
 fn main() -> ExitCode {
     fencekit::run::run::<Fake>()
 }
