@@ -12,6 +12,7 @@
 )]
 
 mod agentcmd;
+mod demo;
 mod metadata;
 mod pacemaker_fake;
 mod pacemaker_smoke;
