@@ -1,1 +1,4 @@
+//! Integration tests (one test crate).
 
+mod esxi_lib;
+mod sim;
