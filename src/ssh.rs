@@ -675,9 +675,13 @@ fn authenticate(
     };
     let offers = |m: &str| methods.split(',').any(|x| x == m);
     let mut tried: Vec<&str> = Vec::new();
-    let fail = |e: SshError| -> Result<bool, SshError> {
+    let mut reason = String::new();
+    let mut fail = |e: SshError| -> Result<(), SshError> {
         match e {
-            SshError::Auth(_) | SshError::Protocol(_) => Ok(false),
+            SshError::Auth(m) | SshError::Protocol(m) => {
+                reason = m;
+                Ok(())
+            }
             other => Err(tmo(other)),
         }
     };
@@ -723,12 +727,22 @@ fn authenticate(
             "{label}: the server offers no authentication method we can use (offered: {methods})"
         )))
     } else {
+        if matches!(
+            &cfg.auth,
+            SshAuth::Key {
+                passphrase: Some(_),
+                ..
+            }
+        ) && reason.contains("private key")
+        {
+            reason.push_str(" (wrong passphrase?)");
+        }
         let what = match &cfg.auth {
             SshAuth::Key { path, .. } => format!("key {}", path.display()),
             SshAuth::Password(_) => "password".to_owned(),
         };
         Err(SshError::Auth(format!(
-            "{label}: authentication failed with {what} (tried {}; server offers {methods})",
+            "{label}: authentication failed with {what} (tried {}; server offers {methods}; last error: {reason})",
             tried.join(", ")
         )))
     }

@@ -128,6 +128,7 @@ fn wrong_password_is_an_auth_error_without_the_password() {
     let text = format!("{err} {err:?}");
     assert!(!text.contains("wrong-Secret-42"), "{text}");
     assert!(text.contains("keyboard-interactive"), "{text}");
+    println!("wrong password: {err}");
     let fe = fencekit::FenceError::from(err);
     assert!(matches!(fe, fencekit::FenceError::LoginDenied(_)));
 }
@@ -162,6 +163,7 @@ fn key_with_passphrase() {
     let err = SshSession::connect(&cfg(&host, auth("bad-pp"), &kh)).expect_err("bad passphrase");
     assert!(matches!(err, SshError::Auth(_)), "{err:?}");
     assert!(!err.to_string().contains("bad-pp"));
+    println!("bad passphrase: {err}");
     // Password login is not offered by a pubkey-only host.
     let err = SshSession::connect(&cfg(&host, password("x"), &kh)).expect_err("no method");
     assert!(matches!(err, SshError::Auth(_)), "{err:?}");
@@ -182,6 +184,7 @@ fn host_keys_unknown_pinned_changed_accept_new() {
         other => panic!("{other:?}"),
     }
     let text = err.to_string();
+    println!("unknown key: {text}");
     assert!(text.contains(&host.fingerprint()), "{text}");
     assert!(text.contains("ssh-keyscan -p"), "{text}");
     assert!(text.contains("host_key_fingerprint="), "{text}");
@@ -250,6 +253,7 @@ fn host_keys_unknown_pinned_changed_accept_new() {
         other => panic!("{other:?}"),
     }
     assert!(err.to_string().contains("ssh-keygen -R"), "{err}");
+    println!("changed key: {err}");
     // And the FenceError says "Host key verification failed".
     assert!(fencekit::FenceError::from(err)
         .to_string()
@@ -326,6 +330,7 @@ fn hang_ends_in_timeout_and_poisons_the_session() {
         .exec(&vimcmd::power_getstate(1), Duration::from_secs(1))
         .expect_err("must time out");
     assert!(matches!(err, SshError::Timeout(_)), "{err:?}");
+    println!("hang: {err}");
     // Ended by our timeout, not by the hang (30 s).
     assert!(t0.elapsed() < Duration::from_secs(25));
     assert!(fencekit::FenceError::from(err.clone()).is_transport());
@@ -343,6 +348,7 @@ fn connection_drop_is_an_error() {
     host.set_fault("drop", &["match=power.off", "times=1"]);
     let err = s.exec(&vimcmd::power_off(1), SHORT).expect_err("dropped");
     assert!(matches!(err, SshError::Lost(_)), "{err:?}");
+    println!("drop: {err}");
     // mode=before: nothing was done.
     assert_eq!(host.vm_state("cl0").as_deref(), Some("on"));
 }
@@ -369,6 +375,7 @@ fn frozen_session_and_frozen_host_time_out() {
     host.thaw();
     assert!(matches!(err, SshError::Timeout(_)), "{err:?}");
     assert!(err.to_string().contains("handshake"), "{err}");
+    println!("frozen host: {err}");
 }
 
 #[test]
@@ -467,4 +474,112 @@ fn several_hosts_at_once() {
             Ok(1)
         );
     }
+}
+
+/// Not a timed assertion: prints medians for the report
+/// (`cargo test --test integration -- --ignored --nocapture measure_`).
+#[test]
+#[ignore]
+fn measure_connect_exec_vs_openssh() {
+    let Some(host) = EsxiHost::builder().auth(Auth::Both).start() else {
+        return;
+    };
+    let (_d, kh) = known_hosts(&host.known_hosts_lines());
+    let median = |mut v: Vec<f64>| {
+        v.sort_by(f64::total_cmp);
+        v.get(v.len() / 2).copied().unwrap_or(0.0)
+    };
+    let n = 11;
+    let run = |auth: SshAuth| {
+        let c = cfg(&host, auth, &kh);
+        let mut v = Vec::new();
+        for _ in 0..n {
+            let t0 = Instant::now();
+            let mut s = SshSession::connect(&c).expect("connect");
+            let out = s.exec(&vimcmd::power_getstate(1), SHORT).expect("exec");
+            assert!(out.success());
+            drop(s);
+            v.push(t0.elapsed().as_secs_f64());
+        }
+        median(v)
+    };
+    let key_t = run(key(&host));
+    let kbd_t = run(password(host.password()));
+    let mut v = Vec::new();
+    for _ in 0..n {
+        let t0 = Instant::now();
+        let st = std::process::Command::new(host.ssh_wrapper())
+            .args(["-p", &host.port().to_string(), "fencetest@127.0.0.1"])
+            .arg(vimcmd::power_getstate(1))
+            .output()
+            .expect("ssh");
+        assert!(st.status.success());
+        v.push(t0.elapsed().as_secs_f64());
+    }
+    let ssh_t = median(v);
+    let mut v = Vec::new();
+    for _ in 0..n {
+        let t0 = Instant::now();
+        let st = std::process::Command::new(host.ssh_wrapper())
+            .args([
+                "-p",
+                &host.port().to_string(),
+                "fencetest@127.0.0.1",
+                "true",
+            ])
+            .output()
+            .expect("ssh");
+        assert!(st.status.success());
+        v.push(t0.elapsed().as_secs_f64());
+    }
+    let ssh_true = median(v);
+    let c = cfg(&host, key(&host), &kh);
+    let mut v = Vec::new();
+    for _ in 0..n {
+        let t0 = Instant::now();
+        let mut s = SshSession::connect(&c).expect("connect");
+        assert!(s.exec("true", SHORT).expect("exec").success());
+        drop(s);
+        v.push(t0.elapsed().as_secs_f64());
+    }
+    let lib_true = median(v);
+    println!(
+        "median of {n}: libssh2 key+getstate {key_t:.3}s, libssh2 kbdint+getstate {kbd_t:.3}s, \
+         OpenSSH ssh key+getstate {ssh_t:.3}s (ratio {:.2}); `true`: libssh2 {lib_true:.3}s vs ssh {ssh_true:.3}s (ratio {:.2})",
+        key_t / ssh_t,
+        lib_true / ssh_true
+    );
+}
+
+#[test]
+fn simulator_noop_and_slow_faults() {
+    let Some(host) = EsxiHost::start(&[]) else {
+        return;
+    };
+    let (_d, kh) = known_hosts(&host.known_hosts_lines());
+    let mut s = SshSession::connect(&cfg(&host, key(&host), &kh)).expect("connect");
+    // noop: the success text, but the VM stays on.
+    host.set_fault("noop", &[]);
+    let out = s.exec(&vimcmd::power_off(1), SHORT).expect("power.off");
+    assert_eq!(vimcmd::check_power_op(&out.stdout_text()), Ok(()));
+    assert_eq!(getstate(&mut s, 1), Ok(VmPower::On));
+    host.clear_faults();
+    // slow (async): success at once, the state changes about a second later.
+    host.set_fault("slow", &["1"]);
+    let out = s.exec(&vimcmd::power_off(2), SHORT).expect("power.off");
+    assert_eq!(out.stdout_text(), "Powering off VM:\n");
+    let t0 = Instant::now();
+    let mut seen_on = false;
+    loop {
+        match getstate(&mut s, 2) {
+            Ok(VmPower::On) => seen_on = true,
+            Ok(VmPower::Off) => break,
+            other => panic!("{other:?}"),
+        }
+        assert!(t0.elapsed() < Duration::from_secs(20), "never went off");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert!(seen_on, "the change was not delayed");
+    let calls = host.calls();
+    assert!(calls.iter().any(|c| c["faults"][0] == "slow"));
 }
