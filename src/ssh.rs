@@ -32,6 +32,7 @@ use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use ssh2::{BlockDirections, HashType, HostKeyType, KeyboardInteractivePrompt, MethodType, Prompt};
 
 use crate::error::FenceError;
+use crate::options::Options;
 use crate::secret::Secret;
 
 /// Default cap on the bytes collected from one command (stdout and stderr together).
@@ -117,6 +118,56 @@ impl SshConfig {
             command_timeout: Duration::from_secs(30),
             max_output: DEFAULT_MAX_OUTPUT,
         }
+    }
+
+    /// Builds a configuration from the shared option rows: `ip`, `ipport` (default 22),
+    /// `username`, `identity_file` (the password, if any, is then its passphrase) or
+    /// `password`, `known_hosts`, `host_key_fingerprint`, `accept_new_host_key`,
+    /// `login_timeout` (connect + login) and `shell_timeout` (default per command).
+    pub fn from_options(opts: &Options) -> Result<SshConfig, FenceError> {
+        let host = opts
+            .ip()
+            .filter(|h| !h.trim().is_empty())
+            .ok_or_else(|| FenceError::Usage("You have to enter fence address".to_owned()))?;
+        let user = opts
+            .username()
+            .ok_or_else(|| FenceError::Usage("You have to enter a login name".to_owned()))?;
+        let port = match opts.int("ipport") {
+            None => 22,
+            Some(p) => u16::try_from(p)
+                .ok()
+                .filter(|p| *p > 0)
+                .ok_or_else(|| FenceError::Usage(format!("ipport {p} is not a TCP port")))?,
+        };
+        let auth = match (opts.get("identity_file"), opts.password()) {
+            (Some(path), pass) => SshAuth::Key {
+                path: PathBuf::from(path),
+                passphrase: pass.cloned(),
+            },
+            (None, Some(pw)) => SshAuth::Password(pw.clone()),
+            (None, None) => {
+                return Err(FenceError::Usage(
+                    "You have to set login password or identity file".to_owned(),
+                ))
+            }
+        };
+        let nonzero = |d: Duration, dflt: u64| {
+            if d.is_zero() {
+                Duration::from_secs(dflt)
+            } else {
+                d
+            }
+        };
+        let mut cfg = SshConfig::new(host, user, auth);
+        cfg.port = port;
+        cfg.host_key = HostKeyPolicy {
+            known_hosts: opts.get("known_hosts").map(PathBuf::from),
+            fingerprint: opts.get("host_key_fingerprint").map(str::to_owned),
+            accept_new: opts.flag("accept_new_host_key"),
+        };
+        cfg.connect_timeout = nonzero(opts.login_timeout(), 5);
+        cfg.command_timeout = nonzero(opts.shell_timeout(), 3);
+        Ok(cfg)
     }
 
     /// The name OpenSSH uses for this host in known_hosts: `host` for port 22, else
@@ -1363,6 +1414,53 @@ mod tests {
         assert!(parse_fingerprints("MD5:aa:bb").is_err());
         assert!(parse_fingerprints("SHA256:short").is_err());
         assert!(parse_fingerprints("").is_err());
+    }
+
+    #[test]
+    fn config_from_options() {
+        let opts = |pairs: &[(&'static str, &str)]| {
+            let values = pairs.iter().map(|(k, v)| (*k, (*v).to_owned())).collect();
+            Options::new("fence_test", Vec::new(), values)
+        };
+        let c = SshConfig::from_options(&opts(&[
+            ("ip", "esxi1"),
+            ("username", "root"),
+            ("password", "pw"),
+            ("ipport", "2222"),
+            ("host_key_fingerprint", "SHA256:x"),
+            ("accept_new_host_key", "1"),
+            ("login_timeout", "7"),
+        ]))
+        .unwrap();
+        assert_eq!(c.port, 2222);
+        assert_eq!(c.auth, SshAuth::Password(Secret::new("pw")));
+        assert!(c.host_key.accept_new);
+        assert_eq!(c.connect_timeout, Duration::from_secs(7));
+        assert_eq!(c.command_timeout, Duration::from_secs(3));
+        assert_eq!(c.known_hosts_name(), "[esxi1]:2222");
+        let c = SshConfig::from_options(&opts(&[
+            ("ip", "h"),
+            ("username", "u"),
+            ("password", "pp"),
+            ("identity_file", "/k"),
+        ]))
+        .unwrap();
+        assert!(matches!(
+            c.auth,
+            SshAuth::Key {
+                passphrase: Some(_),
+                ..
+            }
+        ));
+        assert_eq!(c.known_hosts_name(), "h");
+        assert!(SshConfig::from_options(&opts(&[("ip", "h"), ("username", "u")])).is_err());
+        assert!(SshConfig::from_options(&opts(&[
+            ("ip", "h"),
+            ("username", "u"),
+            ("password", "p"),
+            ("ipport", "70000")
+        ]))
+        .is_err());
     }
 
     #[test]

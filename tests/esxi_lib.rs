@@ -583,3 +583,42 @@ fn simulator_noop_and_slow_faults() {
     let calls = host.calls();
     assert!(calls.iter().any(|c| c["faults"][0] == "slow"));
 }
+
+/// Not a timed assertion: prints the cost of listing a 2,000-VM host
+/// (`cargo test --test integration -- --ignored --nocapture measure_`).
+#[test]
+#[ignore]
+fn measure_big_host_list() {
+    let vms: Vec<SimVm> = (1..=2000)
+        .map(|i| {
+            let mut v = SimVm::new(i, &format!("vm {i:04} [grp{}]", i % 17), "on");
+            if i % 50 == 0 {
+                v.annotation = format!("node {i}\n{i} GB reserved");
+            }
+            v
+        })
+        .collect();
+    let Some(host) = EsxiHost::start(&vms) else {
+        return;
+    };
+    let (_d, kh) = known_hosts(&host.known_hosts_lines());
+    let mut s = SshSession::connect(&cfg(&host, key(&host), &kh)).expect("connect");
+    let t0 = Instant::now();
+    let out = s.exec(&vimcmd::getallvms(), SHORT).expect("getallvms");
+    let t_exec = t0.elapsed();
+    let text = out.stdout_text();
+    let t1 = Instant::now();
+    let parsed = vimcmd::parse_getallvms(&text).expect("parse");
+    let t_parse = t1.elapsed();
+    assert_eq!(parsed.len(), 2000);
+    assert_eq!(
+        vimcmd::find_vm(&parsed, "vm 1000 [grp14]").map(|v| (v.vmid, v.annotation.as_str())),
+        Ok((1000, "node 1000\n1000 GB reserved"))
+    );
+    println!(
+        "2000 VMs: {} bytes, exec {:.3}s, parse {:.1}ms",
+        out.stdout.len(),
+        t_exec.as_secs_f64(),
+        t_parse.as_secs_f64() * 1000.0
+    );
+}
