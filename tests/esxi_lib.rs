@@ -462,6 +462,7 @@ fn several_hosts_at_once() {
         return;
     }
     let mut ports: Vec<u16> = hosts.iter().map(|h| h.port()).collect();
+    ports.sort_unstable();
     ports.dedup();
     assert_eq!(ports.len(), 3);
     for (i, host) in hosts.iter().enumerate() {
@@ -621,4 +622,22 @@ fn measure_big_host_list() {
         t_exec.as_secs_f64(),
         t_parse.as_secs_f64() * 1000.0
     );
+}
+
+#[test]
+fn refused_connection_is_a_connect_error() {
+    // A port nobody listens on (bound then released).
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("free port");
+    let mut c = SshConfig::new("127.0.0.1", "nobody", password("x"));
+    c.port = port;
+    c.connect_timeout = Duration::from_secs(3);
+    let err = SshSession::connect(&c).expect_err("refused");
+    assert!(matches!(err, SshError::Connect(_)), "{err:?}");
+    assert!(matches!(
+        fencekit::FenceError::from(err),
+        fencekit::FenceError::LoginDenied(_)
+    ));
 }
