@@ -473,6 +473,7 @@ impl SshSession {
         let mut stderr = Vec::new();
         let mut buf = vec![0u8; 32 * 1024];
         let (mut out_eof, mut err_eof) = (false, false);
+        let mut spins = 0u8;
         loop {
             if Instant::now() >= deadline {
                 return Err(timed_out());
@@ -505,7 +506,14 @@ impl SshSession {
             if out_eof && err_eof {
                 break;
             }
-            if !progressed {
+            if progressed {
+                spins = 0;
+            } else if (channel.eof() || channel.read_window().available > 0) && spins < 3 {
+                // Reading one stream may have queued the other stream's data (or the EOF)
+                // without any more bytes coming on the socket: read again before waiting.
+                spins += 1;
+            } else {
+                spins = 0;
                 wait_socket(&self.sess, sock, deadline).map_err(|_| timed_out())?;
             }
         }

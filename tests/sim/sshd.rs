@@ -418,10 +418,6 @@ impl EsxiHost {
 impl Drop for EsxiHost {
     fn drop(&mut self) {
         let _ = self.harness(&["destroy", &self.name]);
-        let _ = Command::new(script())
-            .arg(&self.root)
-            .args(["rekey", &self.name])
-            .output();
         let mut live = LIVE.lock().unwrap_or_else(|p| p.into_inner());
         *live = live.saturating_sub(1);
         if *live == 0 && self.root.starts_with("/tmp") {
