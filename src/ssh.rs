@@ -299,6 +299,7 @@ pub struct SshSession {
     key_type: String,
     host_key_status: HostKeyStatus,
     max_output: usize,
+    command_timeout: Duration,
     broken: Option<String>,
 }
 
@@ -404,8 +405,19 @@ impl SshSession {
             key_type,
             host_key_status,
             max_output: cfg.max_output,
+            command_timeout: cfg.command_timeout,
             broken: None,
         })
+    }
+
+    /// Runs one command with the configured [`SshConfig::command_timeout`].
+    pub fn exec_default(&mut self, cmd: &str) -> Result<ExecOutput, SshError> {
+        self.exec(cmd, self.command_timeout)
+    }
+
+    /// The configured default command timeout.
+    pub fn command_timeout(&self) -> Duration {
+        self.command_timeout
     }
 
     /// SHA256 fingerprint of the server's host key, `SHA256:<base64>`.

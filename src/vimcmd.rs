@@ -166,6 +166,21 @@ pub fn registervm(vmx_path: &str, name: Option<&str>) -> String {
     }
 }
 
+/// `vmware -v`: the cheapest command that proves the shell and the tools answer (for
+/// `monitor`).
+pub fn host_version() -> String {
+    "vmware -v".to_owned()
+}
+
+/// Parses `vmware -v` (`VMware ESXi 8.0.3 build-24022510`).
+pub fn parse_host_version(out: &str) -> Result<String, ParseError> {
+    let mut it = lines(out).map(str::trim).filter(|l| !l.is_empty());
+    match (it.next(), it.next()) {
+        (Some(l), None) if l.starts_with("VMware ESXi ") => Ok(l.to_owned()),
+        _ => Err(ParseError::Unrecognised(excerpt(out))),
+    }
+}
+
 /// `vim-cmd hostsvc/hostsummary`.
 pub fn hostsummary() -> String {
     "vim-cmd hostsvc/hostsummary".to_owned()
@@ -663,6 +678,16 @@ mod tests {
     }
 
     #[test]
+    fn host_version_line() {
+        assert_eq!(
+            parse_host_version("VMware ESXi 8.0.3 build-24022510\n").as_deref(),
+            Ok("VMware ESXi 8.0.3 build-24022510")
+        );
+        assert!(parse_host_version("").is_err());
+        assert!(parse_host_version("sh: vmware: not found\n").is_err());
+    }
+
+    #[test]
     fn host_summary() {
         let s = parse_hostsummary(fixture!("hostsummary_esxi8.txt")).unwrap();
         assert_eq!(s.memory_size, Some(137_262_243_840));
@@ -769,6 +794,7 @@ mod tests {
             let _ = parse_registervm(&s);
             let _ = parse_unregister(&s);
             let _ = parse_hostsummary(&s);
+            let _ = parse_host_version(&s);
             if let Ok(vms) = parse_getallvms(&s) {
                 let _ = find_vm(&vms, "cl0");
             }

@@ -668,3 +668,42 @@ fn interleaved_streams_and_many_commands_on_one_session() {
         assert_eq!(out.stderr_text(), "e\n");
     }
 }
+
+#[test]
+fn esxi5_and_esxi6_layouts() {
+    for layout in ["5", "6"] {
+        let Some(host) = EsxiHost::builder().layout(layout).fault_rc(0).start() else {
+            return;
+        };
+        let (_d, kh) = known_hosts(&host.known_hosts_lines());
+        let mut s = SshSession::connect(&cfg(&host, key(&host), &kh)).expect("connect");
+        let out = s.exec(&vimcmd::getallvms(), SHORT).expect("getallvms");
+        let vms = vimcmd::parse_getallvms(&out.stdout_text()).expect("parse");
+        assert_eq!(vms.len(), 8, "{layout}");
+        // Already off: ESXi 6 says "Power off failed", ESXi 5 prints the old fault block;
+        // with exit status 0 (fault_rc 0) only the text tells.
+        let out = s.exec(&vimcmd::power_off(3), SHORT).expect("power.off");
+        assert_eq!(out.status, Some(0));
+        let err = vimcmd::check_power_op(&out.stdout_text()).expect_err(layout);
+        match layout {
+            "6" => assert!(matches!(err, ParseError::Failed(_)), "{err:?}"),
+            _ => assert!(matches!(err, ParseError::Fault(_)), "{err:?}"),
+        }
+        let out = s
+            .exec(&vimcmd::power_getstate(99), SHORT)
+            .expect("getstate");
+        assert!(vimcmd::parse_power_state(&out.stdout_text()).is_err());
+        let out = s.exec(&vimcmd::unregister(3), SHORT).expect("unregister");
+        assert_eq!(vimcmd::parse_unregister(&out.stdout_text()), Ok(()));
+        let out = s
+            .exec(
+                &vimcmd::registervm("[datastore1] cl01/cl01.vmx", None),
+                SHORT,
+            )
+            .expect("registervm");
+        let want = if layout == "5" { None } else { Some(10) };
+        assert_eq!(vimcmd::parse_registervm(&out.stdout_text()), Ok(want));
+        let out = s.exec_default(&vimcmd::host_version()).expect("vmware -v");
+        assert!(vimcmd::parse_host_version(&out.stdout_text()).is_ok());
+    }
+}

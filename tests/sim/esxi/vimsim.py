@@ -413,7 +413,7 @@ def vim_cmd(args, st, settings, faults, res):
             res.rc = frc
             return
         if op == "power.getstate":
-            res.o("Retrieved runtime info\n%s\n" % state_words(vm["power"], layout))
+            res.o("Retrieved runtime info\n%s\n" % state_words(vm["power"], "8"))
             return
         if op == "unregister":
             if vm["power"] != "off":
