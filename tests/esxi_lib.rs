@@ -689,6 +689,8 @@ fn esxi5_and_esxi6_layouts() {
             "6" => assert!(matches!(err, ParseError::Failed(_)), "{err:?}"),
             _ => assert!(matches!(err, ParseError::Fault(_)), "{err:?}"),
         }
+        assert_eq!(getstate(&mut s, 1), Ok(VmPower::On));
+        assert_eq!(getstate(&mut s, 3), Ok(VmPower::Off));
         let out = s
             .exec(&vimcmd::power_getstate(99), SHORT)
             .expect("getstate");
