@@ -438,8 +438,9 @@ impl SshSession {
     /// Runs one command on an exec channel and collects its output, within `timeout`.
     ///
     /// The command string goes to the remote user's shell as is: build it from trusted parts
-    /// only (quote anything else with [`shell_quote`]). A timeout or a broken connection makes
-    /// the session unusable: later calls fail at once and the caller reconnects.
+    /// only (quote anything else with [`shell_quote`]). Any error (timeout, broken connection,
+    /// output over the cap) makes the session unusable: later calls fail at once with
+    /// [`SshError::Lost`] and the caller reconnects. A non-zero exit status is not an error.
     pub fn exec(&mut self, cmd: &str, timeout: Duration) -> Result<ExecOutput, SshError> {
         if let Some(why) = &self.broken {
             return Err(SshError::Lost(format!(
@@ -449,9 +450,8 @@ impl SshSession {
         }
         let result = self.exec_inner(cmd, timeout);
         if let Err(e) = &result {
-            if matches!(e, SshError::Timeout(_) | SshError::Lost(_)) {
-                self.broken = Some(e.to_string());
-            }
+            // A channel abandoned mid-way leaves libssh2 state behind: start afresh.
+            self.broken = Some(e.to_string());
         }
         result
     }
