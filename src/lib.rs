@@ -8,6 +8,8 @@ pub mod agent;
 pub mod error;
 pub mod options;
 pub mod secret;
+pub mod ssh;
+pub mod vimcmd;
 
 pub use agent::{Agent, AgentInfo, Feature, Outlet, PowerState};
 pub use error::{FenceError, FenceResult};

@@ -13,8 +13,10 @@
 
 mod agentcmd;
 mod demo;
+mod esxi_lib;
 mod metadata;
 mod pacemaker_fake;
 mod pacemaker_smoke;
 mod protocol;
+mod sim;
 mod util;

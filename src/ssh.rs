@@ -1,0 +1,1493 @@
+//! SSH transport for agents that drive a remote shell command (fence_esxi, fence_kvmguest, the
+//! evacuation engine), built on libssh2 through the `ssh2` crate.
+//!
+//! One [`SshSession`] is one TCP connection, key exchange and login; [`SshSession::exec`] runs
+//! one command per exec channel (never an interactive shell, never a pty) and returns its exit
+//! status and its stdout and stderr separately.
+//!
+//! Guarantees:
+//! - **Nothing can hang.** libssh2 runs in non-blocking mode and every step waits on the socket
+//!   with `poll(2)` against an absolute deadline: connect + handshake + host-key check + login
+//!   share [`SshConfig::connect_timeout`]; each command has its own timeout, which also bounds a
+//!   remote command that keeps its channel open forever. Output is capped
+//!   ([`SshConfig::max_output`]).
+//! - **Host keys are verified by default**, against OpenSSH known_hosts files (plain, hashed and
+//!   `[host]:port` entries, comma lists, `*`/`?` patterns, `!` negation, `@revoked`) or against
+//!   pinned SHA256 fingerprints. An unknown or changed key is an error naming the fingerprint
+//!   seen and how to trust it; `accept_new` records an unknown key on first contact only.
+//! - **Authentication** by private key (optional passphrase) or password; a password is offered
+//!   through the `password` method and through `keyboard-interactive` (the only one real ESXi
+//!   offers), answering the password to every non-echoing prompt.
+//! - **Secrets never reach text**: errors name the user, the host, the method, never a password.
+
+use std::fmt::Write as _;
+use std::io::{ErrorKind, Read, Write as _};
+use std::net::{IpAddr, SocketAddr, TcpStream, ToSocketAddrs};
+use std::os::fd::AsFd;
+use std::path::{Path, PathBuf};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+use ssh2::{BlockDirections, HashType, HostKeyType, KeyboardInteractivePrompt, MethodType, Prompt};
+
+use crate::error::FenceError;
+use crate::options::Options;
+use crate::secret::Secret;
+
+/// Default cap on the bytes collected from one command (stdout and stderr together).
+pub const DEFAULT_MAX_OUTPUT: usize = 16 * 1024 * 1024;
+
+// libssh2 error codes used for classification (LIBSSH2_ERROR_*).
+const E_BANNER_RECV: i32 = -2;
+const E_BANNER_SEND: i32 = -3;
+const E_KEX_FAILURE: i32 = -5;
+const E_SOCKET_SEND: i32 = -7;
+const E_TIMEOUT: i32 = -9;
+const E_SOCKET_DISCONNECT: i32 = -13;
+const E_AUTHENTICATION_FAILED: i32 = -18;
+const E_PUBLICKEY_UNVERIFIED: i32 = -19;
+const E_CHANNEL_CLOSED: i32 = -26;
+const E_SOCKET_TIMEOUT: i32 = -30;
+const E_EAGAIN: i32 = -37;
+const E_SOCKET_RECV: i32 = -43;
+
+/// How to authenticate.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SshAuth {
+    /// A password, offered through `password` and `keyboard-interactive`.
+    Password(Secret),
+    /// A private key file (OpenSSH or PEM format), with its passphrase if it has one.
+    Key {
+        /// Path of the private key.
+        path: PathBuf,
+        /// Passphrase of the key, if it is encrypted.
+        passphrase: Option<Secret>,
+    },
+}
+
+/// How the server's host key is verified.
+///
+/// With `fingerprint` set, only the pinned fingerprint(s) are accepted and known_hosts is not
+/// read. Otherwise the key must be in `known_hosts` (or, when that is `None`, in
+/// `~/.ssh/known_hosts` or `/etc/ssh/ssh_known_hosts`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct HostKeyPolicy {
+    /// known_hosts file to use instead of the default pair.
+    pub known_hosts: Option<PathBuf>,
+    /// Pinned fingerprint(s), `SHA256:<base64>` as OpenSSH prints them; several may be given
+    /// separated by commas or blanks. The `SHA256:` prefix and `=` padding are optional.
+    pub fingerprint: Option<String>,
+    /// Record an unknown key on first contact (into `known_hosts` or `~/.ssh/known_hosts`).
+    /// A key that differs from a recorded one is still refused.
+    pub accept_new: bool,
+}
+
+/// Everything needed to open a session.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SshConfig {
+    /// Host name or IP address (IPv6 with or without brackets).
+    pub host: String,
+    /// TCP port (22 by default).
+    pub port: u16,
+    /// Login name.
+    pub user: String,
+    /// Credentials.
+    pub auth: SshAuth,
+    /// Host-key verification policy.
+    pub host_key: HostKeyPolicy,
+    /// Bound on TCP connect + key exchange + host-key check + login, all together.
+    pub connect_timeout: Duration,
+    /// Default timeout of one command, for callers that have no better one.
+    pub command_timeout: Duration,
+    /// Cap on the bytes one command may send back (stdout + stderr).
+    pub max_output: usize,
+}
+
+impl SshConfig {
+    /// A configuration with port 22, host keys checked against the default known_hosts files,
+    /// 10 s to connect and log in, 30 s per command and a 16 MiB output cap.
+    pub fn new(host: impl Into<String>, user: impl Into<String>, auth: SshAuth) -> Self {
+        SshConfig {
+            host: host.into(),
+            port: 22,
+            user: user.into(),
+            auth,
+            host_key: HostKeyPolicy::default(),
+            connect_timeout: Duration::from_secs(10),
+            command_timeout: Duration::from_secs(30),
+            max_output: DEFAULT_MAX_OUTPUT,
+        }
+    }
+
+    /// Builds a configuration from the shared option rows: `ip`, `ipport` (default 22),
+    /// `username`, `identity_file` (the password, if any, is then its passphrase) or
+    /// `password`, `known_hosts`, `host_key_fingerprint`, `accept_new_host_key`,
+    /// `login_timeout` (connect + login) and `shell_timeout` (default per command).
+    pub fn from_options(opts: &Options) -> Result<SshConfig, FenceError> {
+        let host = opts
+            .ip()
+            .filter(|h| !h.trim().is_empty())
+            .ok_or_else(|| FenceError::Usage("You have to enter fence address".to_owned()))?;
+        let user = opts
+            .username()
+            .ok_or_else(|| FenceError::Usage("You have to enter a login name".to_owned()))?;
+        let port = match opts.int("ipport") {
+            None => 22,
+            Some(p) => u16::try_from(p)
+                .ok()
+                .filter(|p| *p > 0)
+                .ok_or_else(|| FenceError::Usage(format!("ipport {p} is not a TCP port")))?,
+        };
+        let auth = match (opts.get("identity_file"), opts.password()) {
+            (Some(path), pass) => SshAuth::Key {
+                path: PathBuf::from(path),
+                passphrase: pass.cloned(),
+            },
+            (None, Some(pw)) => SshAuth::Password(pw.clone()),
+            (None, None) => {
+                return Err(FenceError::Usage(
+                    "You have to set login password or identity file".to_owned(),
+                ))
+            }
+        };
+        let nonzero = |d: Duration, dflt: u64| {
+            if d.is_zero() {
+                Duration::from_secs(dflt)
+            } else {
+                d
+            }
+        };
+        let mut cfg = SshConfig::new(host, user, auth);
+        cfg.port = port;
+        cfg.host_key = HostKeyPolicy {
+            known_hosts: opts.get("known_hosts").map(PathBuf::from),
+            fingerprint: opts.get("host_key_fingerprint").map(str::to_owned),
+            accept_new: opts.flag("accept_new_host_key"),
+        };
+        cfg.connect_timeout = nonzero(opts.login_timeout(), 5);
+        cfg.command_timeout = nonzero(opts.shell_timeout(), 3);
+        Ok(cfg)
+    }
+
+    /// The name OpenSSH uses for this host in known_hosts: `host` for port 22, else
+    /// `[host]:port`.
+    pub fn known_hosts_name(&self) -> String {
+        let host = self.host.trim_start_matches('[').trim_end_matches(']');
+        if self.port == 22 {
+            host.to_owned()
+        } else {
+            format!("[{host}]:{}", self.port)
+        }
+    }
+}
+
+/// Why an SSH step failed. Messages never contain a secret.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum SshError {
+    /// Bad local configuration (unreadable key file, malformed fingerprint...).
+    #[error("{0}")]
+    Config(String),
+    /// Name resolution, TCP connect or key exchange failed.
+    #[error("{0}")]
+    Connect(String),
+    /// The server refused our credentials.
+    #[error("{0}")]
+    Auth(String),
+    /// The host key is not in known_hosts (and `accept_new` is off).
+    #[error("host key for {host} is unknown ({key_type} {fingerprint}); to trust it, check the fingerprint with the host's administrator and either add it to {file} (e.g. `ssh-keyscan {keyscan_args} >> {file}`), or set host_key_fingerprint={fingerprint}, or accept it once with accept_new_host_key")]
+    HostKeyUnknown {
+        /// `host` or `[host]:port`.
+        host: String,
+        /// Key type seen, e.g. `ssh-ed25519`.
+        key_type: String,
+        /// `SHA256:<base64>` of the key seen.
+        fingerprint: String,
+        /// The known_hosts file to add it to.
+        file: String,
+        /// `ssh-keyscan` arguments that fetch it.
+        keyscan_args: String,
+    },
+    /// The host key differs from the recorded or pinned one (or is revoked).
+    #[error("host key for {host} does NOT match ({key_type} {fingerprint} seen; {expected}); the host may have been reinstalled or someone may be intercepting the connection; if the change is legitimate, remove the old entry (`ssh-keygen -R '{host}'`) and add the new key, or update host_key_fingerprint")]
+    HostKeyMismatch {
+        /// `host` or `[host]:port`.
+        host: String,
+        /// Key type seen.
+        key_type: String,
+        /// `SHA256:<base64>` of the key seen.
+        fingerprint: String,
+        /// What was expected (where the recorded key comes from).
+        expected: String,
+    },
+    /// A step did not finish within its timeout.
+    #[error("{0}")]
+    Timeout(String),
+    /// The connection broke.
+    #[error("{0}")]
+    Lost(String),
+    /// Any other SSH-level failure (channel refused, output too large...).
+    #[error("{0}")]
+    Protocol(String),
+}
+
+impl From<SshError> for FenceError {
+    fn from(e: SshError) -> Self {
+        let text = e.to_string();
+        match e {
+            SshError::Config(_) => FenceError::Usage(text),
+            SshError::Connect(_) | SshError::Auth(_) => FenceError::LoginDenied(text),
+            SshError::HostKeyUnknown { .. } | SshError::HostKeyMismatch { .. } => {
+                FenceError::HostKey(text)
+            }
+            SshError::Timeout(_) => FenceError::TimedOut(text),
+            SshError::Lost(_) => FenceError::ConnectionLost(text),
+            SshError::Protocol(_) => FenceError::Device(text),
+        }
+    }
+}
+
+/// What one command returned.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExecOutput {
+    /// Exit status; `None` when the command died of a signal (see `signal`) or the server sent
+    /// none.
+    pub status: Option<i32>,
+    /// Signal name (without `SIG`) when the remote command was killed by one.
+    pub signal: Option<String>,
+    /// Bytes written to stdout.
+    pub stdout: Vec<u8>,
+    /// Bytes written to stderr.
+    pub stderr: Vec<u8>,
+}
+
+impl ExecOutput {
+    /// True when the command exited with status 0.
+    pub fn success(&self) -> bool {
+        self.status == Some(0)
+    }
+
+    /// stdout as text (invalid UTF-8 replaced).
+    pub fn stdout_text(&self) -> String {
+        String::from_utf8_lossy(&self.stdout).into_owned()
+    }
+
+    /// stderr as text (invalid UTF-8 replaced).
+    pub fn stderr_text(&self) -> String {
+        String::from_utf8_lossy(&self.stderr).into_owned()
+    }
+}
+
+/// How the host key was accepted.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum HostKeyStatus {
+    /// Found in a known_hosts file.
+    Known(PathBuf),
+    /// Equal to a pinned fingerprint.
+    Pinned,
+    /// Unknown, recorded into this file because `accept_new` was set.
+    Added(PathBuf),
+}
+
+/// An authenticated SSH connection.
+pub struct SshSession {
+    sess: ssh2::Session,
+    sock: TcpStream,
+    label: String,
+    fingerprint: String,
+    key_type: String,
+    host_key_status: HostKeyStatus,
+    max_output: usize,
+    command_timeout: Duration,
+    broken: Option<String>,
+}
+
+impl std::fmt::Debug for SshSession {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SshSession")
+            .field("peer", &self.label)
+            .field("fingerprint", &self.fingerprint)
+            .finish_non_exhaustive()
+    }
+}
+
+impl SshSession {
+    /// Connects, verifies the host key, and logs in, all within `cfg.connect_timeout`.
+    pub fn connect(cfg: &SshConfig) -> Result<SshSession, SshError> {
+        let deadline = Instant::now() + cfg.connect_timeout;
+        let label = format!("{}@{}", cfg.user, cfg.known_hosts_name());
+        if let SshAuth::Key { path, .. } = &cfg.auth {
+            std::fs::metadata(path)
+                .map_err(|e| SshError::Config(format!("identity file {}: {e}", path.display())))?;
+        }
+        let pins = match &cfg.host_key.fingerprint {
+            Some(text) => Some(parse_fingerprints(text)?),
+            None => None,
+        };
+        let kh_name = cfg.known_hosts_name();
+        let kh_files = known_hosts_files(&cfg.host_key);
+        let entries = match pins {
+            Some(_) => Vec::new(),
+            None => read_known_hosts(&kh_files, &kh_name),
+        };
+
+        let tcp = tcp_connect(&cfg.host, cfg.port, deadline)?;
+        let _ = tcp.set_nodelay(true);
+        let sock = tcp
+            .try_clone()
+            .map_err(|e| SshError::Connect(format!("{label}: socket: {e}")))?;
+        let mut sess = ssh2::Session::new()
+            .map_err(|e| SshError::Protocol(format!("cannot create an SSH session: {e}")))?;
+        sess.set_tcp_stream(tcp);
+        sess.set_blocking(false);
+        if let Some(pref) = host_key_preference(&sess, &entries) {
+            // Only a preference: libssh2 ignores names it does not know.
+            let _ = sess.method_pref(MethodType::HostKey, &pref);
+        }
+
+        run_nb(&mut sess, &sock, deadline, "SSH handshake", |s| {
+            s.handshake()
+        })
+        .map_err(|e| match e {
+            SshError::Timeout(_) => SshError::Timeout(format!(
+                "{label}: no SSH handshake within {} (host not answering)",
+                secs(cfg.connect_timeout)
+            )),
+            SshError::Lost(m) | SshError::Protocol(m) => {
+                SshError::Connect(format!("{label}: SSH handshake failed: {m}"))
+            }
+            other => other,
+        })?;
+
+        // Host key.
+        let (key_blob, key_kind) = sess
+            .host_key()
+            .map(|(k, t)| (k.to_vec(), t))
+            .ok_or_else(|| SshError::Protocol(format!("{label}: server sent no host key")))?;
+        let key_type = key_type_name(key_kind).to_owned();
+        let fingerprint = sess
+            .host_key_hash(HashType::Sha256)
+            .map(|h| format!("SHA256:{}", base64(h, false)))
+            .ok_or_else(|| SshError::Protocol(format!("{label}: no host key hash")))?;
+        let host_key_status = match pins {
+            Some(pins) => {
+                let seen = fingerprint.trim_start_matches("SHA256:");
+                if pins.iter().any(|p| p == seen) {
+                    HostKeyStatus::Pinned
+                } else {
+                    return Err(SshError::HostKeyMismatch {
+                        host: kh_name,
+                        key_type,
+                        fingerprint,
+                        expected: "host_key_fingerprint pins another key".to_owned(),
+                    });
+                }
+            }
+            None => check_known_hosts(
+                &entries,
+                &kh_files,
+                &kh_name,
+                cfg,
+                &key_type,
+                &base64(&key_blob, true),
+                &fingerprint,
+            )?,
+        };
+
+        authenticate(&mut sess, &sock, deadline, cfg, &label)?;
+
+        Ok(SshSession {
+            sess,
+            sock,
+            label,
+            fingerprint,
+            key_type,
+            host_key_status,
+            max_output: cfg.max_output,
+            command_timeout: cfg.command_timeout,
+            broken: None,
+        })
+    }
+
+    /// Runs one command with the configured [`SshConfig::command_timeout`].
+    pub fn exec_default(&mut self, cmd: &str) -> Result<ExecOutput, SshError> {
+        self.exec(cmd, self.command_timeout)
+    }
+
+    /// The configured default command timeout.
+    pub fn command_timeout(&self) -> Duration {
+        self.command_timeout
+    }
+
+    /// SHA256 fingerprint of the server's host key, `SHA256:<base64>`.
+    pub fn fingerprint(&self) -> &str {
+        &self.fingerprint
+    }
+
+    /// Type of the server's host key, e.g. `ssh-ed25519`.
+    pub fn host_key_type(&self) -> &str {
+        &self.key_type
+    }
+
+    /// How the host key was accepted (known, pinned, or just recorded).
+    pub fn host_key_status(&self) -> &HostKeyStatus {
+        &self.host_key_status
+    }
+
+    /// Runs one command on an exec channel and collects its output, within `timeout`.
+    ///
+    /// The command string goes to the remote user's shell as is: build it from trusted parts
+    /// only (quote anything else with [`shell_quote`]). Any error (timeout, broken connection,
+    /// output over the cap) makes the session unusable: later calls fail at once with
+    /// [`SshError::Lost`] and the caller reconnects. A non-zero exit status is not an error.
+    pub fn exec(&mut self, cmd: &str, timeout: Duration) -> Result<ExecOutput, SshError> {
+        if let Some(why) = &self.broken {
+            return Err(SshError::Lost(format!(
+                "{}: session unusable after an earlier failure ({why})",
+                self.label
+            )));
+        }
+        let result = self.exec_inner(cmd, timeout);
+        if let Err(e) = &result {
+            // A channel abandoned mid-way leaves libssh2 state behind: start afresh.
+            self.broken = Some(e.to_string());
+        }
+        result
+    }
+
+    fn exec_inner(&mut self, cmd: &str, timeout: Duration) -> Result<ExecOutput, SshError> {
+        let deadline = Instant::now() + timeout;
+        let label = self.label.clone();
+        let timed_out = || {
+            SshError::Timeout(format!(
+                "{label}: command did not complete within {}",
+                secs(timeout)
+            ))
+        };
+        let ctx = |e: SshError| match e {
+            SshError::Timeout(_) => timed_out(),
+            SshError::Lost(m) => SshError::Lost(format!("{label}: connection lost: {m}")),
+            SshError::Protocol(m) => SshError::Protocol(format!("{label}: {m}")),
+            other => other,
+        };
+        let sock = &self.sock;
+        let mut channel = run_nb(&mut self.sess, sock, deadline, "open channel", |s| {
+            s.channel_session()
+        })
+        .map_err(ctx)?;
+        run_nb(&mut self.sess, sock, deadline, "exec", |_| {
+            channel.exec(cmd)
+        })
+        .map_err(ctx)?;
+
+        let mut stdout = Vec::new();
+        let mut stderr = Vec::new();
+        let mut buf = vec![0u8; 32 * 1024];
+        let (mut out_eof, mut err_eof) = (false, false);
+        let mut spins = 0u8;
+        loop {
+            if Instant::now() >= deadline {
+                return Err(timed_out());
+            }
+            let mut progressed = false;
+            if !out_eof {
+                match drain(&mut channel, &mut buf, &mut stdout) {
+                    Ok((n, eof)) => {
+                        progressed |= n > 0;
+                        out_eof = eof;
+                    }
+                    Err(e) => return Err(ctx(classify_io(&e))),
+                }
+            }
+            if !err_eof {
+                match drain(&mut channel.stderr(), &mut buf, &mut stderr) {
+                    Ok((n, eof)) => {
+                        progressed |= n > 0;
+                        err_eof = eof;
+                    }
+                    Err(e) => return Err(ctx(classify_io(&e))),
+                }
+            }
+            if stdout.len().saturating_add(stderr.len()) > self.max_output {
+                return Err(SshError::Protocol(format!(
+                    "{label}: command output exceeds {} bytes",
+                    self.max_output
+                )));
+            }
+            if out_eof && err_eof {
+                break;
+            }
+            if progressed {
+                spins = 0;
+            } else if (channel.eof() || channel.read_window().available > 0) && spins < 3 {
+                // Reading one stream may have queued the other stream's data (or the EOF)
+                // without any more bytes coming on the socket: read again before waiting.
+                spins += 1;
+            } else {
+                spins = 0;
+                wait_socket(&self.sess, sock, deadline).map_err(|_| timed_out())?;
+            }
+        }
+        run_nb(&mut self.sess, sock, deadline, "close channel", |_| {
+            channel.wait_close()
+        })
+        .map_err(ctx)?;
+        let signal = channel
+            .exit_signal()
+            .ok()
+            .and_then(|s| s.exit_signal)
+            .filter(|s| !s.is_empty());
+        let status = match &signal {
+            Some(_) => None,
+            None => channel.exit_status().ok(),
+        };
+        Ok(ExecOutput {
+            status,
+            signal,
+            stdout,
+            stderr,
+        })
+    }
+}
+
+impl Drop for SshSession {
+    fn drop(&mut self) {
+        // Best effort, bounded: one non-blocking attempt to say goodbye.
+        let _ = self.sess.disconnect(None, "bye", None);
+    }
+}
+
+/// Quotes `s` for a POSIX shell: `'...'` with each `'` written as `'\''`.
+pub fn shell_quote(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() + 2);
+    out.push('\'');
+    for c in s.chars() {
+        if c == '\'' {
+            out.push_str("'\\''");
+        } else {
+            out.push(c);
+        }
+    }
+    out.push('\'');
+    out
+}
+
+/// OpenSSH-style SHA256 fingerprint (`SHA256:<base64 without padding>`) of a raw public key
+/// blob, given the key as it appears in a known_hosts or `.pub` line (base64).
+pub fn fingerprint_of_base64_key(key_b64: &str) -> Option<String> {
+    let blob = base64_decode(key_b64)?;
+    Some(format!("SHA256:{}", base64(&sha256(&blob), false)))
+}
+
+fn secs(d: Duration) -> String {
+    format!("{:.1}s", d.as_secs_f64())
+}
+
+/// Reads what is available from one stream; returns (bytes read, eof).
+fn drain(r: &mut impl Read, buf: &mut [u8], into: &mut Vec<u8>) -> std::io::Result<(usize, bool)> {
+    let mut total = 0usize;
+    loop {
+        match r.read(buf) {
+            Ok(0) => return Ok((total, true)),
+            Ok(n) => {
+                into.extend_from_slice(buf.get(..n).unwrap_or_default());
+                total = total.saturating_add(n);
+                if total >= 1024 * 1024 {
+                    return Ok((total, false));
+                }
+            }
+            Err(e) if e.kind() == ErrorKind::WouldBlock => return Ok((total, false)),
+            Err(e) if e.kind() == ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+/// Runs a libssh2 call in non-blocking mode until it completes, waiting on the socket.
+fn run_nb<T>(
+    sess: &mut ssh2::Session,
+    sock: &TcpStream,
+    deadline: Instant,
+    step: &str,
+    mut f: impl FnMut(&mut ssh2::Session) -> Result<T, ssh2::Error>,
+) -> Result<T, SshError> {
+    loop {
+        match f(sess) {
+            Ok(v) => return Ok(v),
+            Err(e) if code(&e) == Some(E_EAGAIN) => wait_socket(sess, sock, deadline)?,
+            Err(e) => return Err(classify(&e, step)),
+        }
+    }
+}
+
+/// Waits until the socket is ready in the direction libssh2 is blocked on, or the deadline.
+fn wait_socket(sess: &ssh2::Session, sock: &TcpStream, deadline: Instant) -> Result<(), SshError> {
+    let remaining = deadline.saturating_duration_since(Instant::now());
+    if remaining.is_zero() {
+        return Err(SshError::Timeout("deadline reached".to_owned()));
+    }
+    let (flags, cap) = match sess.block_directions() {
+        BlockDirections::Inbound => (PollFlags::POLLIN, remaining),
+        BlockDirections::Outbound => (PollFlags::POLLOUT, remaining),
+        BlockDirections::Both => (PollFlags::POLLIN | PollFlags::POLLOUT, remaining),
+        // Should not happen after EAGAIN; do not spin.
+        BlockDirections::None => (PollFlags::POLLIN, remaining.min(Duration::from_millis(5))),
+    };
+    let ms = u32::try_from(cap.as_millis().saturating_add(1)).unwrap_or(u32::MAX);
+    let timeout = PollTimeout::try_from(ms).unwrap_or(PollTimeout::MAX);
+    let mut fds = [PollFd::new(sock.as_fd(), flags)];
+    match poll(&mut fds, timeout) {
+        Ok(_) | Err(nix::errno::Errno::EINTR) => Ok(()),
+        Err(e) => Err(SshError::Lost(format!("poll: {e}"))),
+    }
+}
+
+fn code(e: &ssh2::Error) -> Option<i32> {
+    match e.code() {
+        ssh2::ErrorCode::Session(c) => Some(c),
+        ssh2::ErrorCode::SFTP(_) => None,
+    }
+}
+
+fn classify(e: &ssh2::Error, step: &str) -> SshError {
+    let msg = format!("{step}: {}", e.message());
+    match code(e) {
+        Some(E_SOCKET_DISCONNECT | E_SOCKET_RECV | E_SOCKET_SEND | E_BANNER_RECV)
+        | Some(E_BANNER_SEND | E_CHANNEL_CLOSED) => SshError::Lost(msg),
+        Some(E_TIMEOUT | E_SOCKET_TIMEOUT) => SshError::Timeout(msg),
+        Some(E_AUTHENTICATION_FAILED | E_PUBLICKEY_UNVERIFIED) => SshError::Auth(msg),
+        Some(E_KEX_FAILURE) => SshError::Connect(msg),
+        _ => SshError::Protocol(msg),
+    }
+}
+
+fn classify_io(e: &std::io::Error) -> SshError {
+    match e.kind() {
+        ErrorKind::TimedOut => SshError::Timeout(e.to_string()),
+        _ => SshError::Lost(e.to_string()),
+    }
+}
+
+/// Resolves (bounded by the deadline) and connects to each address in turn.
+fn tcp_connect(host: &str, port: u16, deadline: Instant) -> Result<TcpStream, SshError> {
+    let bare = host.trim_start_matches('[').trim_end_matches(']');
+    let addrs: Vec<SocketAddr> = match bare.parse::<IpAddr>() {
+        Ok(ip) => vec![SocketAddr::new(ip, port)],
+        Err(_) => resolve(bare, port, deadline)?,
+    };
+    if addrs.is_empty() {
+        return Err(SshError::Connect(format!("{host}: no address found")));
+    }
+    let mut last = String::new();
+    for addr in addrs {
+        let remaining = deadline.saturating_duration_since(Instant::now());
+        if remaining.is_zero() {
+            return Err(SshError::Timeout(format!(
+                "{host}:{port}: TCP connect timed out"
+            )));
+        }
+        match TcpStream::connect_timeout(&addr, remaining) {
+            Ok(s) => return Ok(s),
+            Err(e) if e.kind() == ErrorKind::TimedOut || e.kind() == ErrorKind::WouldBlock => {
+                last = format!("{addr}: connect timed out");
+            }
+            Err(e) => last = format!("{addr}: {e}"),
+        }
+    }
+    if Instant::now() >= deadline {
+        Err(SshError::Timeout(format!("TCP connect timed out ({last})")))
+    } else {
+        Err(SshError::Connect(format!("cannot connect: {last}")))
+    }
+}
+
+/// Name resolution has no timeout of its own in std: run it on a helper thread.
+fn resolve(host: &str, port: u16, deadline: Instant) -> Result<Vec<SocketAddr>, SshError> {
+    let (tx, rx) = mpsc::channel();
+    let name = host.to_owned();
+    std::thread::spawn(move || {
+        let r = (name.as_str(), port)
+            .to_socket_addrs()
+            .map(|it| it.collect::<Vec<_>>());
+        let _ = tx.send(r);
+    });
+    let remaining = deadline.saturating_duration_since(Instant::now());
+    match rx.recv_timeout(remaining) {
+        Ok(Ok(v)) => Ok(v),
+        Ok(Err(e)) => Err(SshError::Connect(format!("cannot resolve {host}: {e}"))),
+        Err(_) => Err(SshError::Timeout(format!("resolving {host} timed out"))),
+    }
+}
+
+fn authenticate(
+    sess: &mut ssh2::Session,
+    sock: &TcpStream,
+    deadline: Instant,
+    cfg: &SshConfig,
+    label: &str,
+) -> Result<(), SshError> {
+    let user = cfg.user.as_str();
+    let tmo = |e: SshError| match e {
+        SshError::Timeout(_) => SshError::Timeout(format!(
+            "{label}: login did not complete within {}",
+            secs(cfg.connect_timeout)
+        )),
+        SshError::Lost(m) => SshError::Lost(format!("{label}: connection lost during login: {m}")),
+        other => other,
+    };
+    let methods = run_nb(sess, sock, deadline, "list auth methods", |s| {
+        s.auth_methods(user).map(str::to_owned)
+    });
+    let methods = match methods {
+        Ok(m) => m,
+        Err(_) if sess.authenticated() => return Ok(()),
+        Err(e) => return Err(tmo(e)),
+    };
+    let offers = |m: &str| methods.split(',').any(|x| x == m);
+    let mut tried: Vec<&str> = Vec::new();
+    let mut reason = String::new();
+    let mut fail = |e: SshError| -> Result<(), SshError> {
+        match e {
+            SshError::Auth(m) | SshError::Protocol(m) => {
+                reason = m;
+                Ok(())
+            }
+            other => Err(tmo(other)),
+        }
+    };
+    match &cfg.auth {
+        SshAuth::Key { path, passphrase } => {
+            if offers("publickey") {
+                tried.push("publickey");
+                let pass = passphrase.as_ref().map(Secret::expose);
+                if let Err(e) = run_nb(sess, sock, deadline, "publickey", |s| {
+                    s.userauth_pubkey_file(user, None, path, pass)
+                }) {
+                    fail(e)?;
+                }
+            }
+        }
+        SshAuth::Password(pw) => {
+            if offers("password") {
+                tried.push("password");
+                if let Err(e) = run_nb(sess, sock, deadline, "password", |s| {
+                    s.userauth_password(user, pw.expose())
+                }) {
+                    fail(e)?;
+                }
+            }
+            if !sess.authenticated() && offers("keyboard-interactive") {
+                tried.push("keyboard-interactive");
+                let mut prompter = PasswordPrompter {
+                    password: pw,
+                    rounds: 0,
+                };
+                if let Err(e) = run_nb(sess, sock, deadline, "keyboard-interactive", |s| {
+                    s.userauth_keyboard_interactive(user, &mut prompter)
+                }) {
+                    fail(e)?;
+                }
+            }
+        }
+    }
+    if sess.authenticated() {
+        Ok(())
+    } else if tried.is_empty() {
+        Err(SshError::Auth(format!(
+            "{label}: the server offers no authentication method we can use (offered: {methods})"
+        )))
+    } else {
+        if matches!(
+            &cfg.auth,
+            SshAuth::Key {
+                passphrase: Some(_),
+                ..
+            }
+        ) && reason.contains("private key")
+        {
+            reason.push_str(" (wrong passphrase?)");
+        }
+        let what = match &cfg.auth {
+            SshAuth::Key { path, .. } => format!("key {}", path.display()),
+            SshAuth::Password(_) => "password".to_owned(),
+        };
+        Err(SshError::Auth(format!(
+            "{label}: authentication failed with {what} (tried {}; server offers {methods}; last error: {reason})",
+            tried.join(", ")
+        )))
+    }
+}
+
+/// Answers the password to every non-echoing keyboard-interactive prompt.
+struct PasswordPrompter<'a> {
+    password: &'a Secret,
+    rounds: u32,
+}
+
+impl KeyboardInteractivePrompt for PasswordPrompter<'_> {
+    fn prompt<'b>(
+        &mut self,
+        _username: &str,
+        _instructions: &str,
+        prompts: &[Prompt<'b>],
+    ) -> Vec<String> {
+        self.rounds = self.rounds.saturating_add(1);
+        prompts
+            .iter()
+            .map(|p| {
+                if p.echo || self.rounds > 3 {
+                    String::new()
+                } else {
+                    self.password.expose().to_owned()
+                }
+            })
+            .collect()
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Host keys
+
+/// One known_hosts line that names our host.
+#[derive(Debug, Clone)]
+struct KhEntry {
+    file: PathBuf,
+    line: usize,
+    revoked: bool,
+    key_type: String,
+    key_b64: String,
+}
+
+fn known_hosts_files(policy: &HostKeyPolicy) -> Vec<PathBuf> {
+    match &policy.known_hosts {
+        Some(p) => vec![p.clone()],
+        None => {
+            let mut v = Vec::new();
+            if let Some(home) = std::env::var_os("HOME") {
+                v.push(Path::new(&home).join(".ssh").join("known_hosts"));
+            }
+            v.push(PathBuf::from("/etc/ssh/ssh_known_hosts"));
+            v
+        }
+    }
+}
+
+fn read_known_hosts(files: &[PathBuf], name: &str) -> Vec<KhEntry> {
+    let mut out = Vec::new();
+    for file in files {
+        let Ok(text) = std::fs::read_to_string(file) else {
+            continue;
+        };
+        for (i, line) in text.lines().enumerate() {
+            if let Some(e) = parse_kh_line(line, name) {
+                out.push(KhEntry {
+                    file: file.clone(),
+                    line: i.saturating_add(1),
+                    ..e
+                });
+            }
+        }
+    }
+    out
+}
+
+/// Parses one known_hosts line; returns it if it names `name` (and is not a CA line).
+fn parse_kh_line(line: &str, name: &str) -> Option<KhEntry> {
+    let line = line.trim();
+    if line.is_empty() || line.starts_with('#') {
+        return None;
+    }
+    let mut fields = line.split_whitespace();
+    let mut first = fields.next()?;
+    let mut revoked = false;
+    if let Some(marker) = first.strip_prefix('@') {
+        match marker {
+            "revoked" => revoked = true,
+            _ => return None, // @cert-authority: certificates are not supported
+        }
+        first = fields.next()?;
+    }
+    let key_type = fields.next()?;
+    let key_b64 = fields.next()?;
+    if !host_patterns_match(first, name) {
+        return None;
+    }
+    Some(KhEntry {
+        file: PathBuf::new(),
+        line: 0,
+        revoked,
+        key_type: key_type.to_owned(),
+        key_b64: key_b64.to_owned(),
+    })
+}
+
+/// OpenSSH host pattern-list matching: hashed `|1|salt|hash`, or comma-separated patterns
+/// with `*`/`?` wildcards and `!` negation, case-insensitive.
+fn host_patterns_match(patterns: &str, name: &str) -> bool {
+    if let Some(rest) = patterns.strip_prefix("|1|") {
+        let Some((salt, hash)) = rest.split_once('|') else {
+            return false;
+        };
+        let (Some(salt), Some(hash)) = (base64_decode(salt), base64_decode(hash)) else {
+            return false;
+        };
+        return hmac_sha1(&salt, name.as_bytes()).as_slice() == hash.as_slice();
+    }
+    let lname = name.to_ascii_lowercase();
+    let mut matched = false;
+    for pat in patterns.split(',') {
+        let (neg, pat) = match pat.strip_prefix('!') {
+            Some(p) => (true, p),
+            None => (false, pat),
+        };
+        if glob(&pat.to_ascii_lowercase(), &lname) {
+            if neg {
+                return false;
+            }
+            matched = true;
+        }
+    }
+    matched
+}
+
+/// `*` and `?` wildcard match.
+fn glob(pat: &str, s: &str) -> bool {
+    let p: Vec<char> = pat.chars().collect();
+    let t: Vec<char> = s.chars().collect();
+    let (mut pi, mut ti) = (0usize, 0usize);
+    let mut star: Option<(usize, usize)> = None;
+    while ti < t.len() {
+        match (p.get(pi), t.get(ti)) {
+            (Some('*'), _) => {
+                star = Some((pi, ti));
+                pi += 1;
+            }
+            (Some(pc), Some(tc)) if *pc == '?' || pc == tc => {
+                pi += 1;
+                ti += 1;
+            }
+            _ => match star {
+                Some((sp, st)) => {
+                    pi = sp + 1;
+                    ti = st + 1;
+                    star = Some((sp, st + 1));
+                }
+                None => return false,
+            },
+        }
+    }
+    p.get(pi..).unwrap_or_default().iter().all(|c| *c == '*')
+}
+
+/// Host-key algorithms to prefer: those of the keys known for this host first.
+fn host_key_preference(sess: &ssh2::Session, entries: &[KhEntry]) -> Option<String> {
+    let supported = sess.supported_algs(MethodType::HostKey).ok()?;
+    let mut known: Vec<&str> = Vec::new();
+    for e in entries.iter().filter(|e| !e.revoked) {
+        let algs: &[&str] = match e.key_type.as_str() {
+            "ssh-rsa" => &["rsa-sha2-512", "rsa-sha2-256", "ssh-rsa"],
+            "ssh-ed25519" => &["ssh-ed25519"],
+            "ecdsa-sha2-nistp256" => &["ecdsa-sha2-nistp256"],
+            "ecdsa-sha2-nistp384" => &["ecdsa-sha2-nistp384"],
+            "ecdsa-sha2-nistp521" => &["ecdsa-sha2-nistp521"],
+            "ssh-dss" => &["ssh-dss"],
+            _ => &[],
+        };
+        for a in algs {
+            if supported.contains(a) && !known.contains(a) {
+                known.push(a);
+            }
+        }
+    }
+    if known.is_empty() {
+        return None;
+    }
+    let mut all = known.clone();
+    all.extend(supported.iter().filter(|a| !known.contains(a)));
+    Some(all.join(","))
+}
+
+fn key_type_name(t: HostKeyType) -> &'static str {
+    match t {
+        HostKeyType::Rsa => "ssh-rsa",
+        HostKeyType::Dss => "ssh-dss",
+        HostKeyType::Ecdsa256 => "ecdsa-sha2-nistp256",
+        HostKeyType::Ecdsa384 => "ecdsa-sha2-nistp384",
+        HostKeyType::Ecdsa521 => "ecdsa-sha2-nistp521",
+        HostKeyType::Ed25519 => "ssh-ed25519",
+        HostKeyType::Unknown => "unknown",
+    }
+}
+
+fn check_known_hosts(
+    entries: &[KhEntry],
+    files: &[PathBuf],
+    name: &str,
+    cfg: &SshConfig,
+    key_type: &str,
+    key_b64: &str,
+    fingerprint: &str,
+) -> Result<HostKeyStatus, SshError> {
+    let same = |e: &KhEntry| e.key_b64.trim_end_matches('=') == key_b64.trim_end_matches('=');
+    if let Some(e) = entries.iter().find(|e| e.revoked && same(e)) {
+        return Err(SshError::HostKeyMismatch {
+            host: name.to_owned(),
+            key_type: key_type.to_owned(),
+            fingerprint: fingerprint.to_owned(),
+            expected: format!(
+                "the key is marked @revoked in {}:{}",
+                e.file.display(),
+                e.line
+            ),
+        });
+    }
+    if let Some(e) = entries.iter().find(|e| !e.revoked && same(e)) {
+        return Ok(HostKeyStatus::Known(e.file.clone()));
+    }
+    if let Some(e) = entries.iter().find(|e| !e.revoked) {
+        let known_fp = fingerprint_of_base64_key(&e.key_b64).unwrap_or_default();
+        return Err(SshError::HostKeyMismatch {
+            host: name.to_owned(),
+            key_type: key_type.to_owned(),
+            fingerprint: fingerprint.to_owned(),
+            expected: format!(
+                "{}:{} has {} {}",
+                e.file.display(),
+                e.line,
+                e.key_type,
+                known_fp
+            ),
+        });
+    }
+    let target = files
+        .first()
+        .cloned()
+        .unwrap_or_else(|| PathBuf::from("known_hosts"));
+    if cfg.host_key.accept_new {
+        append_known_host(&target, name, key_type, key_b64)?;
+        return Ok(HostKeyStatus::Added(target));
+    }
+    let bare = cfg.host.trim_start_matches('[').trim_end_matches(']');
+    let keyscan_args = if cfg.port == 22 {
+        format!("-t {key_type} {bare}")
+    } else {
+        format!("-p {} -t {key_type} {bare}", cfg.port)
+    };
+    Err(SshError::HostKeyUnknown {
+        host: name.to_owned(),
+        key_type: key_type.to_owned(),
+        fingerprint: fingerprint.to_owned(),
+        file: target.display().to_string(),
+        keyscan_args,
+    })
+}
+
+fn append_known_host(
+    file: &Path,
+    name: &str,
+    key_type: &str,
+    key_b64: &str,
+) -> Result<(), SshError> {
+    let err = |e: std::io::Error| {
+        SshError::Config(format!(
+            "cannot record the host key in {}: {e}",
+            file.display()
+        ))
+    };
+    if let Some(dir) = file.parent().filter(|d| !d.as_os_str().is_empty()) {
+        if !dir.exists() {
+            std::fs::create_dir_all(dir).map_err(err)?;
+            use std::os::unix::fs::PermissionsExt;
+            let _ = std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700));
+        }
+    }
+    let needs_nl = std::fs::read(file)
+        .map(|b| b.last().is_some_and(|c| *c != b'\n'))
+        .unwrap_or(false);
+    let mut f = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(file)
+        .map_err(err)?;
+    let mut line = String::new();
+    if needs_nl {
+        line.push('\n');
+    }
+    let _ = writeln!(line, "{name} {key_type} {key_b64}");
+    f.write_all(line.as_bytes()).map_err(err)
+}
+
+fn parse_fingerprints(text: &str) -> Result<Vec<String>, SshError> {
+    let mut out = Vec::new();
+    for item in text.split(|c: char| c == ',' || c.is_whitespace()) {
+        if item.is_empty() {
+            continue;
+        }
+        let body = match item.split_once(':') {
+            Some((alg, body)) if alg.eq_ignore_ascii_case("sha256") => body,
+            Some((alg, _)) => {
+                return Err(SshError::Config(format!(
+                    "host_key_fingerprint: only SHA256 fingerprints are supported, got {alg}"
+                )))
+            }
+            None => item,
+        };
+        let body = body.trim_end_matches('=');
+        let ok = base64_decode(body).is_some_and(|b| b.len() == 32);
+        if !ok {
+            return Err(SshError::Config(format!(
+                "host_key_fingerprint: {item:?} is not a SHA256 fingerprint (expected SHA256:<43 base64 characters>, as `ssh-keygen -lf` prints)"
+            )));
+        }
+        out.push(body.to_owned());
+    }
+    if out.is_empty() {
+        return Err(SshError::Config("host_key_fingerprint is empty".to_owned()));
+    }
+    Ok(out)
+}
+
+// ---------------------------------------------------------------------------------------------
+// Small codecs (base64, SHA-1/HMAC for hashed known_hosts, SHA-256 for fingerprints).
+
+const B64: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+
+fn base64(data: &[u8], pad: bool) -> String {
+    let mut out = String::with_capacity(data.len().div_ceil(3) * 4);
+    let sym = |i: u32| char::from(B64.get((i & 63) as usize).copied().unwrap_or(b'A'));
+    for chunk in data.chunks(3) {
+        let b = |i: usize| u32::from(chunk.get(i).copied().unwrap_or(0));
+        let n = (b(0) << 16) | (b(1) << 8) | b(2);
+        out.push(sym(n >> 18));
+        out.push(sym(n >> 12));
+        if chunk.len() > 1 {
+            out.push(sym(n >> 6));
+        } else if pad {
+            out.push('=');
+        }
+        if chunk.len() > 2 {
+            out.push(sym(n));
+        } else if pad {
+            out.push('=');
+        }
+    }
+    out
+}
+
+fn base64_decode(s: &str) -> Option<Vec<u8>> {
+    let s = s.trim_end_matches('=');
+    let mut out = Vec::with_capacity(s.len() * 3 / 4);
+    let mut acc: u32 = 0;
+    let mut bits = 0u32;
+    for c in s.bytes() {
+        let v = B64.iter().position(|x| *x == c)?;
+        acc = (acc << 6) | u32::try_from(v).ok()?;
+        bits += 6;
+        if bits >= 8 {
+            bits -= 8;
+            out.push(u8::try_from((acc >> bits) & 0xff).ok()?);
+        }
+    }
+    if bits >= 6 {
+        return None;
+    }
+    Some(out)
+}
+
+fn sha1(data: &[u8]) -> [u8; 20] {
+    let mut h: [u32; 5] = [
+        0x6745_2301,
+        0xEFCD_AB89,
+        0x98BA_DCFE,
+        0x1032_5476,
+        0xC3D2_E1F0,
+    ];
+    for block in md_pad(data).chunks(64) {
+        let mut w = [0u32; 80];
+        for (i, word) in block.chunks(4).enumerate() {
+            if let (Some(slot), Ok(bytes)) = (w.get_mut(i), <[u8; 4]>::try_from(word)) {
+                *slot = u32::from_be_bytes(bytes);
+            }
+        }
+        for i in 16..80 {
+            let x = w.get(i - 3).copied().unwrap_or(0)
+                ^ w.get(i - 8).copied().unwrap_or(0)
+                ^ w.get(i - 14).copied().unwrap_or(0)
+                ^ w.get(i - 16).copied().unwrap_or(0);
+            if let Some(slot) = w.get_mut(i) {
+                *slot = x.rotate_left(1);
+            }
+        }
+        let [mut a, mut b, mut c, mut d, mut e] = h;
+        for (i, wi) in w.iter().enumerate() {
+            let (f, k) = match i {
+                0..=19 => ((b & c) | (!b & d), 0x5A82_7999),
+                20..=39 => (b ^ c ^ d, 0x6ED9_EBA1),
+                40..=59 => ((b & c) | (b & d) | (c & d), 0x8F1B_BCDC),
+                _ => (b ^ c ^ d, 0xCA62_C1D6),
+            };
+            let t = a
+                .rotate_left(5)
+                .wrapping_add(f)
+                .wrapping_add(e)
+                .wrapping_add(k)
+                .wrapping_add(*wi);
+            e = d;
+            d = c;
+            c = b.rotate_left(30);
+            b = a;
+            a = t;
+        }
+        for (hv, v) in h.iter_mut().zip([a, b, c, d, e]) {
+            *hv = hv.wrapping_add(v);
+        }
+    }
+    let mut out = [0u8; 20];
+    for (dst, src) in out.chunks_mut(4).zip(h) {
+        dst.copy_from_slice(&src.to_be_bytes());
+    }
+    out
+}
+
+fn sha256(data: &[u8]) -> [u8; 32] {
+    const K: [u32; 64] = [
+        0x428a2f98, 0x71374491, 0xb5c0fbcf, 0xe9b5dba5, 0x3956c25b, 0x59f111f1, 0x923f82a4,
+        0xab1c5ed5, 0xd807aa98, 0x12835b01, 0x243185be, 0x550c7dc3, 0x72be5d74, 0x80deb1fe,
+        0x9bdc06a7, 0xc19bf174, 0xe49b69c1, 0xefbe4786, 0x0fc19dc6, 0x240ca1cc, 0x2de92c6f,
+        0x4a7484aa, 0x5cb0a9dc, 0x76f988da, 0x983e5152, 0xa831c66d, 0xb00327c8, 0xbf597fc7,
+        0xc6e00bf3, 0xd5a79147, 0x06ca6351, 0x14292967, 0x27b70a85, 0x2e1b2138, 0x4d2c6dfc,
+        0x53380d13, 0x650a7354, 0x766a0abb, 0x81c2c92e, 0x92722c85, 0xa2bfe8a1, 0xa81a664b,
+        0xc24b8b70, 0xc76c51a3, 0xd192e819, 0xd6990624, 0xf40e3585, 0x106aa070, 0x19a4c116,
+        0x1e376c08, 0x2748774c, 0x34b0bcb5, 0x391c0cb3, 0x4ed8aa4a, 0x5b9cca4f, 0x682e6ff3,
+        0x748f82ee, 0x78a5636f, 0x84c87814, 0x8cc70208, 0x90befffa, 0xa4506ceb, 0xbef9a3f7,
+        0xc67178f2,
+    ];
+    let mut h: [u32; 8] = [
+        0x6a09e667, 0xbb67ae85, 0x3c6ef372, 0xa54ff53a, 0x510e527f, 0x9b05688c, 0x1f83d9ab,
+        0x5be0cd19,
+    ];
+    for block in md_pad(data).chunks(64) {
+        let mut w = [0u32; 64];
+        for (i, word) in block.chunks(4).enumerate() {
+            if let (Some(slot), Ok(bytes)) = (w.get_mut(i), <[u8; 4]>::try_from(word)) {
+                *slot = u32::from_be_bytes(bytes);
+            }
+        }
+        for i in 16..64 {
+            let g = |j: usize| w.get(j).copied().unwrap_or(0);
+            let w15 = g(i - 15);
+            let w2 = g(i - 2);
+            let s0 = w15.rotate_right(7) ^ w15.rotate_right(18) ^ (w15 >> 3);
+            let s1 = w2.rotate_right(17) ^ w2.rotate_right(19) ^ (w2 >> 10);
+            let v = g(i - 16)
+                .wrapping_add(s0)
+                .wrapping_add(g(i - 7))
+                .wrapping_add(s1);
+            if let Some(slot) = w.get_mut(i) {
+                *slot = v;
+            }
+        }
+        let [mut a, mut b, mut c, mut d, mut e, mut f, mut g, mut hh] = h;
+        for (ki, wi) in K.iter().zip(w.iter()) {
+            let s1 = e.rotate_right(6) ^ e.rotate_right(11) ^ e.rotate_right(25);
+            let ch = (e & f) ^ (!e & g);
+            let t1 = hh
+                .wrapping_add(s1)
+                .wrapping_add(ch)
+                .wrapping_add(*ki)
+                .wrapping_add(*wi);
+            let s0 = a.rotate_right(2) ^ a.rotate_right(13) ^ a.rotate_right(22);
+            let maj = (a & b) ^ (a & c) ^ (b & c);
+            let t2 = s0.wrapping_add(maj);
+            hh = g;
+            g = f;
+            f = e;
+            e = d.wrapping_add(t1);
+            d = c;
+            c = b;
+            b = a;
+            a = t1.wrapping_add(t2);
+        }
+        for (hv, v) in h.iter_mut().zip([a, b, c, d, e, f, g, hh]) {
+            *hv = hv.wrapping_add(v);
+        }
+    }
+    let mut out = [0u8; 32];
+    for (dst, src) in out.chunks_mut(4).zip(h) {
+        dst.copy_from_slice(&src.to_be_bytes());
+    }
+    out
+}
+
+/// Merkle–Damgård padding shared by SHA-1 and SHA-256.
+fn md_pad(data: &[u8]) -> Vec<u8> {
+    let bit_len = u64::try_from(data.len())
+        .unwrap_or(u64::MAX)
+        .wrapping_mul(8);
+    let mut m = data.to_vec();
+    m.push(0x80);
+    while m.len() % 64 != 56 {
+        m.push(0);
+    }
+    m.extend_from_slice(&bit_len.to_be_bytes());
+    m
+}
+
+fn hmac_sha1(key: &[u8], msg: &[u8]) -> [u8; 20] {
+    let mut k = [0u8; 64];
+    if key.len() > 64 {
+        k.iter_mut().zip(sha1(key)).for_each(|(d, s)| *d = s);
+    } else {
+        k.iter_mut().zip(key).for_each(|(d, s)| *d = *s);
+    }
+    let mut inner: Vec<u8> = k.iter().map(|b| b ^ 0x36).collect();
+    inner.extend_from_slice(msg);
+    let mut outer: Vec<u8> = k.iter().map(|b| b ^ 0x5c).collect();
+    outer.extend_from_slice(&sha1(&inner));
+    sha1(&outer)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn hex(b: &[u8]) -> String {
+        b.iter().map(|x| format!("{x:02x}")).collect()
+    }
+
+    #[test]
+    fn digests_match_test_vectors() {
+        assert_eq!(
+            hex(&sha1(b"abc")),
+            "a9993e364706816aba3e25717850c26c9cd0d89d"
+        );
+        assert_eq!(
+            hex(&sha256(b"abc")),
+            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+        );
+        assert_eq!(
+            hex(&sha256(&[b'a'; 1000])),
+            "41edece42d63e8d9bf515a9ba6932e1c20cbc9f5a5d134645adb5db1b9737ea3"
+        );
+        assert_eq!(
+            hex(&hmac_sha1(
+                b"key",
+                b"The quick brown fox jumps over the lazy dog"
+            )),
+            "de7c9b85b8b78aa6bc8a7a36f70a90701c9db4d9"
+        );
+    }
+
+    #[test]
+    fn base64_round_trip() {
+        for n in 0..70u8 {
+            let data: Vec<u8> = (0..n).map(|i| i.wrapping_mul(37)).collect();
+            assert_eq!(base64_decode(&base64(&data, true)), Some(data.clone()));
+            assert_eq!(base64_decode(&base64(&data, false)), Some(data));
+        }
+        assert_eq!(base64(b"foob", true), "Zm9vYg==");
+        assert_eq!(base64_decode("not base64!"), None);
+    }
+
+    #[test]
+    fn shell_quote_is_posix_single_quoting() {
+        assert_eq!(shell_quote("a b"), "'a b'");
+        assert_eq!(shell_quote("it's"), "'it'\\''s'");
+        assert_eq!(shell_quote(""), "''");
+        assert_eq!(shell_quote("$(x) `y` \\"), "'$(x) `y` \\'");
+    }
+
+    #[test]
+    fn host_patterns() {
+        assert!(host_patterns_match("[127.0.0.1]:2201", "[127.0.0.1]:2201"));
+        assert!(!host_patterns_match("127.0.0.1", "[127.0.0.1]:2201"));
+        assert!(host_patterns_match("esxi1,10.0.0.1", "10.0.0.1"));
+        assert!(host_patterns_match("*.example.com", "h.EXAMPLE.com"));
+        assert!(!host_patterns_match(
+            "*.example.com,!bad.example.com",
+            "bad.example.com"
+        ));
+        assert!(host_patterns_match("h?", "h1"));
+        // Hashed: `ssh-keygen -H` of "[127.0.0.1]:2201" with a known salt.
+        let salt = [7u8; 20];
+        let hash = hmac_sha1(&salt, b"[127.0.0.1]:2201");
+        let pat = format!("|1|{}|{}", base64(&salt, true), base64(&hash, true));
+        assert!(host_patterns_match(&pat, "[127.0.0.1]:2201"));
+        assert!(!host_patterns_match(&pat, "127.0.0.1"));
+    }
+
+    #[test]
+    fn known_hosts_lines() {
+        let e = parse_kh_line("[h]:22 ssh-ed25519 AAAA comment", "[h]:22");
+        assert!(e.is_some_and(|e| e.key_type == "ssh-ed25519" && !e.revoked));
+        assert!(parse_kh_line("@revoked h ssh-rsa AAAA", "h").is_some_and(|e| e.revoked));
+        assert!(parse_kh_line("@cert-authority h ssh-rsa AAAA", "h").is_none());
+        assert!(parse_kh_line("# h ssh-rsa AAAA", "h").is_none());
+        assert!(parse_kh_line("h ssh-rsa", "h").is_none());
+    }
+
+    #[test]
+    fn fingerprints_parse() {
+        let fp = format!("SHA256:{}", base64(&[1u8; 32], false));
+        assert_eq!(parse_fingerprints(&fp).map(|v| v.len()), Ok(1));
+        assert!(parse_fingerprints("MD5:aa:bb").is_err());
+        assert!(parse_fingerprints("SHA256:short").is_err());
+        assert!(parse_fingerprints("").is_err());
+    }
+
+    #[test]
+    fn config_from_options() {
+        let opts = |pairs: &[(&'static str, &str)]| {
+            let values = pairs.iter().map(|(k, v)| (*k, (*v).to_owned())).collect();
+            Options::new("fence_test", Vec::new(), values)
+        };
+        let c = SshConfig::from_options(&opts(&[
+            ("ip", "esxi1"),
+            ("username", "root"),
+            ("password", "pw"),
+            ("ipport", "2222"),
+            ("host_key_fingerprint", "SHA256:x"),
+            ("accept_new_host_key", "1"),
+            ("login_timeout", "7"),
+        ]))
+        .unwrap();
+        assert_eq!(c.port, 2222);
+        assert_eq!(c.auth, SshAuth::Password(Secret::new("pw")));
+        assert!(c.host_key.accept_new);
+        assert_eq!(c.connect_timeout, Duration::from_secs(7));
+        assert_eq!(c.command_timeout, Duration::from_secs(3));
+        assert_eq!(c.known_hosts_name(), "[esxi1]:2222");
+        let c = SshConfig::from_options(&opts(&[
+            ("ip", "h"),
+            ("username", "u"),
+            ("password", "pp"),
+            ("identity_file", "/k"),
+        ]))
+        .unwrap();
+        assert!(matches!(
+            c.auth,
+            SshAuth::Key {
+                passphrase: Some(_),
+                ..
+            }
+        ));
+        assert_eq!(c.known_hosts_name(), "h");
+        assert!(SshConfig::from_options(&opts(&[("ip", "h"), ("username", "u")])).is_err());
+        assert!(SshConfig::from_options(&opts(&[
+            ("ip", "h"),
+            ("username", "u"),
+            ("password", "p"),
+            ("ipport", "70000")
+        ]))
+        .is_err());
+    }
+
+    #[test]
+    fn errors_never_carry_the_password_and_map_to_fence_errors() {
+        let e = SshError::Auth("u@h: authentication failed with password".into());
+        assert!(matches!(FenceError::from(e), FenceError::LoginDenied(_)));
+        let e = SshError::Timeout("x".into());
+        assert!(FenceError::from(e).is_transport());
+    }
+}
