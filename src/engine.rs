@@ -187,19 +187,16 @@ pub fn set_and_confirm<A: Agent>(
             "Power {} attempt {attempt} of {attempts}",
             want.word()
         ));
-        let mut sent = true;
         for p in plugs {
+            // A failed request is not the end: some devices report a failure for a change
+            // they did make (ESXi 6.0 `Power off failed`), so the read-back decides.
             if let Err(e) = agent.set_power(p, want) {
                 log::debug(&format!("Setting power {} failed: {e}", want.word()));
                 if matches!(e, FenceError::PlugNotFound(_) | FenceError::Privileges(_)) {
                     return Err(e);
                 }
                 last_err = Some(e);
-                sent = false;
             }
-        }
-        if !sent {
-            continue;
         }
         if !power_wait.is_zero() {
             sleep(power_wait);

@@ -864,8 +864,15 @@ fn known_hosts_files(policy: &HostKeyPolicy) -> Vec<PathBuf> {
         Some(p) => vec![p.clone()],
         None => {
             let mut v = Vec::new();
-            if let Some(home) = std::env::var_os("HOME") {
-                v.push(Path::new(&home).join(".ssh").join("known_hosts"));
+            // Pacemaker runs agents without HOME: fall back to the user database.
+            let home = std::env::var_os("HOME").map(PathBuf::from).or_else(|| {
+                nix::unistd::User::from_uid(nix::unistd::getuid())
+                    .ok()
+                    .flatten()
+                    .map(|u| u.dir)
+            });
+            if let Some(home) = home {
+                v.push(home.join(".ssh").join("known_hosts"));
             }
             v.push(PathBuf::from("/etc/ssh/ssh_known_hosts"));
             v
