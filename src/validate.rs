@@ -19,7 +19,9 @@ pub fn problems<A: Agent>(opts: &Options) -> Vec<String> {
     if has(Feature::Login) && opts.username().is_none() {
         out.push("You have to set login name".to_string());
     }
-    if has(Feature::Address) && opts.ip().is_none() {
+    // `port_as_ip` (fence_ipmilan): the plug is the device address.
+    let plug_is_ip = opts.flag("port_as_ip") && opts.plug().is_some();
+    if has(Feature::Address) && opts.ip().is_none() && !plug_is_ip {
         out.push("You have to enter fence address".to_string());
     }
     if info.needs_password
