@@ -408,6 +408,12 @@ impl Options {
         self.password.as_ref()
     }
 
+    /// Sets a value as if the user had given it (`name` must be a canonical name of the table;
+    /// used for fence_ipmilan's `port_as_ip`, where the plug becomes the address).
+    pub fn set(&mut self, name: &'static str, value: impl Into<String>) {
+        self.values.insert(name, value.into());
+    }
+
     /// Replaces the password (used after running `password_script`).
     pub fn set_password(&mut self, secret: Secret) {
         self.password = Some(secret);
