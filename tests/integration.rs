@@ -1,1 +1,4 @@
+//! Integration tests (one test crate; each module is one area).
 
+mod bmc_lib;
+mod ipmisim;

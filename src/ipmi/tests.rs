@@ -1,0 +1,3 @@
+//! Unit tests: packet round trips and fuzz-style robustness of every decoder.
+
+use super::*;

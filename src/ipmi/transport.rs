@@ -1,0 +1,141 @@
+//! UDP transport: one connected socket, resend with exponential backoff inside a deadline.
+//!
+//! [`Link::exchange`] sends a datagram (rebuilt for every attempt, so each attempt may carry a
+//! fresh sequence number), then reads datagrams until the matcher accepts one, the attempt's
+//! wait runs out (resend, interval doubled up to [`MAX_INTERVAL`]) or the deadline passes
+//! ([`IpmiError::TimedOut`]). Datagrams the matcher does not recognise (late, duplicate, stray,
+//! malformed) are dropped and never end the wait.
+
+use std::io::ErrorKind;
+use std::net::{SocketAddr, ToSocketAddrs, UdpSocket};
+use std::time::{Duration, Instant};
+
+use super::IpmiError;
+
+/// Upper bound for the resend interval.
+pub(crate) const MAX_INTERVAL: Duration = Duration::from_secs(2);
+/// Lower bound for the resend interval (and for any socket wait).
+const MIN_WAIT: Duration = Duration::from_millis(1);
+
+/// What a matcher says about one received datagram.
+pub(crate) enum Verdict<T> {
+    /// Not ours: keep waiting.
+    Ignore,
+    /// The answer.
+    Done(T),
+    /// A definitive answer that is an error.
+    Fail(IpmiError),
+}
+
+/// A connected UDP socket to one BMC.
+#[derive(Debug)]
+pub(crate) struct Link {
+    sock: UdpSocket,
+    first_interval: Duration,
+    /// Datagrams sent (all attempts).
+    pub sent: u64,
+    /// Datagrams received and ignored.
+    pub ignored: u64,
+}
+
+impl Link {
+    /// Resolves `host:port` (first address), binds an ephemeral port of the same family and
+    /// connects, so only the BMC's datagrams are received.
+    pub(crate) fn open(host: &str, port: u16, retransmit: Duration) -> Result<Link, IpmiError> {
+        let addr: SocketAddr = (host, port)
+            .to_socket_addrs()
+            .map_err(|e| IpmiError::Connect(format!("cannot resolve {host}: {e}")))?
+            .next()
+            .ok_or_else(|| IpmiError::Connect(format!("no address for {host}")))?;
+        let bind: SocketAddr = if addr.is_ipv4() {
+            SocketAddr::from(([0, 0, 0, 0], 0))
+        } else {
+            SocketAddr::from(([0u16; 8], 0))
+        };
+        let sock = UdpSocket::bind(bind).map_err(|e| IpmiError::Connect(format!("bind: {e}")))?;
+        sock.connect(addr)
+            .map_err(|e| IpmiError::Connect(format!("{addr}: {e}")))?;
+        Ok(Link {
+            sock,
+            first_interval: retransmit.max(Duration::from_millis(10)),
+            sent: 0,
+            ignored: 0,
+        })
+    }
+
+    /// One request/answer exchange (see the module doc). `what` names the step in errors.
+    pub(crate) fn exchange<T>(
+        &mut self,
+        what: &str,
+        deadline: Instant,
+        mut make: impl FnMut(u32) -> Result<Vec<u8>, IpmiError>,
+        mut matcher: impl FnMut(&[u8]) -> Verdict<T>,
+    ) -> Result<T, IpmiError> {
+        let mut interval = self.first_interval;
+        let mut refused = false;
+        let mut buf = [0u8; 1024];
+        let mut attempt = 0u32;
+        loop {
+            let now = Instant::now();
+            if now >= deadline {
+                let why = if refused {
+                    " (port unreachable)"
+                } else {
+                    ""
+                };
+                return Err(IpmiError::TimedOut(format!(
+                    "no answer to {what} after {attempt} attempt(s){why}"
+                )));
+            }
+            let pkt = make(attempt)?;
+            attempt = attempt.saturating_add(1);
+            match self.sock.send(&pkt) {
+                Ok(_) => self.sent = self.sent.saturating_add(1),
+                // ICMP errors from an earlier datagram surface here; the BMC may be restarting.
+                Err(e) if e.kind() == ErrorKind::ConnectionRefused => refused = true,
+                Err(e) => {
+                    return Err(IpmiError::Connect(format!("send: {e}")));
+                }
+            }
+            let wait_until = (now + interval).min(deadline);
+            interval = (interval * 2).min(MAX_INTERVAL);
+            loop {
+                let left = wait_until.saturating_duration_since(Instant::now());
+                if left.is_zero() {
+                    break;
+                }
+                self.sock
+                    .set_read_timeout(Some(left.max(MIN_WAIT)))
+                    .map_err(|e| IpmiError::Connect(format!("socket: {e}")))?;
+                match self.sock.recv(&mut buf) {
+                    Ok(n) => {
+                        let dgram = buf.get(..n).unwrap_or_default();
+                        match matcher(dgram) {
+                            Verdict::Ignore => self.ignored = self.ignored.saturating_add(1),
+                            Verdict::Done(v) => return Ok(v),
+                            Verdict::Fail(e) => return Err(e),
+                        }
+                    }
+                    Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {
+                        break
+                    }
+                    Err(e) if e.kind() == ErrorKind::ConnectionRefused => {
+                        refused = true;
+                        // Nothing to read until we send again; sleep out this attempt.
+                        std::thread::sleep(wait_until.saturating_duration_since(Instant::now()));
+                        break;
+                    }
+                    Err(e) if e.kind() == ErrorKind::Interrupted => {}
+                    Err(e) => return Err(IpmiError::Connect(format!("recv: {e}"))),
+                }
+            }
+        }
+    }
+
+    /// Sends one datagram without waiting for anything (best effort).
+    pub(crate) fn send_only(&mut self, pkt: &[u8]) {
+        if self.sock.send(pkt).is_ok() {
+            self.sent = self.sent.saturating_add(1);
+        }
+    }
+}
