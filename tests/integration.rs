@@ -2,3 +2,4 @@
 
 mod bmc_lib;
 mod ipmisim;
+mod ipmi17;

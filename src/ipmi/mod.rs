@@ -393,7 +393,16 @@ impl Session {
                 "Set Session Privilege Level",
                 budget,
             ) {
-                Ok(_) => {}
+                Ok(d) => match d.first() {
+                    Some(&got) if got & 0x0f >= cfg.privilege.code() => {}
+                    got => {
+                        return Err(IpmiError::Privileges(format!(
+                            "BMC granted privilege level {:?} instead of {:?}",
+                            got.map(|g| g & 0x0f),
+                            cfg.privilege
+                        )))
+                    }
+                },
                 Err(IpmiError::Completion { code, .. }) if (0x80..=0x82).contains(&code) => {
                     return Err(IpmiError::Privileges(format!(
                         "BMC refused privilege level {:?} for this user (completion code 0x{code:02x})",

@@ -20,8 +20,7 @@ const PT_RAKP4: u8 = 0x15;
 /// Auth type byte marking an RMCP+ (IPMI 2.0) session header.
 const AUTH_RMCPP: u8 = 0x06;
 
-/// An established RMCP+ session.
-#[derive(Debug)]
+/// An established RMCP+ session. `Debug` shows no key material.
 pub(crate) struct V20 {
     suite: Suite,
     k1: Vec<u8>,
@@ -30,6 +29,17 @@ pub(crate) struct V20 {
     /// The BMC's (managed system's) session ID: what we put in our packets.
     pub bmc_id: u32,
     seq: Cell<u32>,
+}
+
+impl std::fmt::Debug for V20 {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("V20")
+            .field("suite", &self.suite.id)
+            .field("console_id", &self.console_id)
+            .field("bmc_id", &self.bmc_id)
+            .field("seq", &self.seq.get())
+            .finish_non_exhaustive()
+    }
 }
 
 impl V20 {
@@ -623,9 +633,10 @@ fn login_suite(
             fatal(e)
         });
     }
-    let n = suite.auth.code_len();
-    let k1 = suite.auth.hmac(&sik, &[&vec![0x01; n]]);
-    let k2 = suite.auth.hmac(&sik, &[&vec![0x02; n]]);
+    // K1/K2 = HMAC_SIK(const): the constants are 20 bytes for every algorithm (the spec
+    // defines them for SHA-1; ipmitool and OpenBMC keep 20 bytes for SHA-256 too).
+    let k1 = suite.auth.hmac(&sik, &[&[0x01; 20]]);
+    let k2 = suite.auth.hmac(&sik, &[&[0x02; 20]]);
     if suite.auth == AuthAlg::None && (suite.integ != IntegAlg::None || suite.conf != ConfAlg::None)
     {
         return Err(fatal(IpmiError::Protocol("inconsistent suite".into())));

@@ -14,13 +14,21 @@ use super::{IpmiConfig, IpmiError};
 /// Auth type MD5.
 const AUTH_MD5: u8 = 0x02;
 
-/// An active IPMI 1.5 session.
-#[derive(Debug)]
+/// An active IPMI 1.5 session. `Debug` shows no password.
 pub(crate) struct V15 {
     /// Session ID assigned by the BMC.
     pub sid: u32,
     seq: Cell<u32>,
     pw: [u8; 16],
+}
+
+impl std::fmt::Debug for V15 {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("V15")
+            .field("sid", &self.sid)
+            .field("seq", &self.seq.get())
+            .finish_non_exhaustive()
+    }
 }
 
 /// A 1.5 packet with MD5 auth code.
