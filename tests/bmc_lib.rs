@@ -41,13 +41,13 @@ fn status_off_on_with_second_opinion() {
 }
 
 #[test]
-fn negotiated_suite_and_timing() {
+fn negotiated_suite_with_ipmi_sim() {
     let Some(bmc) = Bmc::start(&[]) else { return };
     let mut cfg = bmc.cfg();
     cfg.cipher = None;
     let t = Instant::now();
     let mut s = Session::open(&cfg).unwrap();
-    eprintln!("negotiated suite {:?} in {:?}, {:?}", s.cipher_suite(), t.elapsed(), s.stats());
+    eprintln!("negotiated suite {:?} in {:?}", s.cipher_suite(), t.elapsed());
     assert_eq!(s.cipher_suite(), Some(3));
     assert_eq!(s.chassis_status().unwrap(), PowerState::On);
 }
@@ -64,17 +64,20 @@ fn ipmi15_md5() {
     assert_eq!(s.chassis_status().unwrap(), PowerState::Off);
     s.close().unwrap();
     assert_eq!(bmc.ipmitool_power(), Some(PowerState::Off));
-    // wrong password
+    // ipmi_sim drops an Activate Session with a bad MD5 code: no answer -> login denied.
     cfg.password = Secret::new("wrong");
-    let t = Instant::now();
+    cfg.timeout = Duration::from_secs(1);
     let e = Session::open(&cfg).unwrap_err();
-    eprintln!("v15 wrong pw: {e:?} after {:?}", t.elapsed());
-    // without 1.5 auth types on the BMC
+    assert!(matches!(FenceError::from(e), FenceError::LoginDenied(_)));
+    // 1.5 passwords are at most 16 bytes.
+    cfg.password = Secret::new("p".repeat(17));
+    assert!(matches!(Session::open(&cfg), Err(IpmiError::Config(_))));
+    // A BMC without 1.5 auth types.
     let Some(bmc2) = Bmc::start(&[]) else { return };
     let mut cfg2 = bmc2.cfg();
     cfg2.version = Version::V15;
     let e = Session::open(&cfg2).unwrap_err();
-    eprintln!("v15 unsupported: {e:?}");
+    assert!(e.to_string().contains("MD5"), "{e}");
 }
 
 #[test]
@@ -83,36 +86,35 @@ fn login_errors() {
     let mut cfg = bmc.cfg();
     cfg.password = Secret::new("wrong");
     let e = Session::open(&cfg).unwrap_err();
-    eprintln!("wrong pw: {e:?}");
+    assert!(e.to_string().contains("wrong password"), "{e}");
+    assert!(!e.to_string().contains("wrong\""));
     assert!(matches!(FenceError::from(e), FenceError::LoginDenied(_)));
     let mut cfg = bmc.cfg();
     cfg.username = "nobody".into();
     let e = Session::open(&cfg).unwrap_err();
-    eprintln!("unknown user: {e:?}");
-    // user account asking for administrator
+    assert!(e.to_string().contains("unknown user"), "{e}");
+    // Length limits: a clear error before any traffic (no silent truncation).
+    let mut cfg = bmc.cfg();
+    cfg.username = "u".repeat(17);
+    assert!(matches!(Session::open(&cfg), Err(IpmiError::Config(_))));
+    let mut cfg = bmc.cfg();
+    cfg.password = Secret::new("p".repeat(21));
+    let e = Session::open(&cfg).unwrap_err();
+    assert!(matches!(e, IpmiError::Config(_)) && !e.to_string().contains("ppp"));
+    // USER-level session: status fine, Chassis Control refused with 0xd4 -> Privileges.
     let mut cfg = bmc.cfg();
     cfg.username = "user".into();
     cfg.password = Secret::new("userpass");
-    match Session::open(&cfg) {
-        Err(e) => eprintln!("user as admin: {e:?}"),
-        Ok(mut s) => {
-            let r = s.raw(0x06, 0x3b, &[0]);
-            eprintln!("user as admin: opened, priv now {r:?}");
-            let e = s.chassis_control(ChassisOp::PowerDown);
-            eprintln!("user as admin: control {e:?}");
-        }
-    }
-    let (_, out) = bmc.ipmitool("user", "userpass", &["-L", "ADMINISTRATOR", "chassis", "power", "off"]);
-    eprintln!("ipmitool user as admin: {out}");
-    // user account at user level: status ok, control refused
     cfg.privilege = Privilege::User;
     let mut s = Session::open(&cfg).unwrap();
     assert_eq!(s.chassis_status().unwrap(), PowerState::On);
     let e = s.chassis_control(ChassisOp::PowerDown).unwrap_err();
-    eprintln!("user control: {e:?}");
     assert!(matches!(FenceError::from(e), FenceError::Privileges(_)));
     drop(s);
-    // operator can control
+    assert_eq!(bmc.ipmitool_power(), Some(PowerState::On));
+    // (ipmi_sim quirk: it lets the "user" account raise itself to ADMINISTRATOR, as ipmitool
+    // -L ADMINISTRATOR shows; the suite-17 responder refuses it, see suite17_library.)
+    // OPERATOR is enough for Chassis Control.
     let mut cfg = bmc.cfg();
     cfg.username = "operator".into();
     cfg.password = Secret::new("oppass");
@@ -120,6 +122,8 @@ fn login_errors() {
     let mut s = Session::open(&cfg).unwrap();
     s.chassis_control(ChassisOp::PowerDown).unwrap();
     assert_eq!(s.chassis_status().unwrap(), PowerState::Off);
+    drop(s);
+    assert_eq!(bmc.ipmitool_power(), Some(PowerState::Off));
 }
 
 #[test]
@@ -130,12 +134,16 @@ fn kg() {
     let mut s = Session::open(&cfg).unwrap();
     assert_eq!(s.chassis_status().unwrap(), PowerState::On);
     s.close().unwrap();
+    let (ok, out) = bmc.ipmitool("admin", "pass", &["-y", "6b67736563726574", "chassis", "power", "status"]);
+    assert!(ok && out.contains("is on"), "{out}");
     cfg.kg = Some(Secret::new("6b67736563726575"));
     let e = Session::open(&cfg).unwrap_err();
-    eprintln!("wrong kg: {e:?}");
+    assert!(matches!(FenceError::from(e), FenceError::LoginDenied(_)));
     cfg.kg = None;
     let e = Session::open(&cfg).unwrap_err();
-    eprintln!("no kg: {e:?}");
+    assert!(matches!(FenceError::from(e), FenceError::LoginDenied(_)));
+    cfg.kg = Some(Secret::new("6b6")); // odd length
+    assert!(matches!(Session::open(&cfg), Err(IpmiError::Config(_))));
 }
 
 #[test]
@@ -242,4 +250,132 @@ fn suite17_kg() {
     let e = Session::open(&c).unwrap_err();
     assert!(matches!(e, IpmiError::LoginDenied(_)), "{e:?}");
     assert!(e.to_string().contains("Kg") || e.to_string().contains("kg"), "{e}");
+}
+
+#[test]
+fn cycle_reset_diag() {
+    let Some(bmc) = Bmc::start(&[]) else { return };
+    let mut s = Session::open(&bmc.cfg()).unwrap();
+    s.chassis_control(ChassisOp::PowerCycle).unwrap();
+    // ipmi_sim: off at once, on again about 1 s later.
+    assert!(wait_power(&mut s, PowerState::On, Duration::from_secs(5)));
+    assert!(bmc.events().contains("set power 0"), "{}", bmc.events());
+    s.chassis_control(ChassisOp::HardReset).unwrap();
+    assert!(bmc.events().contains("set reset 1"));
+    // ipmi_sim 2.0.33 has no diagnostic interrupt: a clean completion-code error (0xcc).
+    let r = s.chassis_control(ChassisOp::DiagInterrupt);
+    assert!(matches!(r, Ok(()) | Err(IpmiError::Completion { .. })), "{r:?}");
+    assert_eq!(s.chassis_status().unwrap(), PowerState::On);
+    s.close().unwrap();
+    assert_eq!(bmc.ipmitool_power(), Some(PowerState::On));
+}
+
+#[test]
+fn faults_fail_power_and_ignored_off() {
+    let Some(bmc) = Bmc::start(&[]) else { return };
+    let mut s = Session::open(&bmc.cfg()).unwrap();
+    // Power-off accepted but ignored: the library reports the read-back truth (on).
+    bmc.fault(&["poweroff=ignore"]);
+    s.chassis_control(ChassisOp::PowerDown).unwrap();
+    assert_eq!(s.chassis_status().unwrap(), PowerState::On);
+    assert_eq!(bmc.ipmitool_power(), Some(PowerState::On));
+    bmc.fault(&["clear"]);
+    s.chassis_control(ChassisOp::PowerDown).unwrap();
+    assert_eq!(s.chassis_status().unwrap(), PowerState::Off);
+    // Power-on failing: completion code 0xff, a Device error, power stays off.
+    bmc.fault(&["poweron=error"]);
+    let e = s.chassis_control(ChassisOp::PowerUp).unwrap_err();
+    assert_eq!(e, IpmiError::Completion { command: "Chassis Control", code: 0xff });
+    assert!(matches!(FenceError::from(e), FenceError::Device(_)));
+    assert_eq!(s.chassis_status().unwrap(), PowerState::Off);
+    assert_eq!(bmc.ipmitool_power(), Some(PowerState::Off));
+    // Delayed power change becomes visible later.
+    bmc.fault(&["clear", "delay=1"]);
+    s.chassis_control(ChassisOp::PowerUp).unwrap();
+    assert!(wait_power(&mut s, PowerState::On, Duration::from_secs(5)));
+    s.close().unwrap();
+}
+
+#[test]
+fn hung_bmc_times_out_then_recovers() {
+    let Some(bmc) = Bmc::start(&[]) else { return };
+    let mut cfg = bmc.cfg();
+    cfg.timeout = Duration::from_secs(1);
+    cfg.command_timeout = Duration::from_secs(1);
+    let mut s = Session::open(&cfg).unwrap();
+    bmc.hang();
+    let t = Instant::now();
+    let e = s.chassis_status().unwrap_err();
+    assert!(matches!(FenceError::from(e.clone()), FenceError::TimedOut(_)), "{e:?}");
+    drop(s); // close attempt also bounded
+    let e = Session::open(&cfg).unwrap_err();
+    assert!(matches!(FenceError::from(e), FenceError::TimedOut(_)));
+    eprintln!("hang: two timeouts + close in {:?}", t.elapsed());
+    assert!(t.elapsed() < Duration::from_secs(10));
+    bmc.resume();
+    // Queued stale requests are answered now; a fresh session must not be confused by them.
+    let mut s = Session::open(&bmc.cfg()).unwrap();
+    assert_eq!(s.chassis_status().unwrap(), PowerState::On);
+    s.close().unwrap();
+}
+
+#[test]
+fn nothing_listening_times_out() {
+    let port = crate::ipmisim::free_port();
+    let mut cfg = IpmiConfig::new("127.0.0.1", "admin", Secret::new("pass"));
+    cfg.port = port;
+    cfg.timeout = Duration::from_millis(800);
+    let e = Session::open(&cfg).unwrap_err();
+    assert!(matches!(e, IpmiError::TimedOut(_)), "{e:?}");
+    assert!(e.to_string().contains("unreachable"), "{e}");
+}
+
+#[test]
+fn several_bmcs_in_parallel() {
+    let bmcs: Vec<Bmc> = (0..3).filter_map(|_| Bmc::start(&[])).collect();
+    if bmcs.len() < 3 {
+        return;
+    }
+    std::thread::scope(|sc| {
+        for b in &bmcs {
+            sc.spawn(move || {
+                let mut s = Session::open(&b.cfg()).unwrap();
+                s.chassis_control(ChassisOp::PowerDown).unwrap();
+                assert_eq!(s.chassis_status().unwrap(), PowerState::Off);
+                s.chassis_control(ChassisOp::PowerUp).unwrap();
+                assert_eq!(s.chassis_status().unwrap(), PowerState::On);
+            });
+        }
+    });
+    for b in &bmcs {
+        assert_eq!(b.ipmitool_power(), Some(PowerState::On));
+        assert!(b.events().contains("set power 0"));
+    }
+}
+
+#[test]
+fn no_session_leak_200_runs() {
+    let Some(bmc) = Bmc::start(&[]) else { return };
+    let cfg = bmc.cfg();
+    let mut times = Vec::new();
+    for _ in 0..200 {
+        let t = Instant::now();
+        let mut s = Session::open(&cfg).unwrap();
+        assert_eq!(s.chassis_status().unwrap(), PowerState::On);
+        s.close().unwrap();
+        times.push(t.elapsed());
+    }
+    // Error paths close too (Drop): 70 sessions that fail a command (> the 63-slot table).
+    let mut ucfg = bmc.cfg();
+    ucfg.username = "user".into();
+    ucfg.password = Secret::new("userpass");
+    ucfg.privilege = Privilege::User;
+    for _ in 0..70 {
+        let mut s = Session::open(&ucfg).unwrap();
+        assert!(s.chassis_control(ChassisOp::PowerDown).is_err());
+    }
+    times.sort();
+    eprintln!("login+status+close: median {:?}", times[times.len() / 2]);
+    let (ok, out) = bmc.ipmitool("admin", "pass", &["chassis", "power", "status"]);
+    assert!(ok && out.contains("Chassis Power is on"), "{out}");
 }
