@@ -1,7 +1,13 @@
 //! fencekit::ipmi against real peers on loopback: ipmi_sim BMCs (tests/sim_ipmi), ipmitool
 //! as the second opinion, a lossy UDP relay, and a suite-17 responder (tests/ipmi17.rs).
 
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::print_stderr)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::print_stderr,
+    clippy::indexing_slicing
+)]
 
 use std::time::{Duration, Instant};
 
@@ -47,14 +53,20 @@ fn negotiated_suite_with_ipmi_sim() {
     cfg.cipher = None;
     let t = Instant::now();
     let mut s = Session::open(&cfg).unwrap();
-    eprintln!("negotiated suite {:?} in {:?}", s.cipher_suite(), t.elapsed());
+    eprintln!(
+        "negotiated suite {:?} in {:?}",
+        s.cipher_suite(),
+        t.elapsed()
+    );
     assert_eq!(s.cipher_suite(), Some(3));
     assert_eq!(s.chassis_status().unwrap(), PowerState::On);
 }
 
 #[test]
 fn ipmi15_md5() {
-    let Some(bmc) = Bmc::start(&[("BMC_V15", "1")]) else { return };
+    let Some(bmc) = Bmc::start(&[("BMC_V15", "1")]) else {
+        return;
+    };
     let mut cfg = bmc.cfg();
     cfg.version = Version::V15;
     let mut s = Session::open(&cfg).unwrap();
@@ -128,13 +140,19 @@ fn login_errors() {
 
 #[test]
 fn kg() {
-    let Some(bmc) = Bmc::start(&[("BMC_KG", "kgsecret")]) else { return };
+    let Some(bmc) = Bmc::start(&[("BMC_KG", "kgsecret")]) else {
+        return;
+    };
     let mut cfg = bmc.cfg();
     cfg.kg = Some(Secret::new("6b67736563726574"));
     let mut s = Session::open(&cfg).unwrap();
     assert_eq!(s.chassis_status().unwrap(), PowerState::On);
     s.close().unwrap();
-    let (ok, out) = bmc.ipmitool("admin", "pass", &["-y", "6b67736563726574", "chassis", "power", "status"]);
+    let (ok, out) = bmc.ipmitool(
+        "admin",
+        "pass",
+        &["-y", "6b67736563726574", "chassis", "power", "status"],
+    );
     assert!(ok && out.contains("is on"), "{out}");
     cfg.kg = Some(Secret::new("6b67736563726575"));
     let e = Session::open(&cfg).unwrap_err();
@@ -151,8 +169,20 @@ fn suite17_responder_proven_by_ipmitool() {
     if crate::ipmisim::need("ipmitool").is_none() {
         return;
     }
-    let b = Bmc17::start(&[("admin", "pass17", 4), ("user", "userpass", 2)], None, &[3, 17]);
-    let run = |args: &[&str]| ipmitool_at(b.port, "admin", "pass17", &["-C", "17", "-L", "ADMINISTRATOR"], args);
+    let b = Bmc17::start(
+        &[("admin", "pass17", 4), ("user", "userpass", 2)],
+        None,
+        &[3, 17],
+    );
+    let run = |args: &[&str]| {
+        ipmitool_at(
+            b.port,
+            "admin",
+            "pass17",
+            &["-C", "17", "-L", "ADMINISTRATOR"],
+            args,
+        )
+    };
     let (ok, out) = run(&["chassis", "power", "status"]);
     assert!(ok && out.contains("Chassis Power is on"), "{out}");
     let (ok, out) = run(&["chassis", "power", "off"]);
@@ -161,9 +191,21 @@ fn suite17_responder_proven_by_ipmitool() {
     assert!(ok && out.contains("Chassis Power is off"), "{out}");
     let (ok, out) = run(&["chassis", "power", "on"]);
     assert!(ok && out.contains("Up/On"), "{out}");
-    let (ok, out) = ipmitool_at(b.port, "admin", "wrong", &["-C", "17"], &["chassis", "power", "status"]);
+    let (ok, out) = ipmitool_at(
+        b.port,
+        "admin",
+        "wrong",
+        &["-C", "17"],
+        &["chassis", "power", "status"],
+    );
     assert!(!ok, "{out}");
-    let (ok, out) = ipmitool_at(b.port, "admin", "pass17", &["-C", "3"], &["chassis", "power", "status"]);
+    let (ok, out) = ipmitool_at(
+        b.port,
+        "admin",
+        "pass17",
+        &["-C", "3"],
+        &["chassis", "power", "status"],
+    );
     assert!(ok && out.contains("Chassis Power is on"), "suite 3: {out}");
     let st = b.state.lock().unwrap();
     assert_eq!(st.controls, vec![0, 1]);
@@ -181,7 +223,11 @@ fn cfg17(port: u16, user: &str, pw: &str) -> IpmiConfig {
 
 #[test]
 fn suite17_library() {
-    let b = Bmc17::start(&[("admin", "pass17", 4), ("user", "userpass", 2)], None, &[3, 17]);
+    let b = Bmc17::start(
+        &[("admin", "pass17", 4), ("user", "userpass", 2)],
+        None,
+        &[3, 17],
+    );
     // Negotiated: the strongest common suite is 17.
     let mut s = Session::open(&cfg17(b.port, "admin", "pass17")).unwrap();
     assert_eq!(s.cipher_suite(), Some(17));
@@ -204,14 +250,23 @@ fn suite17_library() {
     assert!(matches!(e, IpmiError::LoginDenied(_)), "{e:?}");
     // A USER account asking for ADMINISTRATOR: RAKP 2 "invalid role".
     let e = Session::open(&cfg17(b.port, "user", "userpass")).unwrap_err();
-    assert!(matches!(FenceError::from(e.clone()), FenceError::Privileges(_)), "{e:?}");
+    assert!(
+        matches!(FenceError::from(e.clone()), FenceError::Privileges(_)),
+        "{e:?}"
+    );
     // At USER level: status works, Chassis Control is 0xd4 -> Privileges.
     let mut c = cfg17(b.port, "user", "userpass");
     c.privilege = Privilege::User;
     let mut s = Session::open(&c).unwrap();
     assert_eq!(s.chassis_status().unwrap(), PowerState::On);
     let e = s.chassis_control(ChassisOp::PowerDown).unwrap_err();
-    assert_eq!(e, IpmiError::Completion { command: "Chassis Control", code: 0xd4 });
+    assert_eq!(
+        e,
+        IpmiError::Completion {
+            command: "Chassis Control",
+            code: 0xd4
+        }
+    );
     assert!(matches!(FenceError::from(e), FenceError::Privileges(_)));
     drop(s);
     // Suite 0 is never chosen, and an unsupported suite is a config error.
@@ -219,7 +274,10 @@ fn suite17_library() {
     c.cipher = Some(4);
     assert!(matches!(Session::open(&c), Err(IpmiError::Config(_))));
     let st = b.state.lock().unwrap();
-    assert_eq!(st.open_sessions, 0, "every session closed, error paths included");
+    assert_eq!(
+        st.open_sessions, 0,
+        "every session closed, error paths included"
+    );
     assert_eq!(st.controls, vec![0, 1]);
 }
 
@@ -244,12 +302,21 @@ fn suite17_kg() {
     let mut s = Session::open(&c).unwrap();
     assert_eq!(s.chassis_status().unwrap(), PowerState::On);
     drop(s);
-    let (ok, out) = ipmitool_at(b.port, "admin", "pass17", &["-C", "17", "-y", "6b67736563726574"], &["chassis", "power", "status"]);
+    let (ok, out) = ipmitool_at(
+        b.port,
+        "admin",
+        "pass17",
+        &["-C", "17", "-y", "6b67736563726574"],
+        &["chassis", "power", "status"],
+    );
     assert!(ok && out.contains("is on"), "{out}");
     c.kg = Some(Secret::new("6b67736563726575"));
     let e = Session::open(&c).unwrap_err();
     assert!(matches!(e, IpmiError::LoginDenied(_)), "{e:?}");
-    assert!(e.to_string().contains("Kg") || e.to_string().contains("kg"), "{e}");
+    assert!(
+        e.to_string().contains("Kg") || e.to_string().contains("kg"),
+        "{e}"
+    );
 }
 
 #[test]
@@ -264,7 +331,10 @@ fn cycle_reset_diag() {
     assert!(bmc.events().contains("set reset 1"));
     // ipmi_sim 2.0.33 has no diagnostic interrupt: a clean completion-code error (0xcc).
     let r = s.chassis_control(ChassisOp::DiagInterrupt);
-    assert!(matches!(r, Ok(()) | Err(IpmiError::Completion { .. })), "{r:?}");
+    assert!(
+        matches!(r, Ok(()) | Err(IpmiError::Completion { .. })),
+        "{r:?}"
+    );
     assert_eq!(s.chassis_status().unwrap(), PowerState::On);
     s.close().unwrap();
     assert_eq!(bmc.ipmitool_power(), Some(PowerState::On));
@@ -285,10 +355,21 @@ fn faults_fail_power_and_ignored_off() {
     // Power-on failing: completion code 0xff, a Device error, power stays off.
     bmc.fault(&["poweron=error"]);
     let e = s.chassis_control(ChassisOp::PowerUp).unwrap_err();
-    assert_eq!(e, IpmiError::Completion { command: "Chassis Control", code: 0xff });
+    assert_eq!(
+        e,
+        IpmiError::Completion {
+            command: "Chassis Control",
+            code: 0xff
+        }
+    );
     assert!(matches!(FenceError::from(e), FenceError::Device(_)));
     assert_eq!(s.chassis_status().unwrap(), PowerState::Off);
     assert_eq!(bmc.ipmitool_power(), Some(PowerState::Off));
+    // The host changed by itself: the next read says so.
+    bmc.set_power(true);
+    assert_eq!(s.chassis_status().unwrap(), PowerState::On);
+    bmc.set_power(false);
+    assert_eq!(s.chassis_status().unwrap(), PowerState::Off);
     // Delayed power change becomes visible later.
     bmc.fault(&["clear", "delay=1"]);
     s.chassis_control(ChassisOp::PowerUp).unwrap();
@@ -306,7 +387,10 @@ fn hung_bmc_times_out_then_recovers() {
     bmc.hang();
     let t = Instant::now();
     let e = s.chassis_status().unwrap_err();
-    assert!(matches!(FenceError::from(e.clone()), FenceError::TimedOut(_)), "{e:?}");
+    assert!(
+        matches!(FenceError::from(e.clone()), FenceError::TimedOut(_)),
+        "{e:?}"
+    );
     drop(s); // close attempt also bounded
     let e = Session::open(&cfg).unwrap_err();
     assert!(matches!(FenceError::from(e), FenceError::TimedOut(_)));
@@ -378,4 +462,111 @@ fn no_session_leak_200_runs() {
     eprintln!("login+status+close: median {:?}", times[times.len() / 2]);
     let (ok, out) = bmc.ipmitool("admin", "pass", &["chassis", "power", "status"]);
     assert!(ok && out.contains("Chassis Power is on"), "{out}");
+}
+
+/// One fence-like cycle through `port`: off, read back, on, read back (one session).
+fn off_on_cycle(cfg: &IpmiConfig) -> Result<(), IpmiError> {
+    let mut s = Session::open(cfg)?;
+    s.chassis_control(ChassisOp::PowerDown)?;
+    assert_eq!(s.chassis_status()?, PowerState::Off);
+    s.chassis_control(ChassisOp::PowerUp)?;
+    assert_eq!(s.chassis_status()?, PowerState::On);
+    let _ = s.close(); // a lost Close Session answer is not the action's failure
+    Ok(())
+}
+
+#[test]
+fn lossy_link_30_percent_both_ways() {
+    let Some(bmc) = Bmc::start(&[]) else { return };
+    let Some(relay) = crate::ipmisim::Relay::start(
+        bmc.port,
+        bmc.dir.path(),
+        &[
+            "--drop",
+            "0.3",
+            "--seed",
+            &std::env::var("LOSSY_SEED").unwrap_or_else(|_| "7".into()),
+        ],
+    ) else {
+        return;
+    };
+    let mut cfg = bmc.cfg();
+    cfg.port = relay.port;
+    cfg.retransmit = Duration::from_millis(100);
+    cfg.timeout = Duration::from_secs(20);
+    cfg.command_timeout = Duration::from_secs(20);
+    for i in 0..4 {
+        let t = Instant::now();
+        let r = off_on_cycle(&cfg);
+        eprintln!("lossy run {i}: {:?}", t.elapsed());
+        if let Err(e) = r {
+            panic!("run {i}: {e:?}\n{}", relay.log());
+        }
+        assert_eq!(bmc.ipmitool_power(), Some(PowerState::On));
+    }
+    let log = relay.log();
+    let drops = log.matches("DROP").count();
+    let total = log.lines().count();
+    eprintln!("lossy: {drops} of {total} datagrams dropped");
+    assert!(drops * 5 > total, "the relay really dropped (>20 %)");
+}
+
+#[test]
+fn duplicated_delayed_replayed_replies_never_answer_another_request() {
+    let Some(bmc) = Bmc::start(&[]) else { return };
+    let Some(relay) = crate::ipmisim::Relay::start(
+        bmc.port,
+        bmc.dir.path(),
+        &[
+            "--dup",
+            "0.3",
+            "--delay",
+            "0.3:600",
+            "--replay-s2c",
+            "9:300,12:300",
+            "--seed",
+            "3",
+        ],
+    ) else {
+        return;
+    };
+    let mut cfg = bmc.cfg();
+    cfg.port = relay.port;
+    cfg.retransmit = Duration::from_millis(200);
+    cfg.timeout = Duration::from_secs(10);
+    cfg.command_timeout = Duration::from_secs(10);
+    let mut s = Session::open(&cfg).unwrap();
+    for _ in 0..6 {
+        assert_eq!(s.chassis_status().unwrap(), PowerState::On);
+        s.chassis_control(ChassisOp::PowerDown).unwrap();
+        assert_eq!(s.chassis_status().unwrap(), PowerState::Off);
+        assert_eq!(s.chassis_status().unwrap(), PowerState::Off);
+        s.chassis_control(ChassisOp::PowerUp).unwrap();
+        assert_eq!(s.chassis_status().unwrap(), PowerState::On);
+    }
+    let st = s.stats();
+    eprintln!("dup/delay: {st:?}");
+    assert!(
+        st.ignored > 0,
+        "some late/duplicate datagrams were seen and dropped"
+    );
+    let log = relay.log();
+    assert!(log.contains("DUP") && log.contains("DELAY"));
+}
+
+#[test]
+fn bmc_dies_mid_session() {
+    let Some(bmc) = Bmc::start(&[]) else { return };
+    // Login (5 datagrams, then one status with Set Session Privilege Level) passes, then the link dies.
+    let Some(relay) = crate::ipmisim::Relay::start(bmc.port, bmc.dir.path(), &["--die-after", "6"])
+    else {
+        return;
+    };
+    let mut cfg = bmc.cfg();
+    cfg.port = relay.port;
+    cfg.command_timeout = Duration::from_secs(1);
+    let mut s = Session::open(&cfg).unwrap();
+    assert_eq!(s.chassis_status().unwrap(), PowerState::On);
+    let e = s.chassis_control(ChassisOp::PowerDown).unwrap_err();
+    assert!(matches!(FenceError::from(e), FenceError::TimedOut(_)));
 }

@@ -1,5 +1,5 @@
 //! Integration tests (one test crate; each module is one area).
 
 mod bmc_lib;
-mod ipmisim;
 mod ipmi17;
+mod ipmisim;

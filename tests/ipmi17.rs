@@ -207,7 +207,11 @@ impl Server {
         self.sessions.insert(
             id,
             Sess {
-                hash: if suite == 17 { Hash::Sha256 } else { Hash::Sha1 },
+                hash: if suite == 17 {
+                    Hash::Sha256
+                } else {
+                    Hash::Sha1
+                },
                 suite,
                 console_id,
                 rm: [0; 16],
@@ -225,7 +229,9 @@ impl Server {
         let mut r = vec![tag, 0, 4, 0];
         r.extend_from_slice(&console_id.to_le_bytes());
         r.extend_from_slice(&id.to_le_bytes());
-        r.extend_from_slice(&[0, 0, 0, 8, a, 0, 0, 0, 1, 0, 0, 8, i, 0, 0, 0, 2, 0, 0, 8, c, 0, 0, 0]);
+        r.extend_from_slice(&[
+            0, 0, 0, 8, a, 0, 0, 0, 1, 0, 0, 8, i, 0, 0, 0, 2, 0, 0, 8, c, 0, 0, 0,
+        ]);
         Some(r)
     }
 
@@ -319,7 +325,13 @@ impl Server {
         Some(r)
     }
 
-    fn session_packet(&mut self, pkt: &[u8], sid: u32, ptype: u8, payload: &[u8]) -> Option<Vec<u8>> {
+    fn session_packet(
+        &mut self,
+        pkt: &[u8],
+        sid: u32,
+        ptype: u8,
+        payload: &[u8],
+    ) -> Option<Vec<u8>> {
         let s = self.sessions.get(&sid)?;
         if !s.active || ptype != 0xc0 || payload.len() < 32 || pkt.len() < 40 {
             return None;
@@ -361,7 +373,9 @@ impl Server {
                     close = true;
                     ipmi_reply(&m, &[0])
                 }
-                (6, 0x01) => ipmi_reply(&m, &[0, 0x20, 0x01, 0x01, 0x00, 0x51, 0x9f, 0, 0, 0, 0, 0]),
+                (6, 0x01) => {
+                    ipmi_reply(&m, &[0, 0x20, 0x01, 0x01, 0x00, 0x51, 0x9f, 0, 0, 0, 0, 0])
+                }
                 (0, 0x01) => ipmi_reply(&m, &[0, u8::from(st.power_on), 0, 0x40]),
                 (0, 0x02) => {
                     if s.priv_now < 3 {
@@ -371,7 +385,7 @@ impl Server {
                         st.controls.push(op);
                         match op {
                             0 => st.power_on = false,
-                            1 | 2 | 3 => st.power_on = true,
+                            1..=3 => st.power_on = true,
                             _ => {}
                         }
                         ipmi_reply(&m, &[0])
@@ -420,7 +434,8 @@ impl Bmc17 {
     pub fn start(users: &[(&str, &str, u8)], kg: Option<&[u8]>, offer: &[u8]) -> Bmc17 {
         let sock = UdpSocket::bind("127.0.0.1:0").unwrap();
         let port = sock.local_addr().unwrap().port();
-        sock.set_read_timeout(Some(Duration::from_millis(50))).unwrap();
+        sock.set_read_timeout(Some(Duration::from_millis(50)))
+            .unwrap();
         let state = Arc::new(Mutex::new(State {
             power_on: true,
             ..State::default()

@@ -1,7 +1,13 @@
 //! Test peer guard: one OpenIPMI `ipmi_sim` BMC on 127.0.0.1 (tests/sim_ipmi/bmcsim.sh), killed
 //! on drop; `ipmitool` as the second opinion; a lossy UDP relay (tests/sim_ipmi/relay.py).
 
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::print_stderr)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::print_stderr,
+    clippy::indexing_slicing
+)]
 
 use std::net::UdpSocket;
 use std::path::{Path, PathBuf};
@@ -19,7 +25,9 @@ pub fn sim_dir() -> PathBuf {
 /// True when a missing simulator must fail the test instead of skipping it.
 pub fn required() -> bool {
     std::env::var("CI").map(|v| v == "true").unwrap_or(false)
-        || std::env::var("FENCE_REQUIRE_SIMULATORS").map(|v| v == "1").unwrap_or(false)
+        || std::env::var("FENCE_REQUIRE_SIMULATORS")
+            .map(|v| v == "1")
+            .unwrap_or(false)
 }
 
 /// `Some(())` if `prog` is on PATH; otherwise skips (or fails when required).
@@ -166,10 +174,27 @@ impl Bmc {
 }
 
 /// ipmitool -I lanplus against 127.0.0.1:port with extra interface flags.
-pub fn ipmitool_at(port: u16, user: &str, pw: &str, flags: &[&str], args: &[&str]) -> (bool, String) {
+pub fn ipmitool_at(
+    port: u16,
+    user: &str,
+    pw: &str,
+    flags: &[&str],
+    args: &[&str],
+) -> (bool, String) {
     let port = port.to_string();
     let out = Command::new("ipmitool")
-        .args(["-I", "lanplus", "-N", "1", "-R", "2", "-H", "127.0.0.1", "-p", &port])
+        .args([
+            "-I",
+            "lanplus",
+            "-N",
+            "1",
+            "-R",
+            "2",
+            "-H",
+            "127.0.0.1",
+            "-p",
+            &port,
+        ])
         .args(["-U", user, "-E"])
         .args(flags)
         .args(args)
@@ -212,7 +237,12 @@ impl Relay {
         let log = dir.join(format!("relay-{port}.log"));
         let mut child = Command::new("python3")
             .arg(sim_dir().join("relay.py"))
-            .args(["--listen", &port.to_string(), "--target", &target.to_string()])
+            .args([
+                "--listen",
+                &port.to_string(),
+                "--target",
+                &target.to_string(),
+            ])
             .args(["--log", log.to_str().unwrap(), "--lifetime", "120"])
             .args(opts)
             .stdin(Stdio::null())

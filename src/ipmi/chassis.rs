@@ -112,7 +112,10 @@ mod tests {
     #[test]
     fn status_parse() {
         assert!(matches!(parse_status(&[1, 0, 0]), Ok(PowerState::On)));
-        assert!(matches!(parse_status(&[0x60, 0, 0, 0]), Ok(PowerState::Off)));
+        assert!(matches!(
+            parse_status(&[0x60, 0, 0, 0]),
+            Ok(PowerState::Off)
+        ));
         assert!(parse_status(&[1]).is_err());
         assert!(parse_status(&[]).is_err());
     }

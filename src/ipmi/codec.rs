@@ -162,7 +162,10 @@ mod tests {
     fn request_matches_ipmitool_bytes() {
         // Get Channel Auth Capabilities as ipmitool sends it (rq_seq 0).
         let m = encode_request(0x06, 0x38, 0, &[0x8e, 0x04]);
-        assert_eq!(m, vec![0x20, 0x18, 0xc8, 0x81, 0x00, 0x38, 0x8e, 0x04, 0xb5]);
+        assert_eq!(
+            m,
+            vec![0x20, 0x18, 0xc8, 0x81, 0x00, 0x38, 0x8e, 0x04, 0xb5]
+        );
     }
 
     #[test]

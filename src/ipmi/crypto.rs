@@ -245,7 +245,12 @@ pub(crate) fn aes_decrypt(k2: &[u8], data: &[u8]) -> Option<Vec<u8>> {
 }
 
 /// IPMI 1.5 MD5 auth code: `MD5(pw | session id | data | seq | pw)`, pw zero-padded to 16.
-pub(crate) fn md5_authcode(password: &[u8; 16], session_id: u32, data: &[u8], seq: u32) -> [u8; 16] {
+pub(crate) fn md5_authcode(
+    password: &[u8; 16],
+    session_id: u32,
+    data: &[u8],
+    seq: u32,
+) -> [u8; 16] {
     let mut h = Md5::new();
     h.update(password);
     h.update(session_id.to_le_bytes());
@@ -268,8 +273,8 @@ mod tests {
         assert_eq!(
             h1,
             [
-                0xef, 0xfc, 0xdf, 0x6a, 0xe5, 0xeb, 0x2f, 0xa2, 0xd2, 0x74, 0x16, 0xd5, 0xf1,
-                0x84, 0xdf, 0x9c, 0x25, 0x9a, 0x7c, 0x79
+                0xef, 0xfc, 0xdf, 0x6a, 0xe5, 0xeb, 0x2f, 0xa2, 0xd2, 0x74, 0x16, 0xd5, 0xf1, 0x84,
+                0xdf, 0x9c, 0x25, 0x9a, 0x7c, 0x79
             ]
         );
         let h2 = hmac_sha256(k, &[d]);

@@ -34,7 +34,7 @@
 //! So this module implements its own session layer on RustCrypto crates (`hmac`, `sha1`,
 //! `sha2`, `aes`, `cbc`, `md-5`, `getrandom`):
 //! * [`transport`]: connected UDP socket, resend with exponential backoff (first interval
-//!   `retransmit`, doubling up to 2 s) inside an overall deadline (`timeout` for the login,
+//!   `retransmit`, doubling up to 1 s) inside an overall deadline (`timeout` for the login,
 //!   `command_timeout` for each command);
 //! * every reply is matched to its request: RMCP+ session ID, integrity code, payload type,
 //!   message tag (login) or rqSeq + netfn + cmd (commands; each transmission gets a fresh rqSeq
@@ -134,7 +134,7 @@ pub struct IpmiConfig {
     pub timeout: Duration,
     /// Deadline for one command including its resends.
     pub command_timeout: Duration,
-    /// First resend interval (doubles up to 2 s).
+    /// First resend interval (doubles up to 1 s).
     pub retransmit: Duration,
 }
 
@@ -480,7 +480,10 @@ impl Session {
         self.rq_seq = next.get();
         let r = resp?;
         if r.cc != 0 {
-            return Err(IpmiError::Completion { command: name, code: r.cc });
+            return Err(IpmiError::Completion {
+                command: name,
+                code: r.cc,
+            });
         }
         Ok(r.data)
     }

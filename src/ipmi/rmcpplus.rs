@@ -52,7 +52,9 @@ impl V20 {
         self.seq.set(next);
         let payload = match self.suite.conf {
             ConfAlg::None => msg.to_vec(),
-            ConfAlg::AesCbc128 => crypto::aes_encrypt(&self.k2, msg).map_err(IpmiError::Protocol)?,
+            ConfAlg::AesCbc128 => {
+                crypto::aes_encrypt(&self.k2, msg).map_err(IpmiError::Protocol)?
+            }
         };
         let mut ptype = PT_IPMI;
         if self.suite.conf != ConfAlg::None {
@@ -327,8 +329,7 @@ fn candidates(cfg: &IpmiConfig, link: &mut Link, deadline: Instant) -> Vec<Suite
             .filter_map(|id| Suite::by_id(*id))
             .filter(|s| {
                 offered.iter().any(|(id, a, i, c)| {
-                    *id == s.id
-                        && Suite::by_algs(*a, *i, *c).map(|x| x.id) == Some(s.id)
+                    *id == s.id && Suite::by_algs(*a, *i, *c).map(|x| x.id) == Some(s.id)
                 })
             })
             .collect(),
@@ -538,7 +539,11 @@ fn login_suite(
                 if c.u32le() != Some(console_id) {
                     return Verdict::Ignore;
                 }
-                match (c.array::<16>(), c.array::<16>(), c.take(suite.auth.code_len())) {
+                match (
+                    c.array::<16>(),
+                    c.array::<16>(),
+                    c.take(suite.auth.code_len()),
+                ) {
                     (Some(rc), Some(guid), Some(code)) => Verdict::Done((rc, guid, code.to_vec())),
                     _ => Verdict::Ignore,
                 }
@@ -572,25 +577,60 @@ fn login_suite(
             "RAKP 2 authentication code mismatch: wrong password (or user name)".into(),
         )));
     }
-    let sik = suite.auth.hmac(kg.unwrap_or(kuid), &[rm, &rc, &[role, ulen], user]);
-    let code3 = suite.auth.hmac(
-        kuid,
-        &[&rc, &console_id.to_le_bytes(), &[role, ulen], user],
-    );
+    let sik = suite
+        .auth
+        .hmac(kg.unwrap_or(kuid), &[rm, &rc, &[role, ulen], user]);
+    let code3 = suite
+        .auth
+        .hmac(kuid, &[&rc, &console_id.to_le_bytes(), &[role, ulen], user]);
 
-    // RAKP 3 / 4.
+    // K1/K2 = HMAC_SIK(const): the constants are 20 bytes for every algorithm (the spec
+    // defines them for SHA-1; ipmitool and OpenBMC keep 20 bytes for SHA-256 too).
+    let k1 = suite.auth.hmac(&sik, &[&[0x01; 20]]);
+    let k2 = suite.auth.hmac(&sik, &[&[0x02; 20]]);
+    if suite.auth == AuthAlg::None && (suite.integ != IntegAlg::None || suite.conf != ConfAlg::None)
+    {
+        return Err(fatal(IpmiError::Protocol("inconsistent suite".into())));
+    }
+    let session = V20 {
+        suite,
+        k1,
+        k2,
+        console_id,
+        bmc_id,
+        seq: Cell::new(1),
+    };
+
+    // RAKP 3 / 4. A BMC that already activated the session (its RAKP 4 was lost) does not
+    // answer a resent RAKP 3 (ipmi_sim); so from the second attempt on we also send an
+    // authenticated "get session privilege level" (Set Session Privilege Level, 0 = no
+    // change) inside the new session. A valid authenticated answer proves the BMC derived
+    // the same keys (same Kg), which is what RAKP 4 would have proven.
+    const PROBE_SEQ: u8 = 0x3f;
     let sent3 = Cell::new(0u32);
-    let rakp4 = link.exchange(
+    let rakp4 = link.exchange_multi(
         "RAKP 3",
         deadline,
-        |_| {
+        |attempt| {
             sent3.set(sent3.get() + 1);
             let mut p = vec![rakp_tag, 0, 0, 0];
             p.extend_from_slice(&bmc_id.to_le_bytes());
             p.extend_from_slice(&code3);
-            Ok(sessionless_v20(PT_RAKP3, &p))
+            let mut pkts = vec![sessionless_v20(PT_RAKP3, &p)];
+            if attempt > 0 && suite.integ != IntegAlg::None {
+                pkts.push(session.wrap(&codec::encode_request(0x06, 0x3b, PROBE_SEQ, &[0]))?);
+            }
+            Ok(pkts)
         },
         |dgram| {
+            if let Some(msg) = session.unwrap(dgram) {
+                return match codec::decode_response(&msg) {
+                    Some(r) if r.netfn == 0x07 && r.cmd == 0x3b && r.rq_seq == PROBE_SEQ => {
+                        Verdict::Done(None)
+                    }
+                    _ => Verdict::Ignore,
+                };
+            }
             let Some(p) = parse_sessionless_v20(dgram, PT_RAKP4) else {
                 return Verdict::Ignore;
             };
@@ -609,7 +649,7 @@ fn login_suite(
                 return Verdict::Ignore;
             }
             match c.take(suite.auth.icv_len()) {
-                Some(icv) => Verdict::Done(icv.to_vec()),
+                Some(icv) => Verdict::Done(Some(icv.to_vec())),
                 None => Verdict::Ignore,
             }
         },
@@ -621,34 +661,21 @@ fn login_suite(
         }
         Err(e) => return Err(fatal(e)),
     };
-    let mut want4 = suite.auth.hmac(&sik, &[rm, &bmc_id.to_le_bytes(), &guid]);
-    want4.truncate(suite.auth.icv_len());
-    if !crypto::ct_eq(&want4, &icv) {
-        let e = IpmiError::LoginDenied(
-            "RAKP 4 integrity check failed: wrong BMC key (hexadecimal_kg)?".into(),
-        );
-        return Err(if sent1.get() > 1 || sent3.get() > 1 {
-            Attempt::Retry(e)
-        } else {
-            fatal(e)
-        });
+    if let Some(icv) = icv {
+        let mut want4 = suite.auth.hmac(&sik, &[rm, &bmc_id.to_le_bytes(), &guid]);
+        want4.truncate(suite.auth.icv_len());
+        if !crypto::ct_eq(&want4, &icv) {
+            let e = IpmiError::LoginDenied(
+                "RAKP 4 integrity check failed: wrong BMC key (hexadecimal_kg)?".into(),
+            );
+            return Err(if sent1.get() > 1 || sent3.get() > 1 {
+                Attempt::Retry(e)
+            } else {
+                fatal(e)
+            });
+        }
     }
-    // K1/K2 = HMAC_SIK(const): the constants are 20 bytes for every algorithm (the spec
-    // defines them for SHA-1; ipmitool and OpenBMC keep 20 bytes for SHA-256 too).
-    let k1 = suite.auth.hmac(&sik, &[&[0x01; 20]]);
-    let k2 = suite.auth.hmac(&sik, &[&[0x02; 20]]);
-    if suite.auth == AuthAlg::None && (suite.integ != IntegAlg::None || suite.conf != ConfAlg::None)
-    {
-        return Err(fatal(IpmiError::Protocol("inconsistent suite".into())));
-    }
-    Ok(V20 {
-        suite,
-        k1,
-        k2,
-        console_id,
-        bmc_id,
-        seq: Cell::new(1),
-    })
+    Ok(session)
 }
 
 #[cfg(test)]

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use super::IpmiError;
 
 /// Upper bound for the resend interval.
-pub(crate) const MAX_INTERVAL: Duration = Duration::from_secs(2);
+pub(crate) const MAX_INTERVAL: Duration = Duration::from_secs(1);
 /// Lower bound for the resend interval (and for any socket wait).
 const MIN_WAIT: Duration = Duration::from_millis(1);
 
@@ -69,6 +69,17 @@ impl Link {
         what: &str,
         deadline: Instant,
         mut make: impl FnMut(u32) -> Result<Vec<u8>, IpmiError>,
+        matcher: impl FnMut(&[u8]) -> Verdict<T>,
+    ) -> Result<T, IpmiError> {
+        self.exchange_multi(what, deadline, |a| make(a).map(|p| vec![p]), matcher)
+    }
+
+    /// Like [`Link::exchange`], but each attempt may send several datagrams.
+    pub(crate) fn exchange_multi<T>(
+        &mut self,
+        what: &str,
+        deadline: Instant,
+        mut make: impl FnMut(u32) -> Result<Vec<Vec<u8>>, IpmiError>,
         mut matcher: impl FnMut(&[u8]) -> Verdict<T>,
     ) -> Result<T, IpmiError> {
         let mut interval = self.first_interval;
@@ -78,23 +89,22 @@ impl Link {
         loop {
             let now = Instant::now();
             if now >= deadline {
-                let why = if refused {
-                    " (port unreachable)"
-                } else {
-                    ""
-                };
+                let why = if refused { " (port unreachable)" } else { "" };
                 return Err(IpmiError::TimedOut(format!(
                     "no answer to {what} after {attempt} attempt(s){why}"
                 )));
             }
-            let pkt = make(attempt)?;
+            let pkts = make(attempt)?;
             attempt = attempt.saturating_add(1);
-            match self.sock.send(&pkt) {
-                Ok(_) => self.sent = self.sent.saturating_add(1),
-                // ICMP errors from an earlier datagram surface here; the BMC may be restarting.
-                Err(e) if e.kind() == ErrorKind::ConnectionRefused => refused = true,
-                Err(e) => {
-                    return Err(IpmiError::Connect(format!("send: {e}")));
+            for pkt in pkts {
+                match self.sock.send(&pkt) {
+                    Ok(_) => self.sent = self.sent.saturating_add(1),
+                    // ICMP errors from an earlier datagram surface here; the BMC may be
+                    // restarting.
+                    Err(e) if e.kind() == ErrorKind::ConnectionRefused => refused = true,
+                    Err(e) => {
+                        return Err(IpmiError::Connect(format!("send: {e}")));
+                    }
                 }
             }
             let wait_until = (now + interval).min(deadline);

@@ -99,7 +99,11 @@ fn cc_error(step: &str, cc: u8) -> IpmiError {
 }
 
 /// Logs in with IPMI 1.5 / MD5.
-pub(crate) fn login(link: &mut Link, cfg: &IpmiConfig, deadline: Instant) -> Result<V15, IpmiError> {
+pub(crate) fn login(
+    link: &mut Link,
+    cfg: &IpmiConfig,
+    deadline: Instant,
+) -> Result<V15, IpmiError> {
     let mut pw = [0u8; 16];
     for (d, s) in pw.iter_mut().zip(cfg.password.expose().as_bytes()) {
         *d = *s;
@@ -148,7 +152,9 @@ pub(crate) fn login(link: &mut Link, cfg: &IpmiConfig, deadline: Instant) -> Res
         }
         let mut c = Cursor::new(&ch.data);
         let (Some(temp_sid), Some(challenge)) = (c.u32le(), c.array::<16>()) else {
-            return Err(IpmiError::Protocol("short Get Session Challenge answer".into()));
+            return Err(IpmiError::Protocol(
+                "short Get Session Challenge answer".into(),
+            ));
         };
         let mut out_seq = [0u8; 4];
         crypto::random(&mut out_seq).map_err(IpmiError::Connect)?;
@@ -164,7 +170,12 @@ pub(crate) fn login(link: &mut Link, cfg: &IpmiConfig, deadline: Instant) -> Res
                 let s = (attempt % 63 + 1) as u8;
                 used.set(used.get() | (1u64 << s));
                 sent.set(sent.get() + 1);
-                Ok(packet(&pw, temp_sid, 0, &codec::encode_request(0x06, 0x3a, s, &data)))
+                Ok(packet(
+                    &pw,
+                    temp_sid,
+                    0,
+                    &codec::encode_request(0x06, 0x3a, s, &data),
+                ))
             },
             |dgram| {
                 let msg = parse(&pw, temp_sid, dgram);
@@ -203,7 +214,9 @@ pub(crate) fn login(link: &mut Link, cfg: &IpmiConfig, deadline: Instant) -> Res
             return Err(IpmiError::Protocol("short Activate Session answer".into()));
         };
         if sid == 0 {
-            return Err(IpmiError::Protocol("Activate Session gave session ID 0".into()));
+            return Err(IpmiError::Protocol(
+                "Activate Session gave session ID 0".into(),
+            ));
         }
         return Ok(V15 {
             sid,
