@@ -289,6 +289,13 @@ fn suite17_only_and_suite3_only() {
     c.cipher = Some(3);
     let e = Session::open(&c).unwrap_err();
     assert!(matches!(e, IpmiError::NoCipherSuite(_)), "{e:?}");
+    // A BMC that ignores Get Channel Cipher Suites: propose 17, then 3.
+    let silent = Bmc17::start_with(&[("admin", "pass17", 4)], None, &[17], false);
+    let c = cfg17(silent.port, "admin", "pass17");
+    assert_eq!(Session::open(&c).unwrap().cipher_suite(), Some(17));
+    let silent3 = Bmc17::start_with(&[("admin", "pass17", 4)], None, &[3], false);
+    let c = cfg17(silent3.port, "admin", "pass17");
+    assert_eq!(Session::open(&c).unwrap().cipher_suite(), Some(3));
     let b3 = Bmc17::start(&[("admin", "pass17", 4)], None, &[3]);
     let c = cfg17(b3.port, "admin", "pass17");
     assert_eq!(Session::open(&c).unwrap().cipher_suite(), Some(3));
@@ -302,6 +309,9 @@ fn suite17_kg() {
     let mut s = Session::open(&c).unwrap();
     assert_eq!(s.chassis_status().unwrap(), PowerState::On);
     drop(s);
+    if crate::ipmisim::need("ipmitool").is_none() {
+        return;
+    }
     let (ok, out) = ipmitool_at(
         b.port,
         "admin",
@@ -458,6 +468,15 @@ fn no_session_leak_200_runs() {
         let mut s = Session::open(&ucfg).unwrap();
         assert!(s.chassis_control(ChassisOp::PowerDown).is_err());
     }
+    // Wrong passwords: the half-open session is dropped (RAKP 3 with an error status).
+    let mut wcfg = bmc.cfg();
+    wcfg.password = Secret::new("wrong");
+    for _ in 0..70 {
+        assert!(matches!(
+            Session::open(&wcfg),
+            Err(IpmiError::LoginDenied(_))
+        ));
+    }
     times.sort();
     eprintln!("login+status+close: median {:?}", times[times.len() / 2]);
     let (ok, out) = bmc.ipmitool("admin", "pass", &["chassis", "power", "status"]);
@@ -569,4 +588,61 @@ fn bmc_dies_mid_session() {
     assert_eq!(s.chassis_status().unwrap(), PowerState::On);
     let e = s.chassis_control(ChassisOp::PowerDown).unwrap_err();
     assert!(matches!(FenceError::from(e), FenceError::TimedOut(_)));
+}
+
+#[test]
+fn suite0_only_when_asked() {
+    let Some(bmc) = Bmc::start(&[]) else { return };
+    let mut cfg = bmc.cfg();
+    cfg.cipher = Some(0);
+    // ipmi_sim accepts suite 0 (no authentication at all) when the client asks for it.
+    let mut s = Session::open(&cfg).unwrap();
+    assert_eq!(s.cipher_suite(), Some(0));
+    assert_eq!(s.chassis_status().unwrap(), PowerState::On);
+    drop(s);
+    // Never negotiated by itself although ipmi_sim lists suite 0 first.
+    cfg.cipher = None;
+    assert_eq!(Session::open(&cfg).unwrap().cipher_suite(), Some(3));
+}
+
+fn median(mut v: Vec<Duration>) -> Duration {
+    v.sort();
+    v[v.len() / 2]
+}
+
+/// Not a test: `cargo test --release --test integration bench_ -- --ignored --nocapture`.
+/// Medians of one login + Get Chassis Status + close (this library, in-process) against one
+/// `ipmitool -I lanplus -C 3 chassis power status` process, same ipmi_sim.
+#[test]
+#[ignore]
+fn bench_status_vs_ipmitool() {
+    let Some(bmc) = Bmc::start(&[]) else { return };
+    let n = 30;
+    let cfg = bmc.cfg();
+    let mut ours = Vec::new();
+    let mut neg = Vec::new();
+    let mut tool = Vec::new();
+    let mut ncfg = bmc.cfg();
+    ncfg.cipher = None;
+    for _ in 0..n {
+        let t = Instant::now();
+        let mut s = Session::open(&cfg).unwrap();
+        assert_eq!(s.chassis_status().unwrap(), PowerState::On);
+        s.close().unwrap();
+        ours.push(t.elapsed());
+        let t = Instant::now();
+        let mut s = Session::open(&ncfg).unwrap();
+        assert_eq!(s.chassis_status().unwrap(), PowerState::On);
+        s.close().unwrap();
+        neg.push(t.elapsed());
+        let t = Instant::now();
+        let (ok, _) = bmc.ipmitool("admin", "pass", &["chassis", "power", "status"]);
+        assert!(ok);
+        tool.push(t.elapsed());
+    }
+    let (o, g, i) = (median(ours), median(neg), median(tool));
+    eprintln!(
+        "n={n}: fencekit::ipmi -C 3 {o:?}, negotiated {g:?}, ipmitool -C 3 {i:?}, ratio {:.1}x",
+        i.as_secs_f64() / o.as_secs_f64()
+    );
 }

@@ -92,6 +92,7 @@ struct Server {
     kg: Option<Vec<u8>>,
     guid: [u8; 16],
     offer: Vec<u8>,
+    answer_cipher_query: bool,
     sessions: HashMap<u32, Sess>,
     next_id: u32,
     state: Arc<Mutex<State>>,
@@ -125,6 +126,7 @@ impl Server {
         let data = &m[6..m.len() - 1];
         Some(match (netfn, cmd) {
             (6, 0x38) => ipmi_reply(m, &[0, 1, 0x80, 0x04, 0x02, 0, 0, 0, 0]),
+            (6, 0x54) if !self.answer_cipher_query => return None,
             (6, 0x54) => {
                 let mut recs = Vec::new();
                 for s in &self.offer {
@@ -432,6 +434,17 @@ impl Bmc17 {
     /// Starts a responder with users `(name, password, max privilege)`, an optional Kg and the
     /// suites it offers (subset of 3 and 17).
     pub fn start(users: &[(&str, &str, u8)], kg: Option<&[u8]>, offer: &[u8]) -> Bmc17 {
+        Bmc17::start_with(users, kg, offer, true)
+    }
+
+    /// As [`Bmc17::start`]; `answer_cipher_query = false` ignores Get Channel Cipher Suites
+    /// (as some BMCs do before a session).
+    pub fn start_with(
+        users: &[(&str, &str, u8)],
+        kg: Option<&[u8]>,
+        offer: &[u8],
+        answer_cipher_query: bool,
+    ) -> Bmc17 {
         let sock = UdpSocket::bind("127.0.0.1:0").unwrap();
         let port = sock.local_addr().unwrap().port();
         sock.set_read_timeout(Some(Duration::from_millis(50)))
@@ -449,6 +462,7 @@ impl Bmc17 {
             kg: kg.map(<[u8]>::to_vec),
             guid: *b"fencekit-ipmi17!",
             offer: offer.to_vec(),
+            answer_cipher_query,
             sessions: HashMap::new(),
             next_id: 0x100,
             state: state.clone(),

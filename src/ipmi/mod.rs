@@ -33,19 +33,53 @@
 //!
 //! So this module implements its own session layer on RustCrypto crates (`hmac`, `sha1`,
 //! `sha2`, `aes`, `cbc`, `md-5`, `getrandom`):
-//! * [`transport`]: connected UDP socket, resend with exponential backoff (first interval
+//! * `transport`: connected UDP socket, resend with exponential backoff (first interval
 //!   `retransmit`, doubling up to 1 s) inside an overall deadline (`timeout` for the login,
 //!   `command_timeout` for each command);
 //! * every reply is matched to its request: RMCP+ session ID, integrity code, payload type,
 //!   message tag (login) or rqSeq + netfn + cmd (commands; each transmission gets a fresh rqSeq
 //!   and session sequence number). Late, duplicated and stray datagrams are dropped;
-//! * every decoder reads through a checked [`codec::Cursor`]; no datagram can cause a panic
+//! * every decoder reads through a checked `codec::Cursor`; no datagram can cause a panic
 //!   (fuzz-style unit tests);
 //! * Get Channel Cipher Suites picks the strongest common suite (17, 3, 16, 2, 15, 1) unless a
 //!   suite is given; suite 0 only when asked for explicitly;
 //! * privilege level chosen by the caller and raised with Set Session Privilege Level;
 //! * Kg support; user name ≤ 16 bytes, password ≤ 20 (2.0) / 16 (1.5) bytes, else an error;
 //! * Close Session on every path: [`Session::close`], and `Drop` for errors and timeouts.
+
+//! Observed with `ipmi_sim` 2.0.33: it ignores a sessionless Get Channel Cipher Suites in
+//! RMCP+ format (what makes `ipmitool` without `-C` stall 10 s) but answers it in IPMI 1.5
+//! format, which is what this module sends; so negotiation costs one round trip there. A BMC
+//! that answers neither is given 0.6 s, then suites 17 and 3 are proposed in turn.
+//!
+//! Resends and sessions: a lost Open Session answer makes the BMC hold an extra, never
+//! activated session until its own timeout (nothing can close it without keys). A lost
+//! RAKP 4 is recovered by probing the new session (see `rmcpplus`). A Close Session whose
+//! answer is lost cannot be confirmed (the BMC no longer knows the session); `close`
+//! then reports a timeout after at most 1 s, and `Drop` ignores it.
+//!
+//! # Wiring into an [`crate::Agent`]
+//!
+//! ```ignore
+//! struct FenceBmc { s: Session }
+//! impl Agent for FenceBmc {
+//!     fn connect(opts: &Options) -> FenceResult<Self> {
+//!         let cfg = IpmiConfig::from_options(opts)?;        // IpmiError -> FenceError via ?
+//!         Ok(FenceBmc { s: Session::open(&cfg)? })           // login within login_timeout
+//!     }
+//!     fn power_status(&mut self, _: &str) -> FenceResult<PowerState> {
+//!         Ok(self.s.chassis_status()?)
+//!     }
+//!     fn set_power(&mut self, _: &str, st: PowerState) -> FenceResult<()> {
+//!         let op = match st { PowerState::On => ChassisOp::PowerUp, PowerState::Off => ChassisOp::PowerDown };
+//!         Ok(self.s.chassis_control(op)?)
+//!     }
+//!     fn cycle(&mut self, _: &str) -> FenceResult<()> { Ok(self.s.chassis_control(ChassisOp::PowerCycle)?) }
+//!     fn diag(&mut self, _: &str) -> FenceResult<()> { Ok(self.s.chassis_control(ChassisOp::DiagInterrupt)?) }
+//! }
+//! ```
+//! The session lives in the agent value for the whole action (off → poll → on) and is
+//! closed when the engine drops it.
 
 pub(crate) mod chassis;
 pub(crate) mod codec;
@@ -155,6 +189,58 @@ impl IpmiConfig {
             command_timeout: Duration::from_secs(5),
             retransmit: Duration::from_millis(250),
         }
+    }
+
+    /// Builds a config from fence_ipmilan-compatible options: `ip` (required), `ipport`
+    /// (623), `username`, `password` (after `password_script`), `lanplus` (`0` = IPMI 1.5,
+    /// anything else or absent = RMCP+; fence_bmc defaults to lanplus), `cipher`, `privlvl`
+    /// (administrator), `hexadecimal_kg`, `login_timeout` (login deadline and per-command
+    /// budget; 5 s if absent). Only reads options; sends nothing.
+    pub fn from_options(opts: &crate::options::Options) -> Result<IpmiConfig, IpmiError> {
+        let host = opts
+            .ip()
+            .filter(|h| !h.trim().is_empty())
+            .ok_or_else(|| IpmiError::Config("You have to enter fence address".into()))?;
+        let mut cfg = IpmiConfig::new(
+            host.trim(),
+            opts.username().unwrap_or(""),
+            opts.password().cloned().unwrap_or_default(),
+        );
+        if let Some(p) = opts.get("ipport").filter(|p| !p.trim().is_empty()) {
+            cfg.port = p
+                .trim()
+                .parse::<u16>()
+                .ok()
+                .filter(|p| *p != 0)
+                .ok_or_else(|| IpmiError::Config(format!("invalid ipport {p:?}")))?;
+        }
+        if opts.get("lanplus").map(str::trim) == Some("0") {
+            cfg.version = Version::V15;
+        }
+        if let Some(c) = opts.get("cipher").filter(|c| !c.trim().is_empty()) {
+            cfg.cipher = Some(c.trim().parse::<u8>().map_err(|_| {
+                IpmiError::Config(format!(
+                    "invalid cipher {c:?} (a suite number, e.g. 3 or 17)"
+                ))
+            })?);
+        }
+        if let Some(p) = opts.get("privlvl").filter(|p| !p.trim().is_empty()) {
+            cfg.privilege = Privilege::parse(p.trim()).ok_or_else(|| {
+                IpmiError::Config(format!(
+                    "invalid privlvl {p:?} (callback, user, operator, administrator)"
+                ))
+            })?;
+        }
+        if let Some(kg) = opts.get("hexadecimal_kg").filter(|k| !k.trim().is_empty()) {
+            cfg.kg = Some(Secret::new(kg.trim()));
+        }
+        let t = opts.login_timeout();
+        if !t.is_zero() {
+            cfg.timeout = t;
+            cfg.command_timeout = t;
+        }
+        cfg.validate()?;
+        Ok(cfg)
     }
 
     /// Checks lengths and options before any traffic.

@@ -320,3 +320,41 @@ fn chaos_bmc_login_never_panics() {
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
     bmc.join().unwrap();
 }
+
+#[test]
+fn config_from_fence_ipmilan_options() {
+    use std::collections::BTreeMap;
+    let opts = |pairs: &[(&'static str, &str)]| {
+        let values: BTreeMap<&'static str, String> =
+            pairs.iter().map(|(k, v)| (*k, v.to_string())).collect();
+        crate::options::Options::new("fence_bmc", Vec::new(), values)
+    };
+    let c = IpmiConfig::from_options(&opts(&[
+        ("ip", "10.0.0.9"),
+        ("ipport", "6230"),
+        ("username", "bob"),
+        ("password", "pw"),
+        ("cipher", "17"),
+        ("privlvl", "OPERATOR"),
+        ("hexadecimal_kg", "0a0b"),
+        ("login_timeout", "2.5"),
+    ]))
+    .unwrap();
+    assert_eq!(
+        (c.host.as_str(), c.port, c.username.as_str()),
+        ("10.0.0.9", 6230, "bob")
+    );
+    assert_eq!(c.password.expose(), "pw");
+    assert_eq!(
+        (c.cipher, c.privilege, c.version),
+        (Some(17), Privilege::Operator, Version::V20)
+    );
+    assert_eq!(c.timeout, std::time::Duration::from_millis(2500));
+    assert!(c.kg.is_some());
+    let c = IpmiConfig::from_options(&opts(&[("ip", "h"), ("lanplus", "0")])).unwrap();
+    assert_eq!((c.version, c.port, c.cipher), (Version::V15, 623, None));
+    assert!(IpmiConfig::from_options(&opts(&[])).is_err());
+    assert!(IpmiConfig::from_options(&opts(&[("ip", "h"), ("privlvl", "root")])).is_err());
+    assert!(IpmiConfig::from_options(&opts(&[("ip", "h"), ("cipher", "x")])).is_err());
+    assert!(IpmiConfig::from_options(&opts(&[("ip", "h"), ("hexadecimal_kg", "xyz")])).is_err());
+}
