@@ -46,7 +46,7 @@
 //! * privilege level chosen by the caller and raised with Set Session Privilege Level;
 //! * Kg support; user name ≤ 16 bytes, password ≤ 20 (2.0) / 16 (1.5) bytes, else an error;
 //! * Close Session on every path: [`Session::close`], and `Drop` for errors and timeouts.
-
+//!
 //! Observed with `ipmi_sim` 2.0.33: it ignores a sessionless Get Channel Cipher Suites in
 //! RMCP+ format (what makes `ipmitool` without `-C` stall 10 s) but answers it in IPMI 1.5
 //! format, which is what this module sends; so negotiation costs one round trip there. A BMC
