@@ -646,3 +646,36 @@ fn bench_status_vs_ipmitool() {
         i.as_secs_f64() / o.as_secs_f64()
     );
 }
+
+#[test]
+fn ipmi_sim_refusing_suite_3() {
+    if crate::ipmisim::need("gcc").is_none() {
+        return;
+    }
+    // ipmi_sim with a loadlib module that breaks suite 3: it still lists suite 3 but answers
+    // Open Session with status 0x11.
+    let Some(bmc) = Bmc::start(&[("BMC_REFUSE_SUITES", "3")]) else {
+        return;
+    };
+    let cfg = bmc.cfg(); // cipher 3 forced
+    let e = Session::open(&cfg).unwrap_err();
+    assert!(matches!(e, IpmiError::NoCipherSuite(_)), "{e:?}");
+    assert!(e.to_string().contains("0x11"), "{e}");
+    assert!(matches!(FenceError::from(e), FenceError::LoginDenied(_)));
+    // Negotiated: 3 is refused, the next strongest common suite (2) is used.
+    let mut ncfg = bmc.cfg();
+    ncfg.cipher = None;
+    let mut s = Session::open(&ncfg).unwrap();
+    assert_eq!(s.cipher_suite(), Some(2));
+    s.chassis_control(ChassisOp::PowerDown).unwrap();
+    assert_eq!(s.chassis_status().unwrap(), PowerState::Off);
+    drop(s);
+    let (ok, out) = crate::ipmisim::ipmitool_at(
+        bmc.port,
+        "admin",
+        "pass",
+        &["-C", "2"],
+        &["chassis", "power", "status"],
+    );
+    assert!(ok && out.contains("is off"), "{out}");
+}

@@ -539,8 +539,9 @@ impl Session {
             name,
             deadline,
             |_| {
+                // 1..=62: 0 is never used, 63 is the login probe's.
                 let mut s = next.get() & 0x3f;
-                if s == 0 {
+                if s == 0 || s == 0x3f {
                     s = 1;
                 }
                 next.set((s + 1) & 0x3f);

@@ -201,11 +201,15 @@ pub(crate) fn sessionless_command(
     data: &[u8],
 ) -> Result<codec::Response, IpmiError> {
     let used = Cell::new(0u64);
+    // rqSeqs are drawn before the exchange (the link is borrowed during it): enough for
+    // every attempt, distinct from those of other sessionless requests.
+    let seqs: Vec<u8> = (0..24).map(|_| link.take_rq_seq()).collect();
     link.exchange(
         what,
         deadline,
         |attempt| {
-            let s = (attempt % 63 + 1) as u8;
+            let i = attempt as usize % seqs.len();
+            let s = seqs.get(i).copied().unwrap_or(1);
             used.set(used.get() | (1u64 << s));
             Ok(sessionless_v15(&codec::encode_request(netfn, cmd, s, data)))
         },

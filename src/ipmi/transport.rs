@@ -36,6 +36,9 @@ pub(crate) struct Link {
     pub sent: u64,
     /// Datagrams received and ignored.
     pub ignored: u64,
+    /// Next rqSeq for sessionless requests (1..=62), shared by all of them so that a late
+    /// answer to one can never match another.
+    next_rq: u8,
 }
 
 impl Link {
@@ -60,6 +63,7 @@ impl Link {
             first_interval: retransmit.max(Duration::from_millis(10)),
             sent: 0,
             ignored: 0,
+            next_rq: 1,
         })
     }
 
@@ -140,6 +144,13 @@ impl Link {
                 }
             }
         }
+    }
+
+    /// Takes the next sessionless rqSeq (1..=62; 0 and 63 are never used).
+    pub(crate) fn take_rq_seq(&mut self) -> u8 {
+        let s = self.next_rq.clamp(1, 62);
+        self.next_rq = if s >= 62 { 1 } else { s + 1 };
+        s
     }
 
     /// Sends one datagram without waiting for anything (best effort).

@@ -163,11 +163,15 @@ pub(crate) fn login(
         data.extend_from_slice(&out_seq);
         let used = Cell::new(0u64);
         let sent = Cell::new(0u32);
+        let seqs: Vec<u8> = (0..24).map(|_| link.take_rq_seq()).collect();
         let r = link.exchange(
             "Activate Session",
             deadline,
             |attempt| {
-                let s = (attempt % 63 + 1) as u8;
+                let s = seqs
+                    .get(attempt as usize % seqs.len())
+                    .copied()
+                    .unwrap_or(1);
                 used.set(used.get() | (1u64 << s));
                 sent.set(sent.get() + 1);
                 Ok(packet(

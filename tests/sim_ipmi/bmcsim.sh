@@ -9,7 +9,9 @@
 #
 # Environment for start (all optional; no spaces or quotes, at most 20 characters):
 #   BMC_ADMIN_PW (pass), BMC_OP_PW (oppass), BMC_USER_PW (userpass), BMC_KG (no Kg),
-#   BMC_V15=1 (allow IPMI 1.5 md5/md2/straight), BMC_POWER (1), BMC_DEBUG=1 (-d message dumps).
+#   BMC_V15=1 (allow IPMI 1.5 md5/md2/straight), BMC_POWER (1), BMC_DEBUG=1 (-d message dumps),
+#   BMC_REFUSE_SUITES=3[,N] (build cipher-filter.so with gcc: Open Session for those suites
+#   is answered "no matching cipher suite", as from a BMC without them).
 # DIR must not contain spaces (ipmi_sim runs the chassis program through sh).
 set -eu
 here=$(cd "$(dirname "$0")" && pwd)
@@ -37,8 +39,15 @@ start)
     : > "$dir/faults"
     echo "${BMC_POWER:-1}" > "$dir/power"
     guid=$(printf '%08x%024x' "$port" "$$")
+    if [ -n "${BMC_REFUSE_SUITES:-}" ]; then
+        command -v gcc >/dev/null || { echo "gcc not installed (needed for BMC_REFUSE_SUITES)" >&2; exit 3; }
+        gcc -shared -fPIC -O2 -o "$dir/cipher-filter.so" "$here/cipher-filter.c"
+    fi
     {
         echo "name \"bmcsim$port\""
+        if [ -n "${BMC_REFUSE_SUITES:-}" ]; then
+            echo "loadlib \"$dir/cipher-filter.so\" \"$BMC_REFUSE_SUITES\""
+        fi
         echo "set_working_mc 0x20"
         echo "  startlan 1"
         echo "    addr 127.0.0.1 $port"
