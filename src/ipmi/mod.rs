@@ -448,7 +448,7 @@ impl Session {
     pub fn open(cfg: &IpmiConfig) -> Result<Session, IpmiError> {
         cfg.validate()?;
         let deadline = Instant::now() + cfg.timeout;
-        let mut link = Link::open(&cfg.host, cfg.port, cfg.retransmit)?;
+        let mut link = Link::open(&cfg.host, cfg.port, cfg.retransmit, deadline)?;
         let kg = match &cfg.kg {
             Some(k) => Some(parse_hex_kg(k.expose())?),
             None => None,

@@ -358,3 +358,21 @@ fn config_from_fence_ipmilan_options() {
     assert!(IpmiConfig::from_options(&opts(&[("ip", "h"), ("cipher", "x")])).is_err());
     assert!(IpmiConfig::from_options(&opts(&[("ip", "h"), ("hexadecimal_kg", "xyz")])).is_err());
 }
+
+#[test]
+fn resolves_names_and_literals() {
+    let mut c = IpmiConfig::new("localhost", "admin", Secret::new("pass"));
+    c.port = 9; // discard: nothing answers, but resolution must work
+    c.timeout = std::time::Duration::from_millis(200);
+    assert!(matches!(Session::open(&c), Err(IpmiError::TimedOut(_))));
+    c.host = "[::1]".into();
+    assert!(matches!(
+        Session::open(&c),
+        Err(IpmiError::TimedOut(_)) | Err(IpmiError::Connect(_))
+    ));
+    c.host = "no-such-host.invalid".into();
+    assert!(matches!(
+        Session::open(&c),
+        Err(IpmiError::Connect(_)) | Err(IpmiError::TimedOut(_))
+    ));
+}

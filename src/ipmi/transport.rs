@@ -7,7 +7,8 @@
 //! malformed) are dropped and never end the wait.
 
 use std::io::ErrorKind;
-use std::net::{SocketAddr, ToSocketAddrs, UdpSocket};
+use std::net::{IpAddr, SocketAddr, ToSocketAddrs, UdpSocket};
+use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use super::IpmiError;
@@ -27,6 +28,31 @@ pub(crate) enum Verdict<T> {
     Fail(IpmiError),
 }
 
+/// Resolves `host` to its first address. A literal address needs no lookup; a name is
+/// looked up on a helper thread so that a hanging resolver cannot outlive `deadline`.
+fn resolve(host: &str, port: u16, deadline: Instant) -> Result<SocketAddr, IpmiError> {
+    let literal = host.trim_start_matches('[').trim_end_matches(']');
+    if let Ok(ip) = literal.parse::<IpAddr>() {
+        return Ok(SocketAddr::new(ip, port));
+    }
+    let (tx, rx) = mpsc::channel();
+    let name = host.to_string();
+    std::thread::spawn(move || {
+        let r = (name.as_str(), port)
+            .to_socket_addrs()
+            .map(|mut it| it.next())
+            .map_err(|e| e.to_string());
+        let _ = tx.send(r);
+    });
+    let wait = deadline.saturating_duration_since(Instant::now());
+    match rx.recv_timeout(wait) {
+        Ok(Ok(Some(a))) => Ok(a),
+        Ok(Ok(None)) => Err(IpmiError::Connect(format!("no address for {host}"))),
+        Ok(Err(e)) => Err(IpmiError::Connect(format!("cannot resolve {host}: {e}"))),
+        Err(_) => Err(IpmiError::TimedOut(format!("resolving {host}"))),
+    }
+}
+
 /// A connected UDP socket to one BMC.
 #[derive(Debug)]
 pub(crate) struct Link {
@@ -42,14 +68,16 @@ pub(crate) struct Link {
 }
 
 impl Link {
-    /// Resolves `host:port` (first address), binds an ephemeral port of the same family and
-    /// connects, so only the BMC's datagrams are received.
-    pub(crate) fn open(host: &str, port: u16, retransmit: Duration) -> Result<Link, IpmiError> {
-        let addr: SocketAddr = (host, port)
-            .to_socket_addrs()
-            .map_err(|e| IpmiError::Connect(format!("cannot resolve {host}: {e}")))?
-            .next()
-            .ok_or_else(|| IpmiError::Connect(format!("no address for {host}")))?;
+    /// Resolves `host:port` (first address; name lookups bounded by `deadline`), binds an
+    /// ephemeral port of the same family and connects, so only the BMC's datagrams are
+    /// received.
+    pub(crate) fn open(
+        host: &str,
+        port: u16,
+        retransmit: Duration,
+        deadline: Instant,
+    ) -> Result<Link, IpmiError> {
+        let addr = resolve(host, port, deadline)?;
         let bind: SocketAddr = if addr.is_ipv4() {
             SocketAddr::from(([0, 0, 0, 0], 0))
         } else {
