@@ -640,9 +640,28 @@ fn bench_status_vs_ipmitool() {
         assert!(ok);
         tool.push(t.elapsed());
     }
+    let mut bare = Vec::new();
+    let mut reboot = Vec::new();
+    for _ in 0..n {
+        let t = Instant::now();
+        Session::open(&cfg).unwrap().close().unwrap();
+        bare.push(t.elapsed());
+        let t = Instant::now();
+        let mut s = Session::open(&cfg).unwrap();
+        s.chassis_control(ChassisOp::PowerDown).unwrap();
+        assert!(wait_power(&mut s, PowerState::Off, Duration::from_secs(5)));
+        s.chassis_control(ChassisOp::PowerUp).unwrap();
+        assert!(wait_power(&mut s, PowerState::On, Duration::from_secs(5)));
+        s.close().unwrap();
+        reboot.push(t.elapsed());
+    }
     let (o, g, i) = (median(ours), median(neg), median(tool));
     eprintln!(
-        "n={n}: fencekit::ipmi -C 3 {o:?}, negotiated {g:?}, ipmitool -C 3 {i:?}, ratio {:.1}x",
+        "n={n}: login+status+close -C 3 {o:?}, negotiated {g:?}; login+close {:?}; \
+         one-session reboot (off, read back, on, read back) {:?}; \
+         ipmitool -C 3 chassis power status {i:?}; ratio {:.1}x",
+        median(bare),
+        median(reboot),
         i.as_secs_f64() / o.as_secs_f64()
     );
 }
