@@ -698,3 +698,30 @@ fn ipmi_sim_refusing_suite_3() {
     );
     assert!(ok && out.contains("is off"), "{out}");
 }
+
+/// Login requests that reach the BMC late and out of order (the BMC answers a resent request
+/// first, then the original): Open Session (c2s 2), RAKP 1 (c2s 3), RAKP 3 (c2s 4).
+#[test]
+fn reordered_login_requests() {
+    let Some(bmc) = Bmc::start(&[]) else { return };
+    for (n, what) in [
+        (2, "Open Session"),
+        (3, "RAKP 1"),
+        (4, "RAKP 3"),
+        (5, "Set Session Privilege"),
+    ] {
+        let spec = format!("{n}:250");
+        let Some(relay) =
+            crate::ipmisim::Relay::start(bmc.port, bmc.dir.path(), &["--delay-c2s", &spec])
+        else {
+            return;
+        };
+        let mut cfg = bmc.cfg();
+        cfg.port = relay.port;
+        cfg.retransmit = Duration::from_millis(100);
+        let t = Instant::now();
+        let r = Session::open(&cfg).and_then(|mut s| s.chassis_status());
+        eprintln!("{what} delayed: {r:?} in {:?}", t.elapsed());
+        assert_eq!(r, Ok(PowerState::On), "{what}\n{}", relay.log());
+    }
+}

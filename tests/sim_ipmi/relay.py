@@ -7,6 +7,7 @@ s2c) across all clients. Deterministic faults by number, random faults by rate (
   --drop-c2s N[,N]      drop client->BMC datagram N      --drop-s2c N[,N]   drop BMC->client N
   --dup-s2c N[,N]       send BMC->client N twice         --delay-s2c N:MS   deliver N MS ms late
   --replay-s2c N:MS     forward N and replay a copy after MS ms
+  --delay-c2s N:MS      deliver client->BMC datagram N MS ms late (BMC sees resends first)
   --die-after N         drop every client->BMC datagram after the N-th
   --drop P              drop each datagram (both ways) with probability P
   --dup P               duplicate each BMC->client datagram with probability P
@@ -42,6 +43,7 @@ def main():
     ap.add_argument("--dup-s2c", default="")
     ap.add_argument("--delay-s2c", default="")
     ap.add_argument("--replay-s2c", default="")
+    ap.add_argument("--delay-c2s", default="")
     ap.add_argument("--die-after", type=int, default=0)
     ap.add_argument("--drop", type=float, default=0.0)
     ap.add_argument("--dup", type=float, default=0.0)
@@ -51,6 +53,7 @@ def main():
     rnd = random.Random(a.seed)
     drop_c2s, drop_s2c, dup_s2c = nums(a.drop_c2s), nums(a.drop_s2c), nums(a.dup_s2c)
     delay_s2c, replay_s2c = pairs(a.delay_s2c), pairs(a.replay_s2c)
+    delay_c2s = pairs(a.delay_c2s)
     delay_p, delay_max = 0.0, 0.0
     if a.delay:
         p, ms = a.delay.split(":")
@@ -95,6 +98,11 @@ def main():
                     back[u.fileno()] = addr
                 if n_c2s in drop_c2s or (a.die_after and n_c2s > a.die_after) or rnd.random() < a.drop:
                     note("c2s", n_c2s, len(data), "DROP")
+                    continue
+                if n_c2s in delay_c2s:
+                    note("c2s", n_c2s, len(data), "DELAY")
+                    tseq += 1
+                    heapq.heappush(timers, (time.monotonic() + delay_c2s[n_c2s], tseq, ups[addr], data, target))
                     continue
                 note("c2s", n_c2s, len(data), "fwd")
                 ups[addr].sendto(data, target)
