@@ -6,6 +6,7 @@
 
 pub mod agent;
 pub mod error;
+pub mod ipmi;
 pub mod options;
 pub mod secret;
 pub mod ssh;

@@ -12,8 +12,11 @@
 )]
 
 mod agentcmd;
+mod bmc_lib;
 mod demo;
 mod esxi_lib;
+mod ipmi17;
+mod ipmisim;
 mod metadata;
 mod pacemaker_fake;
 mod pacemaker_smoke;

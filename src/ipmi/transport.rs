@@ -1,0 +1,190 @@
+//! UDP transport: one connected socket, resend with exponential backoff inside a deadline.
+//!
+//! [`Link::exchange`] sends a datagram (rebuilt for every attempt, so each attempt may carry a
+//! fresh sequence number), then reads datagrams until the matcher accepts one, the attempt's
+//! wait runs out (resend, interval doubled up to [`MAX_INTERVAL`]) or the deadline passes
+//! ([`IpmiError::TimedOut`]). Datagrams the matcher does not recognise (late, duplicate, stray,
+//! malformed) are dropped and never end the wait.
+
+use std::io::ErrorKind;
+use std::net::{IpAddr, SocketAddr, ToSocketAddrs, UdpSocket};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use super::IpmiError;
+
+/// Upper bound for the resend interval.
+pub(crate) const MAX_INTERVAL: Duration = Duration::from_secs(1);
+/// Lower bound for the resend interval (and for any socket wait).
+const MIN_WAIT: Duration = Duration::from_millis(1);
+
+/// What a matcher says about one received datagram.
+pub(crate) enum Verdict<T> {
+    /// Not ours: keep waiting.
+    Ignore,
+    /// The answer.
+    Done(T),
+    /// A definitive answer that is an error.
+    Fail(IpmiError),
+}
+
+/// Resolves `host` to its first address. A literal address needs no lookup; a name is
+/// looked up on a helper thread so that a hanging resolver cannot outlive `deadline`.
+fn resolve(host: &str, port: u16, deadline: Instant) -> Result<SocketAddr, IpmiError> {
+    let literal = host.trim_start_matches('[').trim_end_matches(']');
+    if let Ok(ip) = literal.parse::<IpAddr>() {
+        return Ok(SocketAddr::new(ip, port));
+    }
+    let (tx, rx) = mpsc::channel();
+    let name = host.to_string();
+    std::thread::spawn(move || {
+        let r = (name.as_str(), port)
+            .to_socket_addrs()
+            .map(|mut it| it.next())
+            .map_err(|e| e.to_string());
+        let _ = tx.send(r);
+    });
+    let wait = deadline.saturating_duration_since(Instant::now());
+    match rx.recv_timeout(wait) {
+        Ok(Ok(Some(a))) => Ok(a),
+        Ok(Ok(None)) => Err(IpmiError::Connect(format!("no address for {host}"))),
+        Ok(Err(e)) => Err(IpmiError::Connect(format!("cannot resolve {host}: {e}"))),
+        Err(_) => Err(IpmiError::TimedOut(format!("resolving {host}"))),
+    }
+}
+
+/// A connected UDP socket to one BMC.
+#[derive(Debug)]
+pub(crate) struct Link {
+    sock: UdpSocket,
+    first_interval: Duration,
+    /// Datagrams sent (all attempts).
+    pub sent: u64,
+    /// Datagrams received and ignored.
+    pub ignored: u64,
+    /// Next rqSeq for sessionless requests (1..=62), shared by all of them so that a late
+    /// answer to one can never match another.
+    next_rq: u8,
+}
+
+impl Link {
+    /// Resolves `host:port` (first address; name lookups bounded by `deadline`), binds an
+    /// ephemeral port of the same family and connects, so only the BMC's datagrams are
+    /// received.
+    pub(crate) fn open(
+        host: &str,
+        port: u16,
+        retransmit: Duration,
+        deadline: Instant,
+    ) -> Result<Link, IpmiError> {
+        let addr = resolve(host, port, deadline)?;
+        let bind: SocketAddr = if addr.is_ipv4() {
+            SocketAddr::from(([0, 0, 0, 0], 0))
+        } else {
+            SocketAddr::from(([0u16; 8], 0))
+        };
+        let sock = UdpSocket::bind(bind).map_err(|e| IpmiError::Connect(format!("bind: {e}")))?;
+        sock.connect(addr)
+            .map_err(|e| IpmiError::Connect(format!("{addr}: {e}")))?;
+        Ok(Link {
+            sock,
+            first_interval: retransmit.max(Duration::from_millis(10)),
+            sent: 0,
+            ignored: 0,
+            next_rq: 1,
+        })
+    }
+
+    /// One request/answer exchange (see the module doc). `what` names the step in errors.
+    pub(crate) fn exchange<T>(
+        &mut self,
+        what: &str,
+        deadline: Instant,
+        mut make: impl FnMut(u32) -> Result<Vec<u8>, IpmiError>,
+        matcher: impl FnMut(&[u8]) -> Verdict<T>,
+    ) -> Result<T, IpmiError> {
+        self.exchange_multi(what, deadline, |a| make(a).map(|p| vec![p]), matcher)
+    }
+
+    /// Like [`Link::exchange`], but each attempt may send several datagrams.
+    pub(crate) fn exchange_multi<T>(
+        &mut self,
+        what: &str,
+        deadline: Instant,
+        mut make: impl FnMut(u32) -> Result<Vec<Vec<u8>>, IpmiError>,
+        mut matcher: impl FnMut(&[u8]) -> Verdict<T>,
+    ) -> Result<T, IpmiError> {
+        let mut interval = self.first_interval;
+        let mut refused = false;
+        let mut buf = [0u8; 1024];
+        let mut attempt = 0u32;
+        loop {
+            let now = Instant::now();
+            if now >= deadline {
+                let why = if refused { " (port unreachable)" } else { "" };
+                return Err(IpmiError::TimedOut(format!(
+                    "no answer to {what} after {attempt} attempt(s){why}"
+                )));
+            }
+            let pkts = make(attempt)?;
+            attempt = attempt.saturating_add(1);
+            for pkt in pkts {
+                match self.sock.send(&pkt) {
+                    Ok(_) => self.sent = self.sent.saturating_add(1),
+                    // ICMP errors from an earlier datagram surface here; the BMC may be
+                    // restarting.
+                    Err(e) if e.kind() == ErrorKind::ConnectionRefused => refused = true,
+                    Err(e) => {
+                        return Err(IpmiError::Connect(format!("send: {e}")));
+                    }
+                }
+            }
+            let wait_until = (now + interval).min(deadline);
+            interval = (interval * 2).min(MAX_INTERVAL);
+            loop {
+                let left = wait_until.saturating_duration_since(Instant::now());
+                if left.is_zero() {
+                    break;
+                }
+                self.sock
+                    .set_read_timeout(Some(left.max(MIN_WAIT)))
+                    .map_err(|e| IpmiError::Connect(format!("socket: {e}")))?;
+                match self.sock.recv(&mut buf) {
+                    Ok(n) => {
+                        let dgram = buf.get(..n).unwrap_or_default();
+                        match matcher(dgram) {
+                            Verdict::Ignore => self.ignored = self.ignored.saturating_add(1),
+                            Verdict::Done(v) => return Ok(v),
+                            Verdict::Fail(e) => return Err(e),
+                        }
+                    }
+                    Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {
+                        break
+                    }
+                    Err(e) if e.kind() == ErrorKind::ConnectionRefused => {
+                        refused = true;
+                        // Nothing to read until we send again; sleep out this attempt.
+                        std::thread::sleep(wait_until.saturating_duration_since(Instant::now()));
+                        break;
+                    }
+                    Err(e) if e.kind() == ErrorKind::Interrupted => {}
+                    Err(e) => return Err(IpmiError::Connect(format!("recv: {e}"))),
+                }
+            }
+        }
+    }
+
+    /// Takes the next sessionless rqSeq (1..=62; 0 and 63 are never used).
+    pub(crate) fn take_rq_seq(&mut self) -> u8 {
+        let s = self.next_rq.clamp(1, 62);
+        self.next_rq = if s >= 62 { 1 } else { s + 1 };
+        s
+    }
+
+    /// Sends one datagram without waiting for anything (best effort).
+    pub(crate) fn send_only(&mut self, pkt: &[u8]) {
+        if self.sock.send(pkt).is_ok() {
+            self.sent = self.sent.saturating_add(1);
+        }
+    }
+}
