@@ -96,10 +96,27 @@ fn c49_c50_structure() {
                 .unwrap_or_else(|| panic!("{name}: no {a}"));
             assert!(at > on);
         }
-        for (legacy, canon) in [("port", "plug")] {
-            if xml.contains("name=\"plug\"") {
-                assert!(xml.contains(&format!("<parameter name=\"{legacy}\" unique=\"0\" required=\"1\" deprecated=\"1\">")), "{name}");
-                assert!(xml.contains(&format!("<parameter name=\"{canon}\" unique=\"0\" required=\"1\" obsoletes=\"{legacy}\">")), "{name}");
+        // Deprecated/obsoletes pairs (Pacemaker 2.1 sends `port=`, 3.x `plug=`).
+        for (legacy, canon) in [
+            ("port", "plug"),
+            ("ipaddr", "ip"),
+            ("login", "username"),
+            ("passwd", "password"),
+        ] {
+            if xml.contains(&format!("<parameter name=\"{canon}\"")) {
+                let l = xml
+                    .lines()
+                    .find(|l| l.contains(&format!("<parameter name=\"{legacy}\"")))
+                    .unwrap_or_else(|| panic!("{name}: no {legacy}"));
+                assert!(l.ends_with(" deprecated=\"1\">"), "{name}: {l}");
+                let c = xml
+                    .lines()
+                    .find(|l| l.contains(&format!("<parameter name=\"{canon}\"")))
+                    .unwrap();
+                assert!(
+                    c.ends_with(&format!(" obsoletes=\"{legacy}\">")),
+                    "{name}: {c}"
+                );
             }
         }
         // Every parameter has getopt, content and shortdesc.
