@@ -5,7 +5,9 @@
 use std::fs;
 use std::time::Duration;
 
+use crate::ipmisim::Bmc;
 use crate::pacemaker_fake::ok;
+use crate::sim::sshd::{EsxiHost, SimVm};
 use crate::util::pacemaker::{self, Cluster};
 
 fn say(s: &str) {
@@ -57,6 +59,104 @@ fn demo() {
         steps.join(", then ").replace("set demo-node ", "")
     ));
     cluster.delete_device("demo_fake").unwrap();
+
+    // fence_esxi: a simulated free-ESXi host (real OpenSSH sshd + simulated vim-cmd).
+    let esxi = EsxiHost::start(&[SimVm::new(1, "web1", "on"), SimVm::new(2, "db1", "on")])
+        .expect("the demo needs sshd and python3");
+    let kh = dir.path().join("known_hosts");
+    fs::write(&kh, esxi.known_hosts_lines().join("\n") + "\n").unwrap();
+    say(&format!(
+        "fence_esxi: a simulated ESXi host listens on 127.0.0.1:{} (SSH, keyboard-interactive login); VM 'web1' is {}",
+        esxi.port(),
+        esxi.vm_state("web1").unwrap_or_default()
+    ));
+    ok(
+        "pcs stonith create",
+        &cluster.pcs(&[
+            "stonith",
+            "create",
+            "demo_esxi",
+            "fence_esxi",
+            "ip=127.0.0.1",
+            &format!("ipport={}", esxi.port()),
+            "username=fencetest",
+            "password=fencetest-pw",
+            &format!("known_hosts={}", kh.display()),
+            "pcmk_host_list=web1",
+            "stonith_status_sleep=0.2",
+        ]),
+    );
+    cluster
+        .wait_running("demo_esxi", Duration::from_secs(60))
+        .unwrap();
+    let out = cluster.stonith_admin(&["--reboot", "web1"]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        pacemaker::describe("stonith_admin --reboot web1", &out)
+    );
+    let calls: Vec<String> = esxi
+        .calls()
+        .iter()
+        .map(|c| c.to_string())
+        .filter(|c| c.contains("power.off") || c.contains("power.on"))
+        .collect();
+    say(&format!(
+        "fence_esxi: `stonith_admin --reboot web1` succeeded: the host ran {} power change(s) (off first: {}), and 'web1' is {} again",
+        calls.len(),
+        calls.first().is_some_and(|c| c.contains("power.off")),
+        esxi.vm_state("web1").unwrap_or_default()
+    ));
+    cluster.delete_device("demo_esxi").unwrap();
+    drop(esxi);
+
+    // fence_bmc: a simulated BMC (OpenIPMI ipmi_sim) speaking IPMI 2.0 RMCP+.
+    let bmc = Bmc::start(&[]).expect("the demo needs ipmi_sim and ipmitool");
+    say(&format!(
+        "fence_bmc: a simulated BMC (ipmi_sim) listens on 127.0.0.1:{}/udp; ipmitool says its chassis is {:?}",
+        bmc.port,
+        bmc.ipmitool_power()
+    ));
+    ok(
+        "pcs stonith create",
+        &cluster.pcs(&[
+            "stonith",
+            "create",
+            "demo_bmc",
+            "fence_bmc",
+            "ip=127.0.0.1",
+            &format!("ipport={}", bmc.port),
+            "username=admin",
+            "password=pass",
+            "lanplus=1",
+            "power_wait=0",
+            "stonith_status_sleep=0.2",
+            "pcmk_host_list=server1",
+        ]),
+    );
+    cluster
+        .wait_running("demo_bmc", Duration::from_secs(60))
+        .unwrap();
+    let out = cluster.stonith_admin(&["--reboot", "server1"]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        pacemaker::describe("stonith_admin --reboot server1", &out)
+    );
+    say(&format!(
+        "fence_bmc: `stonith_admin --reboot server1` succeeded; the BMC saw: {} (power read back between them); ipmitool now says {:?}",
+        bmc.events()
+            .lines()
+            .filter_map(|l| l.split_once(' ').map(|(_, e)| e.to_string()))
+            .filter(|e| e.starts_with("set power"))
+            .collect::<Vec<_>>()
+            .join(", then "),
+        bmc.ipmitool_power()
+    ));
+    cluster.delete_device("demo_bmc").unwrap();
+    drop(bmc);
 
     say("stopping the cluster and everything the demo started");
     cluster.shutdown().unwrap();
