@@ -17,6 +17,10 @@ done
 if grep -q fence_fake <<<"$rpm_list$deb_list"; then echo "check-packages: the test agent was packaged" >&2; fail=1; fi
 work=$(mktemp -d); trap 'rm -rf "$work"' EXIT
 dpkg-deb -x "$debf" "$work"
+for a in $agents; do
+  # The packaged binary runs and describes itself under its own name.
+  "$work/usr/sbin/$a" -o metadata | grep -q "<resource-agent name=\"$a\"" || { echo "check-packages: packaged $a does not run" >&2; fail=1; }
+done
 for x in "$work"/usr/share/fencekit/metadata/*.xml; do
   xmllint --noout --relaxng /usr/share/cluster/relaxng/metadata.rng "$x" 2>/dev/null || { echo "check-packages: $x invalid" >&2; fail=1; }
 done
