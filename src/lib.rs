@@ -6,8 +6,10 @@
 
 pub mod agent;
 pub mod error;
+pub mod kvmconf;
 pub mod options;
 pub mod secret;
+pub mod virsh;
 
 pub use agent::{Agent, AgentInfo, Feature, Outlet, PowerState};
 pub use error::{FenceError, FenceResult};
