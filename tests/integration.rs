@@ -1,1 +1,2 @@
-
+mod kvm_lib;
+mod kvmsim;

@@ -18,4 +18,5 @@ while [ $# -gt 0 ]; do
     esac
 done
 [ $# -gt 0 ] || { echo "usage: sudo -h | -K | -k | -V" >&2; exit 1; }
+call_log exec "" "$line"
 exec "$@"
