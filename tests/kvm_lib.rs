@@ -499,3 +499,174 @@ fn kvm_faults_hang_freeze_unreachable() {
     assert!(!r.timed_out, "stop did not end the hung session: {r:?}");
     assert_eq!(r.code, Some(255));
 }
+
+fn fixture_dir(kind: &str) -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures")
+        .join(kind)
+}
+
+fn state_word(s: &Result<DomState, VirshError>) -> String {
+    match s {
+        Ok(DomState::Running) => "running".into(),
+        Ok(DomState::Paused) => "paused".into(),
+        Ok(DomState::ShutOff) => "shut_off".into(),
+        Ok(DomState::InShutdown) => "in_shutdown".into(),
+        Ok(DomState::Crashed) => "crashed".into(),
+        Ok(DomState::PmSuspended) => "pmsuspended".into(),
+        Ok(DomState::Blocked) => "idle".into(),
+        Err(VirshError::NotFound) => "notfound".into(),
+        Err(VirshError::NoState) => "nostate".into(),
+        Err(VirshError::Failed(_)) => "failed".into(),
+        Err(e) => format!("{e:?}"),
+    }
+}
+
+fn action_word(a: &Result<ActionOutcome, VirshError>) -> String {
+    match a {
+        Ok(ActionOutcome::Done) => "done".into(),
+        Ok(ActionOutcome::AlreadyThere) => "already".into(),
+        Err(VirshError::NotFound) => "notfound".into(),
+        Err(e) => format!("{e:?}"),
+    }
+}
+
+/// Every captured virsh fixture parses as `expected.txt` says (no simulator needed).
+#[test]
+fn virsh_fixtures_parse() {
+    let dir = fixture_dir("virsh");
+    let expected = std::fs::read_to_string(dir.join("expected.txt")).unwrap();
+    let mut n = 0;
+    for line in expected
+        .lines()
+        .filter(|l| !l.starts_with('#') && !l.trim().is_empty())
+    {
+        let w: Vec<&str> = line.split_whitespace().collect();
+        let (name, parser, want) = (w[0], w[1], w[2]);
+        let stdout = std::fs::read(dir.join(format!("{name}.stdout"))).unwrap();
+        let stderr = std::fs::read(dir.join(format!("{name}.stderr"))).unwrap();
+        let rc: i32 = std::fs::read_to_string(dir.join(format!("{name}.rc")))
+            .unwrap()
+            .trim()
+            .parse()
+            .unwrap();
+        let r = Reply::new(Some(rc), &stdout, &stderr);
+        let got = match parser {
+            "domstate" => state_word(&virsh::parse_domstate(&r)),
+            "destroy" => action_word(&virsh::parse_destroy(&r)),
+            "start" => action_word(&virsh::parse_start(&r)),
+            "table" => virsh::parse_list_table(&r)
+                .map(|v| v.len().to_string())
+                .unwrap_or_else(|e| format!("{e:?}")),
+            "names" => virsh::parse_name_list(&r)
+                .map(|v| v.len().to_string())
+                .unwrap_or_else(|e| format!("{e:?}")),
+            "dominfo" => match virsh::parse_dominfo(&r) {
+                Ok(i) => state_word(&i.state.ok_or(VirshError::NoState)),
+                Err(e) => state_word(&Err(e)),
+            },
+            other => panic!("unknown parser {other}"),
+        };
+        assert_eq!(got, want, "fixture {name}");
+        // Every fixture, mangled in every way the simulator mangles, never reads as Off.
+        for cut in [stdout.len() / 2, stdout.len().saturating_sub(3)] {
+            let t = Reply::new(Some(rc), &stdout[..cut], &stderr);
+            if let Ok(s) = virsh::parse_domstate(&t) {
+                assert_ne!(s.power(), PowerState::Off, "{name} truncated to {cut}");
+            }
+        }
+        n += 1;
+    }
+    assert_eq!(n, 30);
+    // Table details: names with spaces, leading blanks, C-locale escapes, UTF-8.
+    let get = |name: &str| {
+        let out = std::fs::read(dir.join(format!("{name}.stdout"))).unwrap();
+        virsh::parse_list_table(&Reply::new(Some(0), &out, b"")).unwrap()
+    };
+    let rows = get("list_all");
+    assert_eq!(rows[1].name, "web vm");
+    assert_eq!(rows[1].state, Some(DomState::Paused));
+    assert_eq!(rows[2].name, "  lead");
+    assert_eq!(rows[3].name, "it's");
+    assert!(rows[4].escaped);
+    let rows = get("list_all_utf8");
+    assert_eq!(rows[4].name, "vm-äöü");
+    assert!(!rows[4].escaped);
+    let out = std::fs::read(dir.join("list_all_name.stdout")).unwrap();
+    let names = virsh::parse_name_list(&Reply::new(Some(0), &out, b"")).unwrap();
+    assert_eq!(names, vec!["guest11", "web vm", "  lead", "it's", "vm-äöü"]);
+}
+
+/// kvmguests.conf fixtures: good file, every error kind with its line, file permissions.
+#[test]
+fn kvmconf_fixtures_and_permissions() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = fixture_dir("kvmconf");
+    let good = std::fs::read_to_string(dir.join("good.conf")).unwrap();
+    let map = kvmconf::parse(&good).unwrap();
+    assert_eq!(map.entries().len(), 4);
+    assert_eq!(map.all_hosts(), vec!["cfhost1", "cfhost2", "cfhost3"]);
+    let e = map.find("guest21").unwrap();
+    assert_eq!(e.guest_cfname, "cfguest21");
+    assert_eq!(map.hosts(e), vec!["cfhost2", "cfhost1", "cfhost3"]);
+
+    let bad = std::fs::read(dir.join("bad.conf")).unwrap();
+    let errs = kvmconf::parse_bytes(&bad).unwrap_err();
+    let got: Vec<(usize, String)> = errs.iter().map(|e| (e.line, e.to_string())).collect();
+    let want_lines = [3, 4, 5, 6, 7, 8, 9, 10];
+    assert_eq!(
+        got.iter().map(|g| g.0).collect::<Vec<_>>(),
+        want_lines,
+        "{got:?}"
+    );
+    for (i, frag) in [
+        "expected 7 fields",
+        "link-local",
+        "not an IPv4 or IPv6 address",
+        "duplicate guest-name 'guest11' (first on line 2)",
+        "duplicate guest-cfname 'cfguest11' (first on line 2)",
+        "invalid character ':' in host-cfname",
+        "found 8",
+        "carriage return",
+    ]
+    .iter()
+    .enumerate()
+    {
+        assert!(got[i].1.contains(frag), "{:?} lacks {frag}", got[i]);
+    }
+    let dup = std::fs::read_to_string(dir.join("doc-duplicate.conf")).unwrap();
+    let errs = kvmconf::parse(&dup).unwrap_err();
+    assert_eq!(errs.len(), 1);
+    assert_eq!(errs[0].line, 3);
+
+    // Permissions: 0600 fine, 0644 refused, relaxed = warning.
+    let tmp = tempfile::tempdir().unwrap();
+    let p = tmp.path().join("kvmguests.conf");
+    std::fs::write(&p, &good).unwrap();
+    std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let (m, w) = kvmconf::load(&p, false).unwrap();
+    assert_eq!((m.entries().len(), w.len()), (4, 0));
+    std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let err = kvmconf::load(&p, false).unwrap_err();
+    assert!(err.to_string().contains("0644"), "{err}");
+    let fe: fencekit::FenceError = err.into();
+    assert!(matches!(fe, fencekit::FenceError::Usage(_)));
+    let (_, w) = kvmconf::load(&p, true).unwrap();
+    assert_eq!(w.len(), 1);
+    assert!(w[0].starts_with("warning:"), "{w:?}");
+    // Unreadable / missing file.
+    assert!(matches!(
+        kvmconf::load(&tmp.path().join("nope"), false),
+        Err(kvmconf::LoadError::Io(_))
+    ));
+    // validate-all lines carry the path and the line number.
+    std::fs::write(&p, &bad).unwrap();
+    std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let err = kvmconf::load(&p, false).unwrap_err();
+    let lines = err.lines("kvmguests.conf");
+    assert_eq!(lines.len(), 8);
+    assert!(
+        lines[0].starts_with("kvmguests.conf: line 3: "),
+        "{lines:?}"
+    );
+}
