@@ -470,26 +470,16 @@ fn kvm_faults_hang_freeze_unreachable() {
     sim.fault("cfhost1", "hang", Some("120"), &[]);
     let c = sim.ssh_command("cfhost1", "virsh domstate guest11");
     let child = std::thread::spawn(move || crate::kvmsim::run_limited(c, Duration::from_secs(60)));
-    // Wait until the hung call is logged as in progress (the session exists).
-    for _ in 0..200 {
-        if sim.pids("cfhost1").is_empty() {
-            break;
-        }
-        let sessions = std::process::Command::new("ps")
-            .args([
-                "-o",
-                "pid=",
-                "--ppid",
-                &sim.pids("cfhost1")
-                    .iter()
-                    .map(u32::to_string)
-                    .collect::<Vec<_>>()
-                    .join(","),
-            ])
-            .output()
-            .map(|o| !o.stdout.is_empty())
+    // Wait until the session exists (the ForceCommand records its PID).
+    let pids = sim.host_dir("cfhost1").join("pids");
+    for _ in 0..1000 {
+        let has_session = std::fs::read_dir(&pids)
+            .map(|rd| {
+                rd.flatten()
+                    .any(|e| e.file_name().to_string_lossy().starts_with("session."))
+            })
             .unwrap_or(false);
-        if sessions {
+        if has_session && sim.calls("cfhost1").contains("hang:120") {
             break;
         }
         std::thread::sleep(Duration::from_millis(20));

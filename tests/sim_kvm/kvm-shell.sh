@@ -12,9 +12,15 @@ export PATH=$KVMSIM_ROOT/bin/kvm:/usr/bin:/bin:/usr/sbin:/sbin
 if fault_take login_delay "${SSH_ORIGINAL_COMMAND:-<interactive>}"; then
     sleep "$(fget value)"
 fi
+# This script stays the parent of the session (no exec) and records its PID, so that `stop`
+# can kill sessions whose client is gone (e.g. a hung virsh after the client timed out).
+echo $$ > "$HD/pids/session.$$"
+trap 'rm -f "$HD/pids/session.$$"' EXIT
 if [ -n "${SSH_ORIGINAL_COMMAND:-}" ]; then
-    exec /bin/bash -c "$SSH_ORIGINAL_COMMAND"
+    /bin/bash -c "$SSH_ORIGINAL_COMMAND"
+    exit $?
 fi
 cd "$HOME" || exit 1
 export PS1="[\\u@$NAME \\W]\\$ "
-exec /bin/bash --noprofile --norc -i
+/bin/bash --noprofile --norc -i
+exit $?

@@ -389,7 +389,7 @@ do_stop() {
     hd=$(hostdir "$name")
     [ -d "$hd/pids" ] || return 0
     stop_pidfile "$hd" "$hd/pids/sshd"
-    for f in "$hd"/pids/delayed.*; do [ -f "$f" ] && stop_pidfile "$hd" "$f"; done
+    for f in "$hd"/pids/session.* "$hd"/pids/delayed.*; do [ -f "$f" ] && stop_pidfile "$hd" "$f"; done
     stop_pidfile "$hd" "$hd/pids/holder"
     stop_pidfile "$hd" "$hd/pids/libvirtd"
     return 0

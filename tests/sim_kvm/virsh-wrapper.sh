@@ -52,6 +52,7 @@ success_text() { # sub dom
 
 if fault_take hang "$line"; then
     v=$(fget value); applied+="hang:${v:-3600} "
+    call_log - "hang:${v:-3600} (sleeping)" "$line"
     sleep "${v:-3600}"
 fi
 
