@@ -28,6 +28,9 @@
 //! shutdown` is still running. `no state` (VIR_DOMAIN_NOSTATE) is an error: the state is
 //! unknown, so neither On nor Off can be claimed. `error: failed to get domain` is
 //! [`VirshError::NotFound`] (the domain is not defined on that host).
+//!
+//! [`locate`] combines the answers of every host of the map into one verdict for a guest
+//! that may have migrated: Off only when every host answered and none runs it.
 
 use std::fmt;
 
@@ -442,6 +445,78 @@ pub fn parse_dominfo(r: &Reply<'_>) -> Result<DomInfo, VirshError> {
     })
 }
 
+/// Where a guest is, from the `domstate` answers of every host of the map.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum GuestLocation {
+    /// Running (or paused, in shutdown, ... — any On state) on these hosts, in asking order.
+    /// More than one host means the guest runs twice: fence every one.
+    Running {
+        /// Hosts where it is On.
+        hosts: Vec<String>,
+    },
+    /// Every host answered, none runs it; it is defined (shut off / crashed) on these hosts.
+    Off {
+        /// Hosts where it is defined but not running.
+        defined_on: Vec<String>,
+    },
+}
+
+impl GuestLocation {
+    /// The guest's power state.
+    pub fn power(&self) -> PowerState {
+        match self {
+            GuestLocation::Running { .. } => PowerState::On,
+            GuestLocation::Off { .. } => PowerState::Off,
+        }
+    }
+}
+
+/// Combines per-host `domstate` answers (`(host, parse_domstate result)`, mapped host first)
+/// into one verdict, applying the one rule across hosts:
+///
+/// - On anywhere → [`GuestLocation::Running`] (even if other hosts failed to answer: the
+///   guest is known to be running there);
+/// - else, any host that could not be asked or gave an unknown answer → error: the guest may
+///   be running there, so it is never reported Off;
+/// - else defined somewhere → [`GuestLocation::Off`];
+/// - else (not defined on any host) → `FenceError::PlugNotFound`.
+pub fn locate(
+    guest: &str,
+    answers: &[(String, Result<DomState, VirshError>)],
+) -> Result<GuestLocation, FenceError> {
+    let mut running = Vec::new();
+    let mut off = Vec::new();
+    let mut unknown: Vec<String> = Vec::new();
+    for (host, a) in answers {
+        match a {
+            Ok(st) if st.power() == PowerState::On => running.push(host.clone()),
+            Ok(_) => off.push(host.clone()),
+            Err(VirshError::NotFound) => {}
+            Err(e) => unknown.push(format!("{host}: {e}")),
+        }
+    }
+    if !running.is_empty() {
+        return Ok(GuestLocation::Running { hosts: running });
+    }
+    if !unknown.is_empty() {
+        return Err(FenceError::Status(format!(
+            "guest '{guest}' may be running on a host that did not answer ({})",
+            unknown.join("; ")
+        )));
+    }
+    if answers.is_empty() {
+        return Err(FenceError::Status(format!(
+            "no host to ask for guest '{guest}'"
+        )));
+    }
+    if off.is_empty() {
+        return Err(FenceError::PlugNotFound(format!(
+            "Failed: guest '{guest}' is not defined on any host"
+        )));
+    }
+    Ok(GuestLocation::Off { defined_on: off })
+}
+
 /// Quotes a string for a POSIX shell with single quotes (`'` becomes `'\''`).
 pub fn shell_quote(s: &str) -> String {
     let mut out = String::with_capacity(s.len().saturating_add(2));
@@ -723,6 +798,74 @@ mod tests {
         assert_eq!(
             v.list_names(),
             "env LC_ALL=C virsh -c 'qemu:///system' list --all --name"
+        );
+    }
+
+    #[test]
+    fn locate_rules() {
+        let a = |h: &str, r: Result<DomState, VirshError>| (h.to_owned(), r);
+        let run = locate(
+            "g",
+            &[
+                a("h1", Ok(DomState::ShutOff)),
+                a("h2", Err(VirshError::Unrecognised("x".into()))),
+                a("h3", Ok(DomState::Paused)),
+            ],
+        )
+        .unwrap();
+        assert_eq!(
+            run,
+            GuestLocation::Running {
+                hosts: vec!["h3".into()]
+            }
+        );
+        assert_eq!(run.power(), PowerState::On);
+        // One host silent, nowhere running: error, never Off.
+        let e = locate(
+            "g",
+            &[
+                a("h1", Ok(DomState::ShutOff)),
+                a("h2", Err(VirshError::Failed("timeout".into()))),
+            ],
+        )
+        .unwrap_err();
+        assert!(
+            matches!(e, FenceError::Status(ref m) if m.contains("h2")),
+            "{e:?}"
+        );
+        let e = locate("g", &[a("h1", Err(VirshError::NoState))]).unwrap_err();
+        assert!(matches!(e, FenceError::Status(_)));
+        let off = locate(
+            "g",
+            &[
+                a("h1", Err(VirshError::NotFound)),
+                a("h2", Ok(DomState::Crashed)),
+            ],
+        )
+        .unwrap();
+        assert_eq!(
+            off,
+            GuestLocation::Off {
+                defined_on: vec!["h2".into()]
+            }
+        );
+        assert_eq!(off.power(), PowerState::Off);
+        let nf = locate("g", &[a("h1", Err(VirshError::NotFound))]).unwrap_err();
+        assert!(matches!(nf, FenceError::PlugNotFound(_)));
+        assert!(locate("g", &[]).is_err());
+        let two = locate(
+            "g",
+            &[
+                a("h1", Ok(DomState::Running)),
+                a("h2", Ok(DomState::Running)),
+            ],
+        )
+        .unwrap();
+        assert_eq!(
+            two,
+            GuestLocation::Running {
+                hosts: vec!["h1".into(), "h2".into()]
+            }
         );
     }
 

@@ -240,14 +240,37 @@ fn kvm_migration_helper() {
     assert_eq!(hosts.len(), 3);
     let h2 = kvmconf::lookup_host(&hosts, "cfhost2").unwrap();
     assert_eq!(h2.port, Some(sim.host("cfhost2").port));
-    // Find where it runs the way the agent will: ask every host, in order.
-    let mut running_on = Vec::new();
-    for h in map.hosts(e).into_iter().chain(["cfhost3"]) {
-        if domstate(&sim, h, &v, &e.guest_name).map(DomState::power) == Ok(PowerState::On) {
-            running_on.push(h);
-        }
-    }
-    assert_eq!(running_on, vec!["cfhost2"]);
+    // Find where it runs the way the agent will: ask every host, mapped host first.
+    let order: Vec<&str> = map.hosts(e).into_iter().chain(["cfhost3"]).collect();
+    let ask = |sim: &KvmSim| -> Vec<(String, Result<DomState, VirshError>)> {
+        order
+            .iter()
+            .map(|h| ((*h).to_owned(), domstate(sim, h, &v, &e.guest_name)))
+            .collect()
+    };
+    assert_eq!(
+        virsh::locate(&e.guest_name, &ask(&sim)),
+        Ok(virsh::GuestLocation::Running {
+            hosts: vec!["cfhost2".into()]
+        })
+    );
+    // Off where it runs; one host unreachable -> error, never Off.
+    assert!(sim
+        .virsh("cfhost2", &["destroy", "guest11"])
+        .status
+        .success());
+    sim.sshd_down("cfhost3");
+    let answers = ask(&sim);
+    assert!(answers[2].1.is_err());
+    let err = virsh::locate(&e.guest_name, &answers).unwrap_err();
+    assert!(matches!(err, fencekit::FenceError::Status(_)), "{err:?}");
+    sim.sshd_up("cfhost3");
+    assert_eq!(
+        virsh::locate(&e.guest_name, &ask(&sim)),
+        Ok(virsh::GuestLocation::Off {
+            defined_on: vec!["cfhost1".into(), "cfhost2".into()]
+        })
+    );
 }
 
 #[test]
