@@ -123,14 +123,18 @@ ensure_user() {
         done
         id "$SIMUSER" >/dev/null 2>&1 || die "cannot create user $SIMUSER"
     fi
-    local marker="/tmp/.fencekit-kvmsim-pw-$SIMUSER" want
+    # The marker holds the password's digest and the shadow hash we set; when either differs
+    # (another harness changed the password), set it again.
+    local marker="/tmp/.fencekit-kvmsim-pw-$SIMUSER" want shadow
     want=$(printf '%s' "$SIMPASS" | sha256sum | cut -c1-64)
-    if [ "$(cat "$marker" 2>/dev/null)" != "$want" ]; then
+    shadow=$(getent shadow "$SIMUSER" | cut -d: -f2)
+    if [ "$(cat "$marker" 2>/dev/null)" != "$want $shadow" ]; then
         for i in $(seq 50); do
             printf '%s:%s\n' "$SIMUSER" "$SIMPASS" | chpasswd 2>/dev/null && break
             sleep 0.1
         done
-        echo "$want" > "$marker"
+        echo "$want $(getent shadow "$SIMUSER" | cut -d: -f2)" > "$marker"
+        chmod 600 "$marker"
     fi
 }
 
