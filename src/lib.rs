@@ -7,10 +7,12 @@
 pub mod agent;
 pub mod error;
 pub mod ipmi;
+pub mod kvmconf;
 pub mod options;
 pub mod secret;
 pub mod ssh;
 pub mod vimcmd;
+pub mod virsh;
 
 pub use agent::{Agent, AgentInfo, Feature, Outlet, PowerState};
 pub use error::{FenceError, FenceResult};

@@ -17,6 +17,8 @@ mod demo;
 mod esxi_lib;
 mod ipmi17;
 mod ipmisim;
+mod kvm_lib;
+mod kvmsim;
 mod metadata;
 mod pacemaker_fake;
 mod pacemaker_smoke;

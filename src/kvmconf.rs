@@ -1,0 +1,852 @@
+//! `kvmguests.conf`: the map of KVM guests to their hosts (PRIMECLUSTER format).
+//!
+//! One guest per line, fields separated by spaces:
+//!
+//! ```text
+//! guest-name host-cfname guest-clustername guest-cfname guest_IP guest_user guest_passwd
+//! ```
+//!
+//! Rules enforced by [`parse`] (every problem is reported with its 1-based line number, and
+//! **all** problems are collected, so `validate-all` can print them in one go):
+//!
+//! - blank lines and comment lines (first non-blank character `#`) are ignored;
+//! - fields are separated by one or more spaces or tabs; exactly 7 fields per line;
+//! - names (`guest-name`, `host-cfname`, `guest-clustername`, `guest-cfname`, `guest_user`)
+//!   use only `[A-Za-z0-9_.-]` and are at most [`MAX_FIELD`] bytes long;
+//! - `guest_IP` is an IPv4 or IPv6 address, never IPv6 link-local (`fe80::/10`);
+//! - `guest_passwd` is opaque (PRIMECLUSTER stores it encrypted): printable ASCII without
+//!   spaces. It is kept as a [`Secret`] and never appears in an error message;
+//! - `guest-name` and `guest-cfname` are each unique, and a `guest-cfname` may not equal the
+//!   `guest-name` of *another* line (the plug would be ambiguous);
+//! - a carriage return (CRLF file) or any other control / non-ASCII character is an error.
+//!
+//! [`load`] also refuses a file that group or others may read or write (`mode & 0o077`),
+//! unless the caller relaxes that check, in which case it returns a warning instead.
+//!
+//! [`parse_hosts`] parses the agent's `hosts` option (`cfhost1=127.0.0.1:2222,cfhost2=[::1]`),
+//! which maps host-cfnames to SSH addresses because the map itself carries none.
+
+use std::fmt;
+use std::net::IpAddr;
+use std::path::Path;
+
+use crate::error::FenceError;
+use crate::secret::Secret;
+
+/// Longest accepted field, in bytes.
+pub const MAX_FIELD: usize = 255;
+
+/// PRIMECLUSTER's default location of the map.
+pub const DEFAULT_PATH: &str = "/etc/opt/FJSVcluster/etc/kvmguests.conf";
+
+/// Names of the seven columns, in file order.
+pub const FIELD_NAMES: [&str; 7] = [
+    "guest-name",
+    "host-cfname",
+    "guest-clustername",
+    "guest-cfname",
+    "guest_IP",
+    "guest_user",
+    "guest_passwd",
+];
+
+/// One guest line of the map.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GuestEntry {
+    /// 1-based line number in the file.
+    pub line: usize,
+    /// libvirt domain name.
+    pub guest_name: String,
+    /// CF name of the host the guest is mapped to (may be stale after a migration).
+    pub host_cfname: String,
+    /// Name of the guest cluster.
+    pub guest_clustername: String,
+    /// CF node name of the guest (what Pacemaker calls the node).
+    pub guest_cfname: String,
+    /// Guest address (IPv4 or IPv6, never link-local).
+    pub guest_ip: IpAddr,
+    /// Guest login user.
+    pub guest_user: String,
+    /// Guest password (encrypted in PRIMECLUSTER; opaque here).
+    pub guest_passwd: Secret,
+}
+
+/// What is wrong with one line (or the file as a whole, line 0).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ConfErrorKind {
+    /// Not exactly seven fields.
+    FieldCount {
+        /// Fields found.
+        found: usize,
+    },
+    /// `guest_IP` is not an IP address (the text is included: it is not secret).
+    BadIp(String),
+    /// `guest_IP` is IPv6 link-local.
+    LinkLocal(String),
+    /// `guest-name` already used on `first_line`.
+    DuplicateGuestName {
+        /// The duplicated name.
+        name: String,
+        /// Line of the first occurrence.
+        first_line: usize,
+    },
+    /// `guest-cfname` already used on `first_line`.
+    DuplicateGuestCfname {
+        /// The duplicated name.
+        name: String,
+        /// Line of the first occurrence.
+        first_line: usize,
+    },
+    /// `guest-cfname` equals the `guest-name` of another line.
+    Ambiguous {
+        /// The ambiguous name.
+        name: String,
+        /// The other line.
+        other_line: usize,
+    },
+    /// A field holds a character outside its allowed set (the character is shown, except
+    /// for `guest_passwd`).
+    BadChar {
+        /// Column name.
+        field: &'static str,
+        /// The offending character, `None` for the password column.
+        ch: Option<char>,
+    },
+    /// A field is longer than [`MAX_FIELD`] bytes.
+    TooLong {
+        /// Column name.
+        field: &'static str,
+    },
+    /// A carriage return (file saved with CRLF line endings).
+    CarriageReturn,
+    /// The line is not valid UTF-8.
+    NotUtf8,
+    /// The file holds no guest line at all.
+    Empty,
+}
+
+/// One problem found in the map, with its line number (0 = the file as a whole).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfError {
+    /// 1-based line number, 0 for whole-file problems.
+    pub line: usize,
+    /// The problem.
+    pub kind: ConfErrorKind,
+}
+
+impl fmt::Display for ConfError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.line > 0 {
+            write!(f, "line {}: ", self.line)?;
+        }
+        match &self.kind {
+            ConfErrorKind::FieldCount { found } => {
+                write!(
+                    f,
+                    "expected 7 fields ({}), found {found}",
+                    FIELD_NAMES.join(" ")
+                )
+            }
+            ConfErrorKind::BadIp(s) => write!(f, "guest_IP '{s}' is not an IPv4 or IPv6 address"),
+            ConfErrorKind::LinkLocal(s) => {
+                write!(
+                    f,
+                    "guest_IP '{s}' is IPv6 link-local (fe80::/10), not allowed"
+                )
+            }
+            ConfErrorKind::DuplicateGuestName { name, first_line } => {
+                write!(
+                    f,
+                    "duplicate guest-name '{name}' (first on line {first_line})"
+                )
+            }
+            ConfErrorKind::DuplicateGuestCfname { name, first_line } => {
+                write!(
+                    f,
+                    "duplicate guest-cfname '{name}' (first on line {first_line})"
+                )
+            }
+            ConfErrorKind::Ambiguous { name, other_line } => write!(
+                f,
+                "guest-cfname '{name}' is the guest-name of line {other_line} (ambiguous plug)"
+            ),
+            ConfErrorKind::BadChar { field, ch: Some(c) } => {
+                write!(f, "invalid character {c:?} in {field}")
+            }
+            ConfErrorKind::BadChar { field, ch: None } => {
+                write!(
+                    f,
+                    "invalid character in {field} (printable ASCII without spaces only)"
+                )
+            }
+            ConfErrorKind::TooLong { field } => {
+                write!(f, "{field} is longer than {MAX_FIELD} bytes")
+            }
+            ConfErrorKind::CarriageReturn => {
+                write!(
+                    f,
+                    "carriage return found (CRLF line endings are not allowed)"
+                )
+            }
+            ConfErrorKind::NotUtf8 => write!(f, "invalid character (not UTF-8)"),
+            ConfErrorKind::Empty => write!(f, "no guest entries"),
+        }
+    }
+}
+
+impl std::error::Error for ConfError {}
+
+/// Errors of [`load`]: the file could not be read, is too open, or does not parse.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LoadError {
+    /// Reading the file failed (message includes the path).
+    Io(String),
+    /// The file is readable or writable by group/other and the check was not relaxed.
+    Permissions {
+        /// The path.
+        path: String,
+        /// Its permission bits.
+        mode: u32,
+    },
+    /// The content has problems (all of them).
+    Parse(Vec<ConfError>),
+}
+
+impl fmt::Display for LoadError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            LoadError::Io(s) => f.write_str(s),
+            LoadError::Permissions { path, mode } => write!(
+                f,
+                "{path}: mode {mode:04o} is accessible by group or others (must be 0600 or stricter)"
+            ),
+            LoadError::Parse(errs) => {
+                let mut first = true;
+                for e in errs {
+                    if !first {
+                        f.write_str("; ")?;
+                    }
+                    first = false;
+                    write!(f, "{e}")?;
+                }
+                Ok(())
+            }
+        }
+    }
+}
+
+impl std::error::Error for LoadError {}
+
+impl LoadError {
+    /// One line per problem, for `validate-all` (each prefixed by the path).
+    pub fn lines(&self, path: &str) -> Vec<String> {
+        match self {
+            LoadError::Parse(errs) => errs.iter().map(|e| format!("{path}: {e}")).collect(),
+            LoadError::Io(_) | LoadError::Permissions { .. } => vec![self.to_string()],
+        }
+    }
+}
+
+impl From<LoadError> for FenceError {
+    fn from(e: LoadError) -> Self {
+        FenceError::Usage(format!("kvmguests.conf: {e}"))
+    }
+}
+
+/// The parsed map.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct KvmGuests {
+    entries: Vec<GuestEntry>,
+}
+
+impl KvmGuests {
+    /// All entries, in file order.
+    pub fn entries(&self) -> &[GuestEntry] {
+        &self.entries
+    }
+
+    /// The entry for a plug: by `guest-cfname` first, then by `guest-name`.
+    pub fn find(&self, plug: &str) -> Option<&GuestEntry> {
+        self.entries
+            .iter()
+            .find(|e| e.guest_cfname == plug)
+            .or_else(|| self.entries.iter().find(|e| e.guest_name == plug))
+    }
+
+    /// Distinct host-cfnames in file order.
+    pub fn all_hosts(&self) -> Vec<&str> {
+        let mut out: Vec<&str> = Vec::new();
+        for e in &self.entries {
+            if !out.contains(&e.host_cfname.as_str()) {
+                out.push(&e.host_cfname);
+            }
+        }
+        out
+    }
+
+    /// Distinct host-cfnames to search for `entry`: its mapped host first, then every other
+    /// host of the map in file order.
+    pub fn hosts<'a>(&'a self, entry: &'a GuestEntry) -> Vec<&'a str> {
+        let mut out: Vec<&str> = vec![entry.host_cfname.as_str()];
+        for h in self.all_hosts() {
+            if !out.contains(&h) {
+                out.push(h);
+            }
+        }
+        out
+    }
+}
+
+fn name_char_ok(c: char) -> bool {
+    c.is_ascii_alphanumeric() || c == '_' || c == '.' || c == '-'
+}
+
+fn check_name(field: &'static str, s: &str, line: usize, errs: &mut Vec<ConfError>) -> bool {
+    if s.len() > MAX_FIELD {
+        errs.push(ConfError {
+            line,
+            kind: ConfErrorKind::TooLong { field },
+        });
+        return false;
+    }
+    if let Some(c) = s.chars().find(|c| !name_char_ok(*c)) {
+        errs.push(ConfError {
+            line,
+            kind: ConfErrorKind::BadChar { field, ch: Some(c) },
+        });
+        return false;
+    }
+    true
+}
+
+fn check_passwd(s: &str, line: usize, errs: &mut Vec<ConfError>) -> bool {
+    if s.len() > MAX_FIELD {
+        errs.push(ConfError {
+            line,
+            kind: ConfErrorKind::TooLong {
+                field: "guest_passwd",
+            },
+        });
+        return false;
+    }
+    if s.bytes().any(|b| !(0x21..=0x7e).contains(&b)) {
+        errs.push(ConfError {
+            line,
+            kind: ConfErrorKind::BadChar {
+                field: "guest_passwd",
+                ch: None,
+            },
+        });
+        return false;
+    }
+    true
+}
+
+fn check_ip(s: &str, line: usize, errs: &mut Vec<ConfError>) -> Option<IpAddr> {
+    let shown: String = s.chars().take(64).collect();
+    match s.parse::<IpAddr>() {
+        Ok(IpAddr::V6(v6)) if (v6.segments().first().copied().unwrap_or(0) & 0xffc0) == 0xfe80 => {
+            errs.push(ConfError {
+                line,
+                kind: ConfErrorKind::LinkLocal(shown),
+            });
+            None
+        }
+        Ok(ip) => Some(ip),
+        Err(_) => {
+            errs.push(ConfError {
+                line,
+                kind: ConfErrorKind::BadIp(shown),
+            });
+            None
+        }
+    }
+}
+
+/// Parses one line's fields; pushes problems into `errs`.
+fn parse_line(text: &str, line: usize, errs: &mut Vec<ConfError>) -> Option<GuestEntry> {
+    if text.contains('\r') {
+        errs.push(ConfError {
+            line,
+            kind: ConfErrorKind::CarriageReturn,
+        });
+        return None;
+    }
+    let fields: Vec<&str> = text.split([' ', '\t']).filter(|f| !f.is_empty()).collect();
+    let [gname, host, cluster, cfname, ip, user, passwd] = fields.as_slice() else {
+        errs.push(ConfError {
+            line,
+            kind: ConfErrorKind::FieldCount {
+                found: fields.len(),
+            },
+        });
+        return None;
+    };
+    let before = errs.len();
+    check_name("guest-name", gname, line, errs);
+    check_name("host-cfname", host, line, errs);
+    check_name("guest-clustername", cluster, line, errs);
+    check_name("guest-cfname", cfname, line, errs);
+    let ip = check_ip(ip, line, errs);
+    check_name("guest_user", user, line, errs);
+    check_passwd(passwd, line, errs);
+    let ip = ip?;
+    if errs.len() != before {
+        return None;
+    }
+    Some(GuestEntry {
+        line,
+        guest_name: (*gname).to_owned(),
+        host_cfname: (*host).to_owned(),
+        guest_clustername: (*cluster).to_owned(),
+        guest_cfname: (*cfname).to_owned(),
+        guest_ip: ip,
+        guest_user: (*user).to_owned(),
+        guest_passwd: Secret::new(*passwd),
+    })
+}
+
+/// Parses the map from text. Returns every problem found (in line order) on failure.
+pub fn parse(text: &str) -> Result<KvmGuests, Vec<ConfError>> {
+    parse_bytes(text.as_bytes())
+}
+
+/// Parses the map from raw bytes (lines that are not UTF-8 are errors, not panics).
+pub fn parse_bytes(bytes: &[u8]) -> Result<KvmGuests, Vec<ConfError>> {
+    let mut errs: Vec<ConfError> = Vec::new();
+    let mut entries: Vec<GuestEntry> = Vec::new();
+    for (idx, raw) in bytes.split(|b| *b == b'\n').enumerate() {
+        let line = idx.saturating_add(1);
+        let Ok(text) = std::str::from_utf8(raw) else {
+            errs.push(ConfError {
+                line,
+                kind: ConfErrorKind::NotUtf8,
+            });
+            continue;
+        };
+        let trimmed = text.trim_start_matches([' ', '\t']);
+        if trimmed.is_empty() || trimmed.starts_with('#') {
+            continue;
+        }
+        if trimmed.trim_end_matches([' ', '\t']).is_empty() {
+            continue;
+        }
+        let Some(entry) = parse_line(text, line, &mut errs) else {
+            continue;
+        };
+        if let Some(first) = entries.iter().find(|e| e.guest_name == entry.guest_name) {
+            errs.push(ConfError {
+                line,
+                kind: ConfErrorKind::DuplicateGuestName {
+                    name: entry.guest_name.clone(),
+                    first_line: first.line,
+                },
+            });
+            continue;
+        }
+        if let Some(first) = entries
+            .iter()
+            .find(|e| e.guest_cfname == entry.guest_cfname)
+        {
+            errs.push(ConfError {
+                line,
+                kind: ConfErrorKind::DuplicateGuestCfname {
+                    name: entry.guest_cfname.clone(),
+                    first_line: first.line,
+                },
+            });
+            continue;
+        }
+        entries.push(entry);
+    }
+    // Cross-line ambiguity: a cfname that is another line's guest-name (or vice versa).
+    for e in &entries {
+        if let Some(o) = entries
+            .iter()
+            .find(|o| o.line != e.line && o.guest_name == e.guest_cfname)
+        {
+            errs.push(ConfError {
+                line: e.line,
+                kind: ConfErrorKind::Ambiguous {
+                    name: e.guest_cfname.clone(),
+                    other_line: o.line,
+                },
+            });
+        }
+    }
+    if entries.is_empty() && errs.is_empty() {
+        errs.push(ConfError {
+            line: 0,
+            kind: ConfErrorKind::Empty,
+        });
+    }
+    if errs.is_empty() {
+        Ok(KvmGuests { entries })
+    } else {
+        errs.sort_by_key(|e| e.line);
+        Err(errs)
+    }
+}
+
+/// Checks permission bits: `Ok(None)` when private, `Ok(Some(warning))` when too open but
+/// `relax` is set, `Err` when too open.
+pub fn check_mode(path: &str, mode: u32, relax: bool) -> Result<Option<String>, LoadError> {
+    let mode = mode & 0o7777;
+    if mode & 0o077 == 0 {
+        return Ok(None);
+    }
+    let err = LoadError::Permissions {
+        path: path.to_owned(),
+        mode,
+    };
+    if relax {
+        Ok(Some(format!("warning: {err}")))
+    } else {
+        Err(err)
+    }
+}
+
+/// Reads, permission-checks and parses the map. Returns the map and any warnings.
+pub fn load(path: &Path, relax_permissions: bool) -> Result<(KvmGuests, Vec<String>), LoadError> {
+    use std::os::unix::fs::PermissionsExt;
+    let shown = path.display().to_string();
+    let meta =
+        std::fs::metadata(path).map_err(|e| LoadError::Io(format!("{shown}: cannot read: {e}")))?;
+    if !meta.is_file() {
+        return Err(LoadError::Io(format!("{shown}: not a regular file")));
+    }
+    let mut warnings = Vec::new();
+    if let Some(w) = check_mode(&shown, meta.permissions().mode(), relax_permissions)? {
+        warnings.push(w);
+    }
+    let bytes =
+        std::fs::read(path).map_err(|e| LoadError::Io(format!("{shown}: cannot read: {e}")))?;
+    let map = parse_bytes(&bytes).map_err(LoadError::Parse)?;
+    Ok((map, warnings))
+}
+
+/// One entry of the `hosts` option: where to reach a host-cfname by SSH.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HostAddr {
+    /// Host CF name (as in the map's `host-cfname` column).
+    pub cfname: String,
+    /// Optional login user (`cfhost1=admin@10.0.0.1`).
+    pub user: Option<String>,
+    /// Host name or IP address (IPv6 without brackets).
+    pub host: String,
+    /// Port, when given.
+    pub port: Option<u16>,
+}
+
+impl HostAddr {
+    /// `host:port` for connecting (IPv6 bracketed), using `default_port` when none was given.
+    pub fn socket_string(&self, default_port: u16) -> String {
+        let port = self.port.unwrap_or(default_port);
+        if self.host.contains(':') {
+            format!("[{}]:{port}", self.host)
+        } else {
+            format!("{}:{port}", self.host)
+        }
+    }
+}
+
+fn host_char_ok(c: char) -> bool {
+    c.is_ascii_alphanumeric() || c == '.' || c == '-' || c == '_'
+}
+
+fn parse_port(s: &str, item: &str) -> Result<u16, String> {
+    match s.parse::<u16>() {
+        Ok(p) if p > 0 && s.bytes().all(|b| b.is_ascii_digit()) => Ok(p),
+        _ => Err(format!("hosts: bad port in '{item}'")),
+    }
+}
+
+fn parse_host_item(item: &str) -> Result<HostAddr, String> {
+    let Some((cfname, addr)) = item.split_once('=') else {
+        return Err(format!("hosts: '{item}' is not cfname=address[:port]"));
+    };
+    let cfname = cfname.trim();
+    let addr = addr.trim();
+    if cfname.is_empty() || !cfname.chars().all(name_char_ok) || cfname.len() > MAX_FIELD {
+        return Err(format!("hosts: bad host cfname in '{item}'"));
+    }
+    let (user, hostport) = match addr.rsplit_once('@') {
+        Some((u, rest)) => {
+            if u.is_empty() || !u.chars().all(name_char_ok) {
+                return Err(format!("hosts: bad user in '{item}'"));
+            }
+            (Some(u.to_owned()), rest)
+        }
+        None => (None, addr),
+    };
+    let (host, port) = if let Some(rest) = hostport.strip_prefix('[') {
+        let Some((v6, after)) = rest.split_once(']') else {
+            return Err(format!("hosts: missing ']' in '{item}'"));
+        };
+        if v6.parse::<std::net::Ipv6Addr>().is_err() {
+            return Err(format!("hosts: bad IPv6 address in '{item}'"));
+        }
+        let port = match after {
+            "" => None,
+            p => match p.strip_prefix(':') {
+                Some(p) => Some(parse_port(p, item)?),
+                None => return Err(format!("hosts: junk after ']' in '{item}'")),
+            },
+        };
+        (v6.to_owned(), port)
+    } else if hostport.matches(':').count() > 1 {
+        return Err(format!(
+            "hosts: IPv6 address must be in brackets ([addr]:port) in '{item}'"
+        ));
+    } else {
+        match hostport.split_once(':') {
+            Some((h, p)) => (h.to_owned(), Some(parse_port(p, item)?)),
+            None => (hostport.to_owned(), None),
+        }
+    };
+    if host.is_empty() {
+        return Err(format!("hosts: empty address in '{item}'"));
+    }
+    if !host.contains(':') && !host.chars().all(host_char_ok) {
+        return Err(format!("hosts: bad address in '{item}'"));
+    }
+    Ok(HostAddr {
+        cfname: cfname.to_owned(),
+        user,
+        host,
+        port,
+    })
+}
+
+/// Parses the `hosts` option: comma-separated `cfname=[user@]address[:port]` items
+/// (`[v6addr]:port` for IPv6). Returns every problem on failure; duplicates are errors.
+pub fn parse_hosts(value: &str) -> Result<Vec<HostAddr>, Vec<String>> {
+    let mut out: Vec<HostAddr> = Vec::new();
+    let mut errs = Vec::new();
+    for item in value.split(',').map(str::trim) {
+        if item.is_empty() {
+            continue;
+        }
+        match parse_host_item(item) {
+            Ok(h) => {
+                if out.iter().any(|o| o.cfname == h.cfname) {
+                    errs.push(format!("hosts: duplicate host cfname '{}'", h.cfname));
+                } else {
+                    out.push(h);
+                }
+            }
+            Err(e) => errs.push(e),
+        }
+    }
+    if out.is_empty() && errs.is_empty() {
+        errs.push("hosts: empty".to_owned());
+    }
+    if errs.is_empty() {
+        Ok(out)
+    } else {
+        Err(errs)
+    }
+}
+
+/// Looks a host-cfname up in a parsed `hosts` list.
+pub fn lookup_host<'a>(hosts: &'a [HostAddr], cfname: &str) -> Option<&'a HostAddr> {
+    hosts.iter().find(|h| h.cfname == cfname)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const GOOD: &str = "# map\n\
+        guest11 cfhost1 cluster1 cfguest11 10.20.30.50 user1 D0860AB04E1B8FA3\n\
+        \n\
+        guest12 cfhost2 cluster1 cfguest12 2001:db8::12 user1 s3cr3t+/=\n";
+
+    #[test]
+    fn parses_good_file() {
+        let m = parse(GOOD).unwrap();
+        assert_eq!(m.entries().len(), 2);
+        let e = m.find("cfguest12").unwrap();
+        assert_eq!(e.line, 4);
+        assert_eq!(e.guest_name, "guest12");
+        assert_eq!(e.guest_passwd.expose(), "s3cr3t+/=");
+        assert_eq!(m.find("guest11").unwrap().guest_cfname, "cfguest11");
+        assert!(m.find("nosuch").is_none());
+        assert_eq!(m.hosts(e), vec!["cfhost2", "cfhost1"]);
+        assert_eq!(m.all_hosts(), vec!["cfhost1", "cfhost2"]);
+    }
+
+    #[test]
+    fn debug_redacts_password() {
+        let m = parse(GOOD).unwrap();
+        let s = format!("{m:?}");
+        assert!(!s.contains("D0860AB04E1B8FA3"), "{s}");
+        assert!(s.contains("[set]"));
+    }
+
+    #[test]
+    fn collects_all_errors_with_lines() {
+        let text = "g1 h1 c1 cf1 10.0.0.1 u p\n\
+            g2 h1 c1 cf2 10.0.0.2 u\n\
+            g3 h1 c1 cf3 fe80::1 u p\n\
+            g4 h1 c1 cf4 999.1.1.1 u p\n\
+            g1 h2 c1 cf5 10.0.0.5 u p\n\
+            g6 h2 c1 cf1 10.0.0.6 u p\n\
+            g7 h$ c1 cf7 10.0.0.7 u p\n\
+            g8 h2 c1 cf8 10.0.0.8 u pa\u{7f}ss\n\
+            g9 h2 c1 cf9 10.0.0.9 u p\r\n";
+        let errs = parse(text).unwrap_err();
+        let lines: Vec<usize> = errs.iter().map(|e| e.line).collect();
+        assert_eq!(lines, vec![2, 3, 4, 5, 6, 7, 8, 9]);
+        assert!(matches!(
+            errs[0].kind,
+            ConfErrorKind::FieldCount { found: 6 }
+        ));
+        assert!(matches!(errs[1].kind, ConfErrorKind::LinkLocal(_)));
+        assert!(matches!(errs[2].kind, ConfErrorKind::BadIp(_)));
+        assert!(matches!(
+            errs[3].kind,
+            ConfErrorKind::DuplicateGuestName { first_line: 1, .. }
+        ));
+        assert!(matches!(
+            errs[4].kind,
+            ConfErrorKind::DuplicateGuestCfname { first_line: 1, .. }
+        ));
+        assert!(matches!(
+            errs[5].kind,
+            ConfErrorKind::BadChar {
+                field: "host-cfname",
+                ch: Some('$')
+            }
+        ));
+        assert!(matches!(
+            errs[6].kind,
+            ConfErrorKind::BadChar {
+                field: "guest_passwd",
+                ch: None
+            }
+        ));
+        assert!(matches!(errs[7].kind, ConfErrorKind::CarriageReturn));
+        assert_eq!(errs[0].to_string().get(..8), Some("line 2: "));
+    }
+
+    #[test]
+    fn link_local_range_is_fe80_slash_10() {
+        assert!(parse("g h c cf febf::1 u p\n").is_err());
+        assert!(parse("g h c cf fec0::1 u p\n").is_ok());
+        assert!(parse("g h c cf fe80::1%eth0 u p\n").is_err());
+        assert!(parse("g h c cf ::1 u p\n").is_ok());
+    }
+
+    #[test]
+    fn ambiguous_cross_line_names() {
+        let errs = parse("a h c b 10.0.0.1 u p\nb h c d 10.0.0.2 u p\n").unwrap_err();
+        assert!(matches!(
+            errs[0].kind,
+            ConfErrorKind::Ambiguous { other_line: 2, .. }
+        ));
+        // Same name in both columns of one line is fine.
+        assert!(parse("a h c a 10.0.0.1 u p\n").is_ok());
+    }
+
+    #[test]
+    fn empty_and_comments_only() {
+        assert!(matches!(
+            parse("# nothing\n\n   \n").unwrap_err()[0].kind,
+            ConfErrorKind::Empty
+        ));
+        assert!(parse("  # indented comment\ng h c cf 1.2.3.4 u p").is_ok());
+    }
+
+    #[test]
+    fn password_never_in_messages() {
+        let errs = parse("g h c cf 1.2.3.4 u sécret\n").unwrap_err();
+        let s: String = errs.iter().map(ToString::to_string).collect();
+        assert!(!s.contains("sécret") && !s.contains('é'), "{s}");
+    }
+
+    #[test]
+    fn not_utf8_is_error() {
+        let errs = parse_bytes(b"g h c cf 1.2.3.4 u \xff\n").unwrap_err();
+        assert!(matches!(errs[0].kind, ConfErrorKind::NotUtf8));
+    }
+
+    #[test]
+    fn mode_check() {
+        assert_eq!(check_mode("f", 0o100600, false), Ok(None));
+        assert_eq!(check_mode("f", 0o400, false), Ok(None));
+        assert!(check_mode("f", 0o644, false).is_err());
+        assert!(check_mode("f", 0o602, false).is_err());
+        let w = check_mode("f", 0o640, true).unwrap().unwrap();
+        assert!(w.contains("0640"), "{w}");
+    }
+
+    #[test]
+    fn hosts_option() {
+        let h =
+            parse_hosts("cfhost1=127.0.0.1:2222, cfhost2=[::1]:22,cfhost3=kvm3.example,cfhost4=root@10.0.0.4:2200,cfhost5=[2001:db8::5]")
+                .unwrap();
+        assert_eq!(h.len(), 5);
+        assert_eq!(h[0].socket_string(22), "127.0.0.1:2222");
+        assert_eq!(h[1].host, "::1");
+        assert_eq!(h[1].socket_string(2), "[::1]:22");
+        assert_eq!(h[2].port, None);
+        assert_eq!(h[2].socket_string(2201), "kvm3.example:2201");
+        assert_eq!(h[3].user.as_deref(), Some("root"));
+        assert_eq!(h[4].socket_string(22), "[2001:db8::5]:22");
+        assert_eq!(lookup_host(&h, "cfhost3").unwrap().host, "kvm3.example");
+        for bad in [
+            "cfhost1",
+            "cfhost1=",
+            "=1.2.3.4",
+            "c=1.2.3.4:0",
+            "c=1.2.3.4:70000",
+            "c=1.2.3.4:x",
+            "c=::1:22",
+            "c=[::1",
+            "c=[zz]:22",
+            "c=[::1]x",
+            "c=a b",
+            "c$=1.2.3.4",
+            "c=1.2.3.4,c=1.2.3.5",
+            "",
+            " , ",
+        ] {
+            assert!(parse_hosts(bad).is_err(), "{bad}");
+        }
+        let errs = parse_hosts("a=1.2.3.4:x,b=[::1").unwrap_err();
+        assert_eq!(errs.len(), 2);
+    }
+
+    #[test]
+    fn fuzz_no_panic() {
+        let mut seed: u64 = 0x9e37_79b9_7f4a_7c15;
+        let mut next = || {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed
+        };
+        let alphabet = b"ab09 \t\n\r#.:-_=,[]@%\xff\xfe\x00fe80::1.2.3.4";
+        let base = GOOD.as_bytes();
+        for i in 0..5000 {
+            let mut buf: Vec<u8> = if i % 2 == 0 {
+                base.to_vec()
+            } else {
+                Vec::new()
+            };
+            let n = (next() % 64) as usize;
+            for _ in 0..n {
+                let b = alphabet[(next() % alphabet.len() as u64) as usize];
+                if buf.is_empty() || next() % 3 == 0 {
+                    buf.push(b);
+                } else {
+                    let pos = (next() % buf.len() as u64) as usize;
+                    buf[pos] = b;
+                }
+            }
+            let _ = parse_bytes(&buf);
+            let _ = parse_hosts(&String::from_utf8_lossy(&buf));
+        }
+    }
+}
