@@ -9,7 +9,7 @@ use std::process::Command;
 use crate::agentcmd::{self, args, require};
 
 /// Every agent binary of the package.
-pub const AGENTS: &[&str] = &["fence_bmc", "fence_esxi", "fence_fake"];
+pub const AGENTS: &[&str] = &["fence_bmc", "fence_esxi", "fence_fake", "fence_kvmguest"];
 
 fn golden(name: &str) -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))

@@ -1,0 +1,389 @@
+//! fence_kvmguest: fences KVM guests listed in a PRIMECLUSTER `kvmguests.conf`-style map, over
+//! SSH + `virsh` on the host that really runs the guest.
+//!
+//! Guests live-migrate, so the host in the map may be stale: every host of the map is asked in
+//! parallel (`virsh domstate`), and a guest is OFF only when every host answered and none runs
+//! it. A host that cannot be asked makes the status an error, never OFF. Off = `virsh destroy`
+//! wherever it runs, confirmed by asking every host again; on = `virsh start` on the mapped host
+//! (or where the guest is defined). Domain names reach the remote shell only single-quoted.
+
+use std::path::Path;
+use std::process::ExitCode;
+
+use fencekit::kvmconf::{self, GuestEntry, HostAddr, KvmGuests};
+use fencekit::ssh::{SshConfig, SshSession};
+use fencekit::virsh::{self, DomState, GuestLocation, Reply, Virsh, VirshError};
+use fencekit::{
+    log, Agent, AgentInfo, Feature, FenceError, FenceResult, Kind, OptSpec, Options, Outlet,
+    PowerState,
+};
+
+const fn row(
+    name: &'static str,
+    kind: Kind,
+    default: Option<&'static str>,
+    value_name: &'static str,
+    help: &'static str,
+) -> OptSpec {
+    OptSpec {
+        name,
+        legacy: None,
+        short: None,
+        kind,
+        default,
+        required: false,
+        value_name,
+        help,
+        order: 1,
+    }
+}
+
+static OPTIONS: &[OptSpec] = &[
+    row("guests_conf", Kind::Str, Some(kvmconf::DEFAULT_PATH), "[path]", "Map of guests and their hosts (kvmguests.conf format: guest-name host-cfname guest-clustername guest-cfname guest_IP guest_user guest_passwd)"),
+    row("hosts", Kind::Str, None, "[cfname=addr[:port],...]", "How to reach each host-cfname of the map by SSH (cfhost1=192.0.2.1:22,cfhost2=user@[2001:db8::2]); hosts not listed are reached by their cfname through name resolution"),
+    OptSpec {
+        short: Some('u'),
+        ..row("ipport", Kind::Int, Some("22"), "[port]", "SSH port of the hosts (when the hosts option gives none)")
+    },
+    row("libvirt_uri", Kind::Str, Some(virsh::DEFAULT_URI), "[uri]", "libvirt URI used by virsh on the hosts"),
+    row("relax_conf_permissions", Kind::Flag, None, "", "Accept a guests_conf readable by group or others (with a warning)"),
+];
+
+static INFO: AgentInfo = AgentInfo {
+    name: "fence_kvmguest",
+    shortdesc: "Fence agent for KVM guests located through a kvmguests.conf map",
+    longdesc: "fence_kvmguest is a Power Fencing agent for KVM guests described in a PRIMECLUSTER \
+kvmguests.conf-style map. The plug is the guest's cfname (or its guest-name). Every KVM host of \
+the map is asked over SSH with virsh, in parallel, because guests live-migrate and the map can \
+be stale: the guest is destroyed on the host where it really runs, and it is reported off only \
+when every host answered and none runs it. Host keys are verified (known_hosts or a pinned \
+fingerprint).",
+    vendor_url: "https://libvirt.org",
+    features: &[
+        Feature::Login,
+        Feature::Password,
+        Feature::Ssh,
+        Feature::Plugs,
+        Feature::Sudo,
+        Feature::MissingAsOff,
+    ],
+    options: OPTIONS,
+    defaults: &[],
+    has_list: true,
+    has_cycle: false,
+    has_diag: false,
+    needs_password: true,
+};
+
+/// One KVM host of the map and its (lazily opened) SSH session.
+struct Host {
+    cfname: String,
+    cfg: Result<SshConfig, FenceError>,
+    session: Option<SshSession>,
+}
+
+impl Host {
+    /// Runs one command; a transport failure drops the session (reopened next time).
+    fn run(&mut self, cmd: &str) -> FenceResult<fencekit::ssh::ExecOutput> {
+        let cfg = self.cfg.as_ref().map_err(Clone::clone)?;
+        let session = match self.session.as_mut() {
+            Some(s) => s,
+            None => self.session.insert(SshSession::connect(cfg)?),
+        };
+        log::debug(&format!("{}: executing {cmd}", self.cfname));
+        match session.exec(cmd, cfg.command_timeout) {
+            Ok(out) => Ok(out),
+            Err(e) => {
+                self.session = None;
+                Err(e.into())
+            }
+        }
+    }
+}
+
+struct KvmGuest {
+    conf: KvmGuests,
+    hosts: Vec<Host>,
+    virsh: Virsh,
+    missing_as_off: bool,
+}
+
+fn load_conf(opts: &Options) -> Result<(KvmGuests, Vec<String>), Vec<String>> {
+    let path = opts.get("guests_conf").unwrap_or(kvmconf::DEFAULT_PATH);
+    kvmconf::load(Path::new(path), opts.flag("relax_conf_permissions")).map_err(|e| e.lines(path))
+}
+
+fn host_config(opts: &Options, cfname: &str, addrs: &[HostAddr]) -> FenceResult<SshConfig> {
+    let mut o = opts.clone();
+    match kvmconf::lookup_host(addrs, cfname) {
+        Some(a) => {
+            o.set("ip", a.host.clone());
+            if let Some(p) = a.port {
+                o.set("ipport", p.to_string());
+            }
+            if let Some(u) = &a.user {
+                o.set("username", u.clone());
+            }
+        }
+        None => o.set("ip", cfname.to_string()),
+    }
+    SshConfig::from_options(&o)
+}
+
+impl KvmGuest {
+    fn entry(&self, plug: &str) -> FenceResult<GuestEntry> {
+        self.conf.find(plug).cloned().ok_or_else(|| {
+            FenceError::PlugNotFound(format!("Failed: guest '{plug}' is not in the guests map"))
+        })
+    }
+
+    /// Runs `cmd(host cfname)` on the given hosts in parallel; results in the order given.
+    fn on_hosts(
+        &mut self,
+        names: &[String],
+        cmd: &(dyn Fn(&str) -> Result<String, VirshError> + Sync),
+    ) -> Vec<(String, Result<fencekit::ssh::ExecOutput, VirshError>)> {
+        let mut results: Vec<(String, Result<fencekit::ssh::ExecOutput, VirshError>)> = Vec::new();
+        std::thread::scope(|scope| {
+            let handles: Vec<_> = self
+                .hosts
+                .iter_mut()
+                .filter(|h| names.contains(&h.cfname))
+                .map(|h| {
+                    scope.spawn(move || {
+                        let r = cmd(&h.cfname).and_then(|c| {
+                            h.run(&c)
+                                .map_err(|e| VirshError::Failed(format!("cannot ask host: {e}")))
+                        });
+                        (h.cfname.clone(), r)
+                    })
+                })
+                .collect();
+            for handle in handles {
+                if let Ok(r) = handle.join() {
+                    results.push(r);
+                }
+            }
+        });
+        results.sort_by_key(|(name, _)| names.iter().position(|n| n == name).unwrap_or(usize::MAX));
+        results
+    }
+
+    /// Asks every host of the map (mapped one first) where the guest runs.
+    fn locate(&mut self, entry: &GuestEntry) -> FenceResult<Option<GuestLocation>> {
+        let names: Vec<String> = self
+            .conf
+            .hosts(entry)
+            .into_iter()
+            .map(str::to_string)
+            .collect();
+        let v = self.virsh.clone();
+        let guest = entry.guest_name.clone();
+        let answers: Vec<(String, Result<DomState, VirshError>)> = self
+            .on_hosts(&names, &|_| v.domstate(&guest))
+            .into_iter()
+            .map(|(h, r)| {
+                let st = r.and_then(|out| {
+                    virsh::parse_domstate(&Reply::new(out.status, &out.stdout, &out.stderr))
+                });
+                (h, st)
+            })
+            .collect();
+        for (h, a) in &answers {
+            log::debug(&format!("{h}: {}: {a:?}", entry.guest_name));
+        }
+        match virsh::locate(&entry.guest_name, &answers) {
+            Ok(loc) => Ok(Some(loc)),
+            Err(FenceError::PlugNotFound(_)) if self.missing_as_off => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Runs a domain command on some hosts and checks each answer with `parse`.
+    fn act(
+        &mut self,
+        hosts: &[String],
+        guest: &str,
+        build: fn(&Virsh, &str) -> Result<String, VirshError>,
+        parse: fn(&Reply<'_>) -> Result<virsh::ActionOutcome, VirshError>,
+    ) -> FenceResult<()> {
+        let v = self.virsh.clone();
+        let g = guest.to_string();
+        let mut first_err = None;
+        for (h, r) in self.on_hosts(hosts, &move |_| build(&v, &g)) {
+            let res = r.and_then(|out| parse(&Reply::new(out.status, &out.stdout, &out.stderr)));
+            if let Err(e) = res {
+                log::debug(&format!("{h}: {e}"));
+                first_err.get_or_insert_with(|| FenceError::from(e));
+            }
+        }
+        first_err.map_or(Ok(()), Err)
+    }
+}
+
+impl Agent for KvmGuest {
+    fn info() -> &'static AgentInfo {
+        &INFO
+    }
+
+    fn connect(opts: &Options) -> FenceResult<Self> {
+        let (conf, warnings) = load_conf(opts).map_err(|e| FenceError::Usage(e.join("; ")))?;
+        for w in warnings {
+            log::warn(&w);
+        }
+        let addrs = match opts.get("hosts") {
+            Some(v) => kvmconf::parse_hosts(v).map_err(|e| FenceError::Usage(e.join("; ")))?,
+            None => Vec::new(),
+        };
+        let hosts = conf
+            .all_hosts()
+            .into_iter()
+            .map(|cf| Host {
+                cfname: cf.to_string(),
+                cfg: host_config(opts, cf, &addrs),
+                session: None,
+            })
+            .collect();
+        Ok(KvmGuest {
+            conf,
+            hosts,
+            virsh: Virsh::new(
+                opts.get("libvirt_uri").unwrap_or(virsh::DEFAULT_URI),
+                opts.flag("use_sudo"),
+            ),
+            missing_as_off: opts.flag("missing_as_off"),
+        })
+    }
+
+    fn power_status(&mut self, plug: &str) -> FenceResult<PowerState> {
+        let entry = self.entry(plug)?;
+        Ok(self.locate(&entry)?.map_or(PowerState::Off, |l| l.power()))
+    }
+
+    fn set_power(&mut self, plug: &str, state: PowerState) -> FenceResult<()> {
+        let entry = self.entry(plug)?;
+        let loc = self.locate(&entry)?;
+        match (state, loc) {
+            (PowerState::Off, Some(GuestLocation::Running { hosts })) => self.act(
+                &hosts,
+                &entry.guest_name,
+                Virsh::destroy,
+                virsh::parse_destroy,
+            ),
+            (PowerState::On, Some(GuestLocation::Off { defined_on })) => {
+                let target = if defined_on.contains(&entry.host_cfname) {
+                    entry.host_cfname.clone()
+                } else {
+                    defined_on.first().cloned().unwrap_or_default()
+                };
+                self.act(
+                    &[target],
+                    &entry.guest_name,
+                    Virsh::start,
+                    virsh::parse_start,
+                )
+            }
+            (PowerState::On, None) => Err(FenceError::PlugNotFound(format!(
+                "Failed: guest '{}' is not defined on any host",
+                entry.guest_name
+            ))),
+            _ => Ok(()),
+        }
+    }
+
+    fn list(&mut self, with_status: bool) -> FenceResult<Vec<Outlet>> {
+        let entries: Vec<GuestEntry> = self.conf.entries().to_vec();
+        let mut states: Vec<Option<PowerState>> = vec![None; entries.len()];
+        if with_status {
+            let names: Vec<String> = self
+                .conf
+                .all_hosts()
+                .into_iter()
+                .map(str::to_string)
+                .collect();
+            let v = self.virsh.clone();
+            let tables: Vec<(String, Result<Vec<virsh::ListRow>, VirshError>)> = self
+                .on_hosts(&names, &move |_| Ok(v.list_all()))
+                .into_iter()
+                .map(|(h, r)| {
+                    (
+                        h,
+                        r.and_then(|o| {
+                            virsh::parse_list_table(&Reply::new(o.status, &o.stdout, &o.stderr))
+                        }),
+                    )
+                })
+                .collect();
+            for (slot, e) in states.iter_mut().zip(&entries) {
+                let answers: Vec<(String, Result<DomState, VirshError>)> = tables
+                    .iter()
+                    .map(|(h, t)| {
+                        let st = match t {
+                            Ok(rows) => match rows.iter().find(|r| r.name == e.guest_name) {
+                                Some(r) => r.state.ok_or(VirshError::NoState),
+                                None => Err(VirshError::NotFound),
+                            },
+                            Err(err) => Err(err.clone()),
+                        };
+                        (h.clone(), st)
+                    })
+                    .collect();
+                *slot = virsh::locate(&e.guest_name, &answers)
+                    .ok()
+                    .map(|l| l.power());
+            }
+        }
+        Ok(entries
+            .into_iter()
+            .zip(states)
+            .map(|(e, state)| Outlet {
+                id: e.guest_cfname,
+                alias: e.guest_name,
+                state,
+            })
+            .collect())
+    }
+
+    fn monitor(&mut self, _opts: &Options) -> FenceResult<()> {
+        // Every host must answer: a host that cannot be asked makes status unusable.
+        let names: Vec<String> = self
+            .conf
+            .all_hosts()
+            .into_iter()
+            .map(str::to_string)
+            .collect();
+        let v = self.virsh.clone();
+        let failed: Vec<String> = self
+            .on_hosts(&names, &move |_| Ok(v.version()))
+            .into_iter()
+            .filter_map(|(h, r)| match r {
+                Ok(out) if out.success() => None,
+                Ok(out) => Some(format!("{h}: virsh version exited with {:?}", out.status)),
+                Err(e) => Some(format!("{h}: {e}")),
+            })
+            .collect();
+        if failed.is_empty() {
+            Ok(())
+        } else {
+            Err(FenceError::ConnectionLost(failed.join("; ")))
+        }
+    }
+
+    fn validate(opts: &Options) -> Vec<String> {
+        let mut problems = match load_conf(opts) {
+            Ok(_) => Vec::new(),
+            Err(lines) => lines,
+        };
+        if let Some(v) = opts.get("hosts") {
+            if let Err(errs) = kvmconf::parse_hosts(v) {
+                problems.extend(errs);
+            }
+        }
+        problems
+    }
+}
+
+/// Entry point.
+fn main() -> ExitCode {
+    fencekit::run::run::<KvmGuest>()
+}
