@@ -6,6 +6,7 @@ use std::fs;
 use std::time::Duration;
 
 use crate::ipmisim::Bmc;
+use crate::kvmsim::KvmSim;
 use crate::pacemaker_fake::ok;
 use crate::sim::sshd::{EsxiHost, SimVm};
 use crate::util::pacemaker::{self, Cluster};
@@ -157,6 +158,55 @@ fn demo() {
     ));
     cluster.delete_device("demo_bmc").unwrap();
     drop(bmc);
+
+    // fence_kvmguest: two simulated KVM hosts (sshd + real libvirtd test driver); the guest
+    // has live-migrated away from the host the map names.
+    let mut kvm = KvmSim::new("demo").expect("the demo needs sshd, libvirtd and virsh");
+    kvm.start_hosts(&[("cfhost1", vec![("guest11", true)]), ("cfhost2", vec![])]);
+    kvm.migrate("cfhost1", "cfhost2", "guest11", true);
+    let conf = dir.path().join("kvmguests.conf");
+    fs::write(&conf, KvmSim::kvmguests_conf(&[("guest11", "cfhost1")])).unwrap();
+    fs::set_permissions(&conf, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
+    say(&format!(
+        "fence_kvmguest: the map says guest11 (cfguest11) lives on cfhost1, but it was live-migrated: {:?}",
+        kvm.where_is("guest11")
+    ));
+    ok(
+        "pcs stonith create",
+        &cluster.pcs(&[
+            "stonith",
+            "create",
+            "demo_kvm",
+            "fence_kvmguest",
+            &format!("guests_conf={}", conf.display()),
+            &format!("hosts={}", kvm.hosts_option()),
+            &format!("username={}", kvm.user()),
+            &format!("identity_file={}", kvm.client_key().display()),
+            &format!("known_hosts={}", kvm.known_hosts().display()),
+            "pcmk_host_check=dynamic-list",
+            "stonith_status_sleep=0.2",
+        ]),
+    );
+    cluster
+        .wait_running("demo_kvm", Duration::from_secs(60))
+        .unwrap();
+    let out = cluster.stonith_admin(&["--reboot", "cfguest11"]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        pacemaker::describe("stonith_admin --reboot cfguest11", &out)
+    );
+    let destroyed_on: Vec<&str> = ["cfhost1", "cfhost2"]
+        .into_iter()
+        .filter(|h| kvm.calls(h).contains("destroy"))
+        .collect();
+    say(&format!(
+        "fence_kvmguest: `stonith_admin --reboot cfguest11` succeeded: destroyed on {destroyed_on:?} (where it really ran), confirmed off on every host, then started; now {:?}",
+        kvm.where_is("guest11")
+    ));
+    cluster.delete_device("demo_kvm").unwrap();
+    drop(kvm);
 
     say("stopping the cluster and everything the demo started");
     cluster.shutdown().unwrap();

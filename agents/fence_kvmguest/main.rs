@@ -169,14 +169,20 @@ impl KvmGuest {
         results
     }
 
-    /// Asks every host of the map (mapped one first) where the guest runs.
+    /// Every known host, `first` leading.
+    fn host_names(&self, first: Option<&str>) -> Vec<String> {
+        let mut names: Vec<String> = first.map(str::to_string).into_iter().collect();
+        for h in &self.hosts {
+            if !names.contains(&h.cfname) {
+                names.push(h.cfname.clone());
+            }
+        }
+        names
+    }
+
+    /// Asks every host (mapped one first) where the guest runs.
     fn locate(&mut self, entry: &GuestEntry) -> FenceResult<Option<GuestLocation>> {
-        let names: Vec<String> = self
-            .conf
-            .hosts(entry)
-            .into_iter()
-            .map(str::to_string)
-            .collect();
+        let names = self.host_names(Some(&entry.host_cfname));
         let v = self.virsh.clone();
         let guest = entry.guest_name.clone();
         let answers: Vec<(String, Result<DomState, VirshError>)> = self
@@ -235,11 +241,18 @@ impl Agent for KvmGuest {
             Some(v) => kvmconf::parse_hosts(v).map_err(|e| FenceError::Usage(e.join("; ")))?,
             None => Vec::new(),
         };
-        let hosts = conf
-            .all_hosts()
-            .into_iter()
+        // Every host that may run a guest: the map's hosts and every host of the `hosts`
+        // option (a guest may have migrated to a host that no map line names).
+        let mut names: Vec<String> = conf.all_hosts().into_iter().map(str::to_string).collect();
+        for a in &addrs {
+            if !names.contains(&a.cfname) {
+                names.push(a.cfname.clone());
+            }
+        }
+        let hosts = names
+            .iter()
             .map(|cf| Host {
-                cfname: cf.to_string(),
+                cfname: cf.clone(),
                 cfg: host_config(opts, cf, &addrs),
                 session: None,
             })
@@ -295,12 +308,7 @@ impl Agent for KvmGuest {
         let entries: Vec<GuestEntry> = self.conf.entries().to_vec();
         let mut states: Vec<Option<PowerState>> = vec![None; entries.len()];
         if with_status {
-            let names: Vec<String> = self
-                .conf
-                .all_hosts()
-                .into_iter()
-                .map(str::to_string)
-                .collect();
+            let names = self.host_names(None);
             let v = self.virsh.clone();
             let tables: Vec<(String, Result<Vec<virsh::ListRow>, VirshError>)> = self
                 .on_hosts(&names, &move |_| Ok(v.list_all()))
@@ -346,12 +354,7 @@ impl Agent for KvmGuest {
 
     fn monitor(&mut self, _opts: &Options) -> FenceResult<()> {
         // Every host must answer: a host that cannot be asked makes status unusable.
-        let names: Vec<String> = self
-            .conf
-            .all_hosts()
-            .into_iter()
-            .map(str::to_string)
-            .collect();
+        let names = self.host_names(None);
         let v = self.virsh.clone();
         let failed: Vec<String> = self
             .on_hosts(&names, &move |_| Ok(v.version()))
