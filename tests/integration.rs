@@ -23,5 +23,6 @@ mod metadata;
 mod pacemaker_fake;
 mod pacemaker_smoke;
 mod protocol;
+mod regression;
 mod sim;
 mod util;
