@@ -84,7 +84,8 @@ impl OptSpec {
     }
 }
 
-const fn opt(
+/// A row with the usual defaults (not required, no legacy name), for agents' own tables.
+pub const fn opt(
     name: &'static str,
     short: Option<char>,
     kind: Kind,

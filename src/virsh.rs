@@ -517,20 +517,7 @@ pub fn locate(
     Ok(GuestLocation::Off { defined_on: off })
 }
 
-/// Quotes a string for a POSIX shell with single quotes (`'` becomes `'\''`).
-pub fn shell_quote(s: &str) -> String {
-    let mut out = String::with_capacity(s.len().saturating_add(2));
-    out.push('\'');
-    for c in s.chars() {
-        if c == '\'' {
-            out.push_str("'\\''");
-        } else {
-            out.push(c);
-        }
-    }
-    out.push('\'');
-    out
-}
+pub use crate::ssh::shell_quote;
 
 /// Builds virsh command lines for one host.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -10,50 +10,30 @@
 use std::process::ExitCode;
 
 use fencekit::ipmi::{ChassisOp, IpmiConfig, Session};
+use fencekit::options::opt;
 use fencekit::{log, Agent, AgentInfo, Feature, FenceResult, Kind, OptSpec, Options, PowerState};
 
-const fn row(
-    name: &'static str,
-    short: Option<char>,
-    kind: Kind,
-    default: Option<&'static str>,
-    value_name: &'static str,
-    help: &'static str,
-) -> OptSpec {
-    OptSpec {
-        name,
-        legacy: None,
-        short,
-        kind,
-        default,
-        required: false,
-        value_name,
-        help,
-        order: 1,
-    }
-}
-
 static OPTIONS: &[OptSpec] = &[
-    row("lanplus", Some('P'), Kind::Flag, Some("1"), "", "Use Lanplus (IPMI 2.0 RMCP+) to improve security of connection; lanplus=0 selects IPMI 1.5 with MD5 authentication"),
-    row("cipher", Some('C'), Kind::Str, None, "[cipher]", "Ciphersuite to use (same as ipmitool -C parameter); default: the strongest suite both ends support (17, then 3). Suite 0 (no authentication) only when given here"),
-    row("privlvl", Some('L'), Kind::Select(&["callback", "user", "operator", "administrator"]), Some("administrator"), "[level]", "Privilege level on IPMI device"),
-    row("auth", Some('A'), Kind::Select(&["md5", "password", "none"]), None, "[auth]", "IPMI Lan Auth type (accepted for compatibility; IPMI 1.5 sessions use MD5)"),
-    row("hexadecimal_kg", None, Kind::Secret, None, "[key]", "Hexadecimal-encoded Kg key for IPMIv2 authentication"),
+    opt("lanplus", Some('P'), Kind::Flag, Some("1"), "", "Use Lanplus (IPMI 2.0 RMCP+) to improve security of connection; lanplus=0 selects IPMI 1.5 with MD5 authentication", 1),
+    opt("cipher", Some('C'), Kind::Str, None, "[cipher]", "Ciphersuite to use (same as ipmitool -C parameter); default: the strongest suite both ends support (17, then 3). Suite 0 (no authentication) only when given here", 1),
+    opt("privlvl", Some('L'), Kind::Select(&["callback", "user", "operator", "administrator"]), Some("administrator"), "[level]", "Privilege level on IPMI device", 1),
+    opt("auth", Some('A'), Kind::Select(&["md5", "password", "none"]), None, "[auth]", "IPMI Lan Auth type (accepted for compatibility; IPMI 1.5 sessions use MD5)", 1),
+    opt("hexadecimal_kg", None, Kind::Secret, None, "[key]", "Hexadecimal-encoded Kg key for IPMIv2 authentication", 1),
     OptSpec {
         legacy: Some("port"),
-        ..row("plug", Some('n'), Kind::Str, None, "[ip]", "IP address or hostname of fencing device (together with --port-as-ip)")
+        ..opt("plug", Some('n'), Kind::Str, None, "[ip]", "IP address or hostname of fencing device (together with --port-as-ip)", 1)
     },
     OptSpec {
         order: 200,
-        ..row("port_as_ip", None, Kind::Flag, None, "", "Make \"port/plug\" to be an alias to IP address")
+        ..opt("port_as_ip", None, Kind::Flag, None, "", "Make \"port/plug\" to be an alias to IP address", 1)
     },
     OptSpec {
         order: 200,
-        ..row("ipmitool_path", None, Kind::Str, Some("/usr/bin/ipmitool"), "[path]", "Accepted for compatibility with fence_ipmilan and ignored: fence_bmc speaks IPMI itself")
+        ..opt("ipmitool_path", None, Kind::Str, Some("/usr/bin/ipmitool"), "[path]", "Accepted for compatibility with fence_ipmilan and ignored: fence_bmc speaks IPMI itself", 1)
     },
     OptSpec {
         order: 200,
-        ..row("ipmitool_timeout", None, Kind::Str, Some("2"), "[timeout]", "Accepted for compatibility with fence_ipmilan and ignored: fence_bmc resends on its own schedule within login_timeout")
+        ..opt("ipmitool_timeout", None, Kind::Str, Some("2"), "[timeout]", "Accepted for compatibility with fence_ipmilan and ignored: fence_bmc resends on its own schedule within login_timeout", 1)
     },
 ];
 

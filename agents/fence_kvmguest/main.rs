@@ -11,6 +11,7 @@ use std::path::Path;
 use std::process::ExitCode;
 
 use fencekit::kvmconf::{self, GuestEntry, HostAddr, KvmGuests};
+use fencekit::options::opt;
 use fencekit::ssh::{SshConfig, SshSession};
 use fencekit::virsh::{self, DomState, GuestLocation, Reply, Virsh, VirshError};
 use fencekit::{
@@ -18,35 +19,15 @@ use fencekit::{
     PowerState,
 };
 
-const fn row(
-    name: &'static str,
-    kind: Kind,
-    default: Option<&'static str>,
-    value_name: &'static str,
-    help: &'static str,
-) -> OptSpec {
-    OptSpec {
-        name,
-        legacy: None,
-        short: None,
-        kind,
-        default,
-        required: false,
-        value_name,
-        help,
-        order: 1,
-    }
-}
-
 static OPTIONS: &[OptSpec] = &[
-    row("guests_conf", Kind::Str, Some(kvmconf::DEFAULT_PATH), "[path]", "Map of guests and their hosts (kvmguests.conf format: guest-name host-cfname guest-clustername guest-cfname guest_IP guest_user guest_passwd)"),
-    row("hosts", Kind::Str, None, "[cfname=addr[:port],...]", "How to reach each host-cfname of the map by SSH (cfhost1=192.0.2.1:22,cfhost2=user@[2001:db8::2]); hosts not listed are reached by their cfname through name resolution"),
+    opt("guests_conf", None, Kind::Str, Some(kvmconf::DEFAULT_PATH), "[path]", "Map of guests and their hosts (kvmguests.conf format: guest-name host-cfname guest-clustername guest-cfname guest_IP guest_user guest_passwd)", 1),
+    opt("hosts", None, Kind::Str, None, "[cfname=addr[:port],...]", "How to reach each host-cfname of the map by SSH (cfhost1=192.0.2.1:22,cfhost2=user@[2001:db8::2]); hosts not listed are reached by their cfname through name resolution", 1),
     OptSpec {
         short: Some('u'),
-        ..row("ipport", Kind::Int, Some("22"), "[port]", "SSH port of the hosts (when the hosts option gives none)")
+        ..opt("ipport", None, Kind::Int, Some("22"), "[port]", "SSH port of the hosts (when the hosts option gives none)", 1)
     },
-    row("libvirt_uri", Kind::Str, Some(virsh::DEFAULT_URI), "[uri]", "libvirt URI used by virsh on the hosts"),
-    row("relax_conf_permissions", Kind::Flag, None, "", "Accept a guests_conf readable by group or others (with a warning)"),
+    opt("libvirt_uri", None, Kind::Str, Some(virsh::DEFAULT_URI), "[uri]", "libvirt URI used by virsh on the hosts", 1),
+    opt("relax_conf_permissions", None, Kind::Flag, None, "", "Accept a guests_conf readable by group or others (with a warning)", 1),
 ];
 
 static INFO: AgentInfo = AgentInfo {
