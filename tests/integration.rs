@@ -13,8 +13,10 @@
 
 mod agentcmd;
 mod demo;
+mod esxi;
 mod esxi_lib;
 mod metadata;
+mod pacemaker_esxi;
 mod pacemaker_fake;
 mod pacemaker_smoke;
 mod protocol;

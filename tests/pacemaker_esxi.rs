@@ -1,0 +1,1 @@
+//! fence_esxi fenced by a real Pacemaker (placeholder, filled below).
