@@ -165,13 +165,14 @@ fn pacemaker_fences_vms_through_fence_esxi() {
     off_then_on(&calls_since(&host, before), 1);
     assert_eq!(host.vm_state("pcmk-node1").as_deref(), Some("on"));
 
-    // 2. Static map: cluster node name -> vmid.
+    // 2. Static map: cluster node name -> vmid or VM name.
     create(
         &cluster,
         "esxi_map",
         &host,
         &kh,
-        &["pcmk_host_map=target-b:2"],
+        // Two entries, as in the README's quick start.
+        &["pcmk_host_map=target-b:2;target-c:pcmk-node3"],
     );
     let before = host.calls().len();
     let out = reboot(&cluster, "target-b");
@@ -188,6 +189,15 @@ fn pacemaker_fences_vms_through_fence_esxi() {
         "{calls:?}"
     );
     assert_eq!(host.vm_state("pcmk-node2").as_deref(), Some("on"));
+    let before = host.calls().len();
+    let out = reboot(&cluster, "target-c");
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        pacemaker::describe("stonith_admin --reboot target-c", &out)
+    );
+    off_then_on(&calls_since(&host, before), 3);
     // off through pcs: the VM stays off.
     let out = cluster.pcs(&["stonith", "fence", "target-b", "--off"]);
     ok("pcs stonith fence target-b --off", &out);
