@@ -73,12 +73,17 @@ fn device_opts(host: &EsxiHost, kh: &Path) -> Vec<String> {
 }
 
 fn create(cluster: &Cluster, id: &str, host: &EsxiHost, kh: &Path, extra: &[&str]) {
+    let mut opts = device_opts(host, kh);
+    opts.extend(extra.iter().map(|s| (*s).to_owned()));
+    create_with(cluster, id, &opts);
+}
+
+fn create_with(cluster: &Cluster, id: &str, opts: &[String]) {
     let mut args: Vec<String> = ["stonith", "create", id, "fence_esxi"]
         .iter()
         .map(|s| (*s).to_owned())
         .collect();
-    args.extend(device_opts(host, kh));
-    args.extend(extra.iter().map(|s| (*s).to_owned()));
+    args.extend(opts.iter().cloned());
     let refs: Vec<&str> = args.iter().map(String::as_str).collect();
     ok(&format!("pcs stonith create {id}"), &cluster.pcs(&refs));
     cluster
@@ -166,13 +171,18 @@ fn pacemaker_fences_vms_through_fence_esxi() {
     assert_eq!(host.vm_state("pcmk-node1").as_deref(), Some("on"));
 
     // 2. Static map: cluster node name -> vmid or VM name.
-    create(
+    // Exactly the README's quick start (plus ipport): default timeouts, two map entries.
+    create_with(
         &cluster,
         "esxi_map",
-        &host,
-        &kh,
-        // Two entries, as in the README's quick start.
-        &["pcmk_host_map=target-b:2;target-c:pcmk-node3"],
+        &[
+            format!("ip={}", host.ip()),
+            format!("ipport={}", host.port()),
+            format!("username={}", host.user()),
+            format!("password={}", host.password()),
+            format!("known_hosts={}", kh.display()),
+            "pcmk_host_map=target-b:2;target-c:pcmk-node3".to_owned(),
+        ],
     );
     let before = host.calls().len();
     let out = reboot(&cluster, "target-b");
