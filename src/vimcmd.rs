@@ -372,8 +372,16 @@ pub fn parse_getallvms(out: &str) -> Result<Vec<Vm>, ParseError> {
         return Err(ParseError::Fault(f));
     }
     let mut it = lines(out);
-    if !it.by_ref().any(is_header) {
-        return Err(ParseError::Unrecognised(excerpt(out)));
+    // Only blank lines and `Skipping invalid VM` notes (stderr merged) may precede the title:
+    // anything else (a row, junk) means the output is not what vim-cmd prints, and skipping it
+    // would silently drop VMs from the inventory.
+    loop {
+        match it.next() {
+            None => return Err(ParseError::Unrecognised(excerpt(out))),
+            Some(l) if is_header(l) => break,
+            Some(l) if l.trim().is_empty() || l.starts_with("Skipping invalid VM '") => {}
+            Some(l) => return Err(ParseError::Unrecognised(excerpt(l))),
+        }
     }
     let mut vms: Vec<Vm> = Vec::new();
     for line in it {
@@ -592,6 +600,17 @@ mod tests {
         ));
         let bad = "Vmid   Name   File   Guest OS   Version   Annotation\nzzz\n";
         assert!(parse_getallvms(bad).is_err());
+        // Shuffled lines (title not first): an error, not an inventory missing the rows that
+        // came before the title.
+        let good = fixture!("getallvms_default.txt");
+        let mut rows: Vec<&str> = good.lines().collect();
+        rows.rotate_left(2);
+        assert!(parse_getallvms(&rows.join("\n")).is_err());
+        let noted = format!("\nSkipping invalid VM '9'\n{good}");
+        assert_eq!(
+            parse_getallvms(&noted).unwrap().len(),
+            parse_getallvms(good).unwrap().len()
+        );
     }
 
     #[test]

@@ -14,12 +14,14 @@
 mod agentcmd;
 mod bmc_lib;
 mod demo;
+mod esxi;
 mod esxi_lib;
 mod ipmi17;
 mod ipmisim;
 mod kvm_lib;
 mod kvmsim;
 mod metadata;
+mod pacemaker_esxi;
 mod pacemaker_fake;
 mod pacemaker_smoke;
 mod protocol;

@@ -50,7 +50,24 @@ struct Esxi {
 }
 
 impl Esxi {
+    /// `sudo -n ` when use_sudo is set, else nothing: goes in front of every remote command.
+    fn sudo_prefix(&self) -> &'static str {
+        if self.sudo {
+            "sudo -n "
+        } else {
+            ""
+        }
+    }
+
+    /// Runs one command (through `sudo -n` when use_sudo is set).
     fn exec(&mut self, cmd: &str) -> FenceResult<String> {
+        let full = format!("{}{cmd}", self.sudo_prefix());
+        self.exec_line(&full, cmd)
+    }
+
+    /// Runs a shell line as it is (a script puts the sudo prefix before each command itself;
+    /// `sudo -n for ...` would be a syntax error). `cmd` names it in errors.
+    fn exec_line(&mut self, full: &str, cmd: &str) -> FenceResult<String> {
         let session = match self.session.as_mut() {
             Some(s) => s,
             None => {
@@ -58,13 +75,8 @@ impl Esxi {
                 self.session.insert(SshSession::connect(&self.cfg)?)
             }
         };
-        let full = if self.sudo {
-            format!("sudo -n {cmd}")
-        } else {
-            cmd.to_string()
-        };
         log::debug(&format!("Executing: {full}"));
-        match session.exec(&full, self.cfg.command_timeout) {
+        match session.exec(full, self.cfg.command_timeout) {
             Ok(out) => {
                 let stdout = out.stdout_text();
                 if stdout.trim().is_empty() && !out.success() {
@@ -165,10 +177,11 @@ impl Agent for Esxi {
             // One round trip for every state: the vmids are numbers, safe in a shell loop.
             let ids: Vec<String> = vms.iter().map(|v| v.vmid.to_string()).collect();
             let script = format!(
-                "for i in {}; do echo \"@@fencekit-vmid $i\"; vim-cmd vmsvc/power.getstate $i 2>&1; done",
-                ids.join(" ")
+                "for i in {}; do echo \"@@fencekit-vmid $i\"; {}vim-cmd vmsvc/power.getstate $i 2>&1; done",
+                ids.join(" "),
+                self.sudo_prefix()
             );
-            let out = self.exec(&script)?;
+            let out = self.exec_line(&script, &script)?;
             split_states(&out)
         } else {
             Vec::new()

@@ -1,0 +1,1112 @@
+//! The real `fence_esxi` binary against the fake ESXi hosts of `tests/sim/` (private sshd on
+//! loopback + simulated `vim-cmd`), through argv (short and long options) and stdin.
+//!
+//! Covered: status/on/off/reboot/list/list-status/monitor/validate-all; plugs by name and by
+//! vmid, names with spaces, brackets and non-ASCII, multi-line annotations, a suspended VM, an
+//! unknown VM, a shell-injection attempt; keyboard-interactive, password-method, key (with and
+//! without passphrase) logins and password_script; wrong password; unknown, changed, pinned
+//! and accepted-new host keys; an empty environment (as under Pacemaker); use_sudo through a
+//! `sudo` shim; method=cycle; faults (hang, dropped connection, garbled output, failing
+//! vim-cmd, ignored power.off, slow transitions, frozen host), each ending with exit 1 and a
+//! clear message, never success and never `Status: OFF`.
+//!
+//! Every run checks that the password never shows in stdout/stderr, and every success that
+//! stderr is empty. Time bounds are generous "it ended" checks only.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use crate::agentcmd::{self, Mode, Run, MODES};
+use crate::sim::sshd::{Auth, Builder, EsxiHost, SimVm, PASSWORD};
+
+/// "It ended": far above any configured timeout used here, far below a hang.
+const ENDED: Duration = Duration::from_secs(60);
+
+fn bin() -> PathBuf {
+    agentcmd::bin("fence_esxi")
+}
+
+/// A fake host plus a known_hosts file that trusts it.
+struct Fx {
+    host: EsxiHost,
+    dir: tempfile::TempDir,
+    kh: PathBuf,
+}
+
+fn fx(b: Builder) -> Option<Fx> {
+    let host = b.start()?;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let kh = dir.path().join("known_hosts");
+    let mut text = host.known_hosts_lines().join("\n");
+    text.push('\n');
+    std::fs::write(&kh, text).expect("write known_hosts");
+    Some(Fx { host, dir, kh })
+}
+
+fn default_fx() -> Option<Fx> {
+    fx(EsxiHost::builder())
+}
+
+/// One option: canonical (stdin) name and value; `None` = a flag.
+type O = (&'static str, Option<String>);
+
+fn o(name: &'static str, v: &str) -> O {
+    (name, Some(v.to_owned()))
+}
+
+fn flag(name: &'static str) -> O {
+    (name, None)
+}
+
+fn short(name: &str) -> Option<char> {
+    match name {
+        "action" => Some('o'),
+        "ip" => Some('a'),
+        "ipport" => Some('u'),
+        "username" => Some('l'),
+        "password" => Some('p'),
+        "password_script" => Some('S'),
+        "plug" => Some('n'),
+        "identity_file" => Some('k'),
+        "method" => Some('m'),
+        "separator" => Some('C'),
+        _ => None,
+    }
+}
+
+impl Fx {
+    /// Address, login, password, known_hosts and generous timeouts (the machine is shared).
+    fn base(&self) -> Vec<O> {
+        vec![
+            o("ip", self.host.ip()),
+            o("ipport", &self.host.port().to_string()),
+            o("username", self.host.user()),
+            o("password", self.host.password()),
+            o("known_hosts", &self.kh.display().to_string()),
+            o("login_timeout", "20"),
+            o("shell_timeout", "20"),
+        ]
+    }
+
+    /// `base()` with `extra` applied (same name replaces, `("x", None)` after a valued one
+    /// turns it into a flag; use [`without`] to drop one).
+    fn run(&self, mode: Mode, extra: &[O]) -> Run {
+        let mut opts = self.base();
+        for (n, v) in extra {
+            opts.retain(|(m, _)| m != n);
+            opts.push((n, v.clone()));
+        }
+        run_opts(mode, &opts)
+    }
+
+    fn run_without(&self, mode: Mode, drop: &[&str], extra: &[O]) -> Run {
+        let mut opts: Vec<O> = self
+            .base()
+            .into_iter()
+            .filter(|(n, _)| !drop.contains(n))
+            .collect();
+        for (n, v) in extra {
+            opts.retain(|(m, _)| m != n);
+            opts.push((n, v.clone()));
+        }
+        run_opts(mode, &opts)
+    }
+
+    /// Simulator calls as `argv` strings (`vim-cmd vmsvc/power.off 2`).
+    fn calls(&self) -> Vec<String> {
+        calls_of(&self.host)
+    }
+}
+
+fn calls_of(host: &EsxiHost) -> Vec<String> {
+    host.calls()
+        .iter()
+        .filter_map(|c| c.get("argv")?.as_array().cloned())
+        .map(|a| {
+            a.iter()
+                .filter_map(|s| s.as_str().map(str::to_owned))
+                .collect::<Vec<_>>()
+                .join(" ")
+        })
+        .collect()
+}
+
+fn run_opts(mode: Mode, opts: &[O]) -> Run {
+    let longs: Vec<String> = opts.iter().map(|(n, _)| n.replace('_', "-")).collect();
+    let rows: Vec<agentcmd::Opt<'_>> = opts
+        .iter()
+        .zip(&longs)
+        .map(|((n, v), l)| (*n, short(n), l.as_str(), v.as_deref()))
+        .collect();
+    let r = agentcmd::run_mode(&bin(), mode, &rows);
+    no_secret(&r);
+    r
+}
+
+/// The password never appears in any output.
+fn no_secret(r: &Run) {
+    for s in [PASSWORD, "wrong-Secret-42", "pp-secret", "bad-pp-secret"] {
+        assert!(
+            !r.stdout.contains(s) && !r.stderr.contains(s),
+            "a secret leaked into the output: {r:?}"
+        );
+    }
+}
+
+/// Exit 0, nothing on stderr.
+fn success(r: &Run, what: &str) {
+    assert_eq!(r.code, 0, "{what}: {r:?}");
+    assert!(r.stderr.is_empty(), "{what}: stderr on success: {r:?}");
+}
+
+/// Exit 1 with a `Failed:` line naming `needle`, within the "it ended" bound, never a state.
+fn failure(r: &Run, needle: &str, what: &str) {
+    assert_eq!(r.code, 1, "{what}: {r:?}");
+    assert!(r.elapsed < ENDED, "{what}: took {:?}", r.elapsed);
+    assert!(
+        !r.stdout.contains("Success") && !r.stdout.contains("Status: OFF"),
+        "{what}: {r:?}"
+    );
+    assert!(r.stderr.contains("Failed:"), "{what}: {r:?}");
+    assert!(
+        r.stderr.to_lowercase().contains(&needle.to_lowercase()),
+        "{what}: expected {needle:?} in stderr: {r:?}"
+    );
+}
+
+fn count(calls: &[String], needle: &str) -> usize {
+    calls.iter().filter(|c| c.as_str() == needle).count()
+}
+
+const DEFAULT_LIST: &str = "cl0,1\ncl1,2\ncl01,3\nnode 3 with spaces,4\nweb [old],5\ndbvm,6\n\
+no-tools,7\nvm-äöü,8\n";
+
+#[test]
+fn list_and_list_status_in_every_input_mode() {
+    let Some(f) = default_fx() else { return };
+    for mode in MODES {
+        let r = f.run(mode, &[o("action", "list")]);
+        success(&r, "list");
+        // Suspended dbvm is listed; the invalid VM and annotation lines are not.
+        assert_eq!(r.stdout, DEFAULT_LIST, "{mode:?}");
+        let r = f.run(mode, &[o("action", "list-status")]);
+        success(&r, "list-status");
+        assert_eq!(
+            r.stdout,
+            "cl0,1,ON\ncl1,2,ON\ncl01,3,OFF\nnode 3 with spaces,4,ON\nweb [old],5,OFF\n\
+dbvm,6,OFF\nno-tools,7,ON\nvm-äöü,8,OFF\n",
+            "{mode:?}"
+        );
+    }
+    // A custom separator.
+    let r = f.run(Mode::Long, &[o("action", "list"), o("separator", ";")]);
+    success(&r, "list -C ;");
+    assert!(r.stdout.starts_with("cl0;1\ncl1;2\n"), "{r:?}");
+}
+
+#[test]
+fn status_by_name_and_vmid_with_tricky_names() {
+    let Some(f) = default_fx() else { return };
+    let cases: &[(&str, i32, &str)] = &[
+        ("cl0", 0, "Status: ON\n"),
+        ("cl01", 2, "Status: OFF\n"),
+        ("node 3 with spaces", 0, "Status: ON\n"),
+        ("4", 0, "Status: ON\n"),
+        ("web [old]", 2, "Status: OFF\n"),
+        ("vm-äöü", 2, "Status: OFF\n"),
+        ("8", 2, "Status: OFF\n"),
+        // Suspended: OFF (exit 2).
+        ("dbvm", 2, "Status: OFF\n"),
+        ("6", 2, "Status: OFF\n"),
+    ];
+    for mode in MODES {
+        for (plug, code, out) in cases {
+            let r = f.run(mode, &[o("action", "status"), o("plug", plug)]);
+            assert_eq!(r.code, *code, "{mode:?} {plug}: {r:?}");
+            assert_eq!(r.stdout, *out, "{mode:?} {plug}: {r:?}");
+            assert!(r.stderr.is_empty(), "{mode:?} {plug}: {r:?}");
+        }
+    }
+    // Only numeric vmids were ever sent to power.getstate.
+    for c in f.calls() {
+        if let Some(arg) = c.strip_prefix("vim-cmd vmsvc/power.getstate ") {
+            assert!(
+                arg.parse::<u32>().is_ok(),
+                "non-numeric vim-cmd argument: {c}"
+            );
+        }
+    }
+}
+
+#[test]
+fn unknown_vm_and_lookalikes_are_not_found() {
+    let Some(f) = default_fx() else { return };
+    // Not prefixes, not patterns, not the invalid VM, not another case, not a stale vmid.
+    // (Blanks around a plug are not tested: getallvms cannot show them, the parsers trim.)
+    for plug in [
+        "nosuch", "cl", "cl.", "cl*", "node 3", "web", "broken", "9", "99", "CL0", "0x1",
+    ] {
+        for mode in [Mode::Stdin, Mode::Long] {
+            let r = f.run(mode, &[o("action", "status"), o("plug", plug)]);
+            failure(&r, "not found", &format!("status {plug:?}"));
+            assert!(r.stderr.contains(&format!("\"{plug}\"")), "{r:?}");
+        }
+    }
+    // off of an unknown VM touches nothing.
+    let r = f.run(Mode::Short, &[o("action", "off"), o("plug", "nosuch")]);
+    failure(&r, "not found", "off nosuch");
+    assert!(f.calls().iter().all(|c| !c.contains("power.off")));
+}
+
+#[test]
+fn no_user_text_reaches_the_remote_shell() {
+    let Some(f) = default_fx() else { return };
+    let marker = f.dir.path().join("pwned");
+    let m = marker.display().to_string();
+    for plug in [
+        format!("$(touch {m})"),
+        format!("`touch {m}`"),
+        format!("cl0; touch {m}"),
+        format!("cl0' && touch {m} #"),
+    ] {
+        let r = f.run(Mode::Stdin, &[o("action", "off"), o("plug", &plug)]);
+        failure(&r, "not found", "injection");
+    }
+    assert!(!marker.exists(), "a plug name was run by the remote shell");
+    assert_eq!(f.host.vm_state("cl0").as_deref(), Some("on"));
+}
+
+#[test]
+fn off_on_reboot_change_the_simulated_vm() {
+    let Some(f) = default_fx() else { return };
+    let st = |n: &str| f.host.vm_state(n);
+
+    // off / on by name with spaces (stdin), then by vmid (short options).
+    let r = f.run(
+        Mode::Stdin,
+        &[o("action", "off"), o("plug", "node 3 with spaces")],
+    );
+    success(&r, "off");
+    assert_eq!(r.stdout, "Success: Powered OFF\n");
+    assert_eq!(st("node 3 with spaces").as_deref(), Some("off"));
+    let r = f.run(Mode::Short, &[o("action", "off"), o("plug", "4")]);
+    success(&r, "off again");
+    assert_eq!(r.stdout, "Success: Already OFF\n");
+    let r = f.run(Mode::Short, &[o("action", "on"), o("plug", "4")]);
+    success(&r, "on");
+    assert_eq!(r.stdout, "Success: Powered ON\n");
+    assert_eq!(st("node 3 with spaces").as_deref(), Some("on"));
+    let r = f.run(
+        Mode::Long,
+        &[o("action", "on"), o("plug", "node 3 with spaces")],
+    );
+    success(&r, "on again");
+    assert_eq!(r.stdout, "Success: Already ON\n");
+
+    // Brackets and unicode.
+    let r = f.run(Mode::Long, &[o("action", "on"), o("plug", "web [old]")]);
+    success(&r, "on web [old]");
+    assert_eq!(st("web [old]").as_deref(), Some("on"));
+    let r = f.run(Mode::Stdin, &[o("action", "on"), o("plug", "vm-äöü")]);
+    success(&r, "on unicode");
+    assert_eq!(st("vm-äöü").as_deref(), Some("on"));
+
+    // Suspended VM: already off for `off`; `on` resumes it.
+    let r = f.run(Mode::Long, &[o("action", "off"), o("plug", "dbvm")]);
+    success(&r, "off suspended");
+    assert_eq!(r.stdout, "Success: Already OFF\n");
+    assert_eq!(st("dbvm").as_deref(), Some("suspended"));
+    let r = f.run(Mode::Long, &[o("action", "on"), o("plug", "dbvm")]);
+    success(&r, "on suspended");
+    assert_eq!(st("dbvm").as_deref(), Some("on"));
+
+    // reboot (default action, stdin without action=): off confirmed, then on.
+    let before = f.calls().len();
+    let r = f.run_without(Mode::Stdin, &[], &[o("plug", "cl1")]);
+    success(&r, "reboot");
+    assert_eq!(r.stdout, "Success: Rebooted\n");
+    assert_eq!(st("cl1").as_deref(), Some("on"));
+    let calls: Vec<String> = f.calls().split_off(before);
+    let off = calls.iter().position(|c| c == "vim-cmd vmsvc/power.off 2");
+    let on = calls.iter().position(|c| c == "vim-cmd vmsvc/power.on 2");
+    assert!(
+        matches!((off, on), (Some(a), Some(b)) if a < b),
+        "{calls:?}"
+    );
+    // The off was read back before the on was sent.
+    let (a, b) = (off.unwrap(), on.unwrap());
+    assert!(
+        calls[a..b]
+            .iter()
+            .any(|c| c == "vim-cmd vmsvc/power.getstate 2"),
+        "{calls:?}"
+    );
+    assert_eq!(count(&calls, "vim-cmd vmsvc/power.reset 2"), 0);
+    // The neighbours with similar names were not touched.
+    assert_eq!(st("cl0").as_deref(), Some("on"));
+    assert_eq!(st("cl01").as_deref(), Some("off"));
+    assert!(calls
+        .iter()
+        .all(|c| !c.ends_with(" 1") && !c.ends_with(" 3")));
+
+    // reboot of an off VM powers it on.
+    let r = f.run(Mode::Long, &[o("action", "reboot"), o("plug", "cl01")]);
+    success(&r, "reboot off vm");
+    assert_eq!(st("cl01").as_deref(), Some("on"));
+}
+
+#[test]
+fn method_cycle_uses_power_reset() {
+    let Some(f) = default_fx() else { return };
+    let r = f.run(
+        Mode::Short,
+        &[
+            o("action", "reboot"),
+            o("plug", "cl1"),
+            o("method", "cycle"),
+        ],
+    );
+    success(&r, "reboot cycle");
+    assert_eq!(r.stdout, "Success: Rebooted\n");
+    let calls = f.calls();
+    assert_eq!(count(&calls, "vim-cmd vmsvc/power.reset 2"), 1, "{calls:?}");
+    assert_eq!(count(&calls, "vim-cmd vmsvc/power.off 2"), 0, "{calls:?}");
+    assert_eq!(f.host.vm_state("cl1").as_deref(), Some("on"));
+    // A failing reset is an error (the VM is on; power.reset returns a fault).
+    f.host.set_fault(
+        "exit",
+        &["1", "msg=vim-cmd reset exploded", "match=power.reset"],
+    );
+    let r = f.run(
+        Mode::Stdin,
+        &[
+            o("action", "reboot"),
+            o("plug", "cl1"),
+            o("method", "cycle"),
+            o("retry_on", "0"),
+        ],
+    );
+    failure(&r, "reset exploded", "failing reset");
+}
+
+#[test]
+fn monitor_is_cheap_and_validate_all_does_not_connect() {
+    let Some(f) = default_fx() else { return };
+    for mode in MODES {
+        let before = f.calls().len();
+        let r = f.run(mode, &[o("action", "monitor")]);
+        success(&r, "monitor");
+        assert_eq!(r.stdout, "");
+        let calls = f.calls().split_off(before);
+        assert_eq!(calls, vec!["vmware -v".to_owned()], "{mode:?}");
+    }
+    for mode in MODES {
+        let before = f.calls().len();
+        let r = f.run(mode, &[o("action", "validate-all"), o("plug", "cl0")]);
+        success(&r, "validate-all");
+        assert_eq!(f.calls().len(), before, "validate-all contacted the host");
+    }
+    // validate-all rejects bad options without contacting anyone.
+    let r = run_opts(
+        Mode::Long,
+        &[
+            o("action", "validate-all"),
+            o("username", "x"),
+            o("password", "y"),
+        ],
+    );
+    assert_eq!(r.code, 1, "{r:?}");
+    let r = f.run(
+        Mode::Long,
+        &[o("action", "validate-all"), o("method", "bogus")],
+    );
+    assert_eq!(r.code, 1, "{r:?}");
+    // monitor of an unreachable host fails.
+    let r = f.run(Mode::Long, &[o("action", "monitor"), o("ipport", "1")]);
+    failure(&r, "127.0.0.1", "monitor refused");
+}
+
+#[test]
+fn multiline_annotations_and_unicode_inventory() {
+    let mut a = SimVm::new(10, "app server (prod) #1", "on");
+    a.annotation = "line one\n20 starts with a number\n[ds] looks like a file vmx-19".into();
+    let mut b = SimVm::new(11, "Ünïcødé ☃ vm", "suspended");
+    b.annotation = "snow\nman".into();
+    let c = SimVm::new(12, "tab\tname", "off");
+    let mut d = SimVm::new(13, "invalid one", "off");
+    d.invalid = true;
+    let Some(f) = fx(EsxiHost::builder().vms(&[a, b, c, d])) else {
+        return;
+    };
+    let r = f.run(Mode::Stdin, &[o("action", "list-status")]);
+    success(&r, "list-status");
+    assert_eq!(
+        r.stdout,
+        "app server (prod) #1,10,ON\nÜnïcødé ☃ vm,11,OFF\ntab\tname,12,OFF\n"
+    );
+    let r = f.run(
+        Mode::Long,
+        &[o("action", "off"), o("plug", "app server (prod) #1")],
+    );
+    success(&r, "off");
+    assert_eq!(
+        f.host.vm_state("app server (prod) #1").as_deref(),
+        Some("off")
+    );
+    let r = f.run(
+        Mode::Short,
+        &[o("action", "status"), o("plug", "Ünïcødé ☃ vm")],
+    );
+    assert_eq!((r.code, r.stdout.as_str()), (2, "Status: OFF\n"), "{r:?}");
+    let r = f.run(
+        Mode::Short,
+        &[o("action", "status"), o("plug", "invalid one")],
+    );
+    failure(&r, "not found", "invalid VM");
+}
+
+#[test]
+fn esxi5_and_esxi6_hosts() {
+    for layout in ["5", "6"] {
+        let Some(f) = fx(EsxiHost::builder().layout(layout)) else {
+            return;
+        };
+        let r = f.run(Mode::Stdin, &[o("action", "list")]);
+        success(&r, "list");
+        assert_eq!(r.stdout, DEFAULT_LIST, "layout {layout}");
+        let r = f.run(Mode::Long, &[o("action", "reboot"), o("plug", "web [old]")]);
+        success(&r, "reboot");
+        let r = f.run(Mode::Long, &[o("action", "off"), o("plug", "web [old]")]);
+        success(&r, "off");
+        assert_eq!(f.host.vm_state("web [old]").as_deref(), Some("off"));
+    }
+}
+
+#[test]
+fn login_methods() {
+    // Keyboard-interactive only, like real ESXi: covered by every default-host test; the
+    // password method and key logins here.
+    let Some(f) = fx(EsxiHost::builder().auth(Auth::Password)) else {
+        return;
+    };
+    let r = f.run(Mode::Long, &[o("action", "status"), o("plug", "cl0")]);
+    success(&r, "password method");
+
+    // Key login: no password at all.
+    let key = f.host.key_path().display().to_string();
+    for mode in MODES {
+        let r = f.run_without(
+            mode,
+            &["password"],
+            &[
+                o("action", "status"),
+                o("plug", "cl0"),
+                o("identity_file", &key),
+            ],
+        );
+        success(&r, "key login");
+        assert_eq!(r.stdout, "Status: ON\n");
+    }
+    // A missing key file is a clear error.
+    let r = f.run_without(
+        Mode::Long,
+        &["password"],
+        &[
+            o("action", "status"),
+            o("plug", "cl0"),
+            o("identity_file", "/nonexistent/id_ed25519"),
+        ],
+    );
+    assert_eq!(r.code, 1, "{r:?}");
+    assert!(r.stderr.contains("/nonexistent/id_ed25519"), "{r:?}");
+
+    // password_script: a script file that prints the password (the secret never on argv).
+    let pw_file = f.dir.path().join("pw");
+    std::fs::write(&pw_file, format!("{PASSWORD}\n")).unwrap();
+    let script = f.dir.path().join("pw.sh");
+    std::fs::write(&script, format!("#!/bin/sh\ncat {}\n", pw_file.display())).unwrap();
+    set_mode(&script, 0o755);
+    for mode in MODES {
+        let r = f.run_without(
+            mode,
+            &["password"],
+            &[
+                o("action", "status"),
+                o("plug", "cl0"),
+                o("password_script", &script.display().to_string()),
+            ],
+        );
+        success(&r, "password_script");
+    }
+    // A failing password_script is an error, not an empty password.
+    let r = f.run_without(
+        Mode::Stdin,
+        &["password"],
+        &[
+            o("action", "status"),
+            o("plug", "cl0"),
+            o("password_script", "exit 3"),
+        ],
+    );
+    assert_eq!(r.code, 1, "{r:?}");
+}
+
+fn set_mode(p: &Path, mode: u32) {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(p, std::fs::Permissions::from_mode(mode)).unwrap();
+}
+
+#[test]
+fn key_with_passphrase_login() {
+    let dir = tempfile::tempdir().unwrap();
+    let k = dir.path().join("id_pp");
+    let ok = Command::new("ssh-keygen")
+        .args(["-q", "-t", "ed25519", "-N", "pp-secret", "-f"])
+        .arg(&k)
+        .status()
+        .is_ok_and(|s| s.success());
+    if !ok {
+        crate::sim::skip_or_fail("ssh-keygen failed");
+        return;
+    }
+    let Some(f) = fx(EsxiHost::builder()
+        .auth(Auth::Pubkey)
+        .extra_pubkey(&k.with_extension("pub")))
+    else {
+        return;
+    };
+    let key = k.display().to_string();
+    let r = f.run(
+        Mode::Stdin,
+        &[
+            o("action", "status"),
+            o("plug", "cl0"),
+            o("identity_file", &key),
+            o("password", "pp-secret"),
+        ],
+    );
+    success(&r, "key with passphrase");
+    let r = f.run(
+        Mode::Long,
+        &[
+            o("action", "status"),
+            o("plug", "cl0"),
+            o("identity_file", &key),
+            o("password", "bad-pp-secret"),
+        ],
+    );
+    failure(&r, "", "bad passphrase");
+}
+
+#[test]
+fn wrong_password_is_refused_by_name() {
+    let Some(f) = default_fx() else { return };
+    for mode in [Mode::Stdin, Mode::Short] {
+        let r = f.run(
+            mode,
+            &[
+                o("action", "off"),
+                o("plug", "cl0"),
+                o("password", "wrong-Secret-42"),
+            ],
+        );
+        failure(&r, "authentication failed", "wrong password");
+    }
+    assert_eq!(f.host.vm_state("cl0").as_deref(), Some("on"));
+    // Verbose debug output does not show it either.
+    let r = f.run(
+        Mode::Long,
+        &[
+            o("action", "status"),
+            o("plug", "cl0"),
+            o("password", "wrong-Secret-42"),
+            flag("verbose"),
+        ],
+    );
+    failure(&r, "authentication failed", "wrong password -v");
+    let r = f.run(
+        Mode::Long,
+        &[o("action", "status"), o("plug", "cl0"), flag("verbose")],
+    );
+    assert_eq!(r.code, 0, "{r:?}");
+}
+
+#[test]
+fn host_keys_unknown_pinned_accept_new_changed() {
+    let Some(mut f) = default_fx() else { return };
+    let fp = f.host.fingerprint();
+    let empty = f.dir.path().join("empty_known_hosts");
+    std::fs::write(&empty, "").unwrap();
+    let empty_s = empty.display().to_string();
+
+    // Unknown: refused, naming the fingerprint and how to trust it; nothing was run.
+    for mode in MODES {
+        let r = f.run(
+            mode,
+            &[
+                o("action", "off"),
+                o("plug", "cl0"),
+                o("known_hosts", &empty_s),
+            ],
+        );
+        failure(&r, &fp, "unknown host key");
+        assert!(r.stderr.contains("host_key_fingerprint"), "{r:?}");
+        assert!(r.stderr.contains("accept_new_host_key"), "{r:?}");
+    }
+    assert!(f.calls().is_empty(), "commands ran on an untrusted host");
+    assert_eq!(std::fs::read_to_string(&empty).unwrap(), "");
+
+    // Pinned fingerprint: accepted without any known_hosts entry; a wrong pin is refused.
+    let r = f.run(
+        Mode::Long,
+        &[
+            o("action", "status"),
+            o("plug", "cl0"),
+            o("known_hosts", &empty_s),
+            o("host_key_fingerprint", &fp),
+        ],
+    );
+    success(&r, "pinned");
+    let wrong = "SHA256:AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA";
+    let r = f.run(
+        Mode::Stdin,
+        &[
+            o("action", "status"),
+            o("plug", "cl0"),
+            o("known_hosts", &empty_s),
+            o("host_key_fingerprint", wrong),
+        ],
+    );
+    failure(&r, &fp, "wrong pin");
+
+    // accept_new_host_key records the key; the next run trusts it without the flag.
+    let fresh = f.dir.path().join("fresh_known_hosts");
+    let fresh_s = fresh.display().to_string();
+    let r = f.run(
+        Mode::Stdin,
+        &[
+            o("action", "status"),
+            o("plug", "cl0"),
+            o("known_hosts", &fresh_s),
+            flag("accept_new_host_key"),
+        ],
+    );
+    success(&r, "accept new");
+    let recorded = std::fs::read_to_string(&fresh).unwrap_or_default();
+    assert!(
+        recorded.contains(&format!("[127.0.0.1]:{}", f.host.port())),
+        "{recorded}"
+    );
+    let r = f.run(
+        Mode::Short,
+        &[
+            o("action", "status"),
+            o("plug", "cl0"),
+            o("known_hosts", &fresh_s),
+        ],
+    );
+    success(&r, "recorded key");
+
+    // The host is reinstalled (new keys): refused everywhere, even with accept_new.
+    f.host.restart(true);
+    let new_fp = f.host.fingerprint();
+    assert_ne!(new_fp, fp);
+    for kh in [&f.kh.display().to_string(), &fresh_s] {
+        for extra in [None, Some(flag("accept_new_host_key"))] {
+            let mut opts = vec![o("action", "off"), o("plug", "cl0"), o("known_hosts", kh)];
+            opts.extend(extra);
+            let r = f.run(Mode::Long, &opts);
+            failure(&r, &new_fp, "changed host key");
+            assert!(r.stderr.contains("does NOT match"), "{r:?}");
+        }
+    }
+    let r = f.run(
+        Mode::Long,
+        &[
+            o("action", "off"),
+            o("plug", "cl0"),
+            o("host_key_fingerprint", &fp),
+        ],
+    );
+    failure(&r, &new_fp, "old pin after rekey");
+    assert_eq!(f.host.vm_state("cl0").as_deref(), Some("on"));
+    // The recorded file was not rewritten with the new key.
+    assert_eq!(
+        std::fs::read_to_string(&fresh).unwrap_or_default(),
+        recorded
+    );
+    // Point at a fresh file: now the new key may be pinned.
+    f.kh = f.dir.path().join("kh2");
+    std::fs::write(&f.kh, "").unwrap();
+    let r = f.run(
+        Mode::Long,
+        &[
+            o("action", "status"),
+            o("plug", "cl0"),
+            o("host_key_fingerprint", &new_fp),
+        ],
+    );
+    success(&r, "new pin");
+}
+
+#[test]
+fn empty_environment_like_pacemaker() {
+    let Some(f) = default_fx() else { return };
+    let run = |text: &str| {
+        let mut c = Command::new(bin());
+        c.env_clear()
+            .current_dir("/")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let mut child = c.spawn().unwrap();
+        {
+            use std::io::Write;
+            let mut si = child.stdin.take().unwrap();
+            si.write_all(text.as_bytes()).unwrap();
+        }
+        let out = child.wait_with_output().unwrap();
+        Run {
+            code: out.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+            elapsed: Duration::ZERO,
+        }
+    };
+    let common = format!(
+        "ip={}\nipport={}\nusername={}\npassword={}\nport=cl0\n",
+        f.host.ip(),
+        f.host.port(),
+        f.host.user(),
+        PASSWORD
+    );
+    let r = run(&format!(
+        "{common}action=status\nknown_hosts={}\n",
+        f.kh.display()
+    ));
+    no_secret(&r);
+    success(&r, "empty env");
+    assert_eq!(r.stdout, "Status: ON\n");
+    // Without known_hosts and without HOME: the key is unknown, refused clearly.
+    let r = run(&format!("{common}action=off\n"));
+    no_secret(&r);
+    failure(&r, &f.host.fingerprint(), "empty env, no known_hosts");
+    assert_eq!(f.host.vm_state("cl0").as_deref(), Some("on"));
+}
+
+#[test]
+fn use_sudo_goes_through_sudo_n() {
+    // ESXi has no sudo and the test machine need not have one: a `sudo` shim first on the
+    // fake host's PATH checks for `-n` (never prompt), logs and runs the command.
+    let Some(f) = default_fx() else { return };
+    let tools = f.host.hostdir().join("tools");
+    let shim = tools.join("sudo");
+    let log = f.host.hostdir().join("sudo.log");
+    std::fs::write(
+        &shim,
+        format!(
+            "#!/bin/sh\necho \"$*\" >> {}\n[ \"$1\" = -n ] || {{ echo 'sudo: a terminal is required' >&2; exit 1; }}\n\
+             shift\nif [ -e {}/deny ]; then echo 'sudo: a password is required' >&2; exit 1; fi\nexec \"$@\"\n",
+            log.display(),
+            tools.display()
+        ),
+    )
+    .unwrap();
+    set_mode(&shim, 0o755);
+    let r = f.run(
+        Mode::Stdin,
+        &[o("action", "off"), o("plug", "cl1"), flag("use_sudo")],
+    );
+    success(&r, "sudo off");
+    assert_eq!(f.host.vm_state("cl1").as_deref(), Some("off"));
+    let logged = std::fs::read_to_string(&log).unwrap();
+    assert!(logged.contains("-n vim-cmd vmsvc/getallvms"), "{logged}");
+    assert!(logged.contains("-n vim-cmd vmsvc/power.off 2"), "{logged}");
+    let r = f.run(Mode::Long, &[o("action", "list-status"), flag("use_sudo")]);
+    success(&r, "sudo list-status");
+    assert!(r.stdout.contains("cl1,2,OFF"), "{r:?}");
+    // sudo refusing: a clear error naming sudo's message.
+    std::fs::write(tools.join("deny"), "").unwrap();
+    let r = f.run(
+        Mode::Long,
+        &[o("action", "on"), o("plug", "cl1"), flag("use_sudo")],
+    );
+    failure(&r, "a password is required", "sudo denied");
+    assert_eq!(f.host.vm_state("cl1").as_deref(), Some("off"));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Faults
+
+/// Options that keep fault runs short: one attempt, 4 s to confirm, 3 s per command.
+fn quick(action: &str, plug: &str) -> Vec<O> {
+    vec![
+        o("action", action),
+        o("plug", plug),
+        o("shell_timeout", "3"),
+        o("power_timeout", "4"),
+        o("retry_on", "0"),
+        o("stonith_status_sleep", "0.5"),
+    ]
+}
+
+#[test]
+fn fault_vim_cmd_hangs() {
+    let Some(f) = default_fx() else { return };
+    f.host.set_fault("hang", &["120", "match=power.getstate"]);
+    for mode in [Mode::Stdin, Mode::Long] {
+        let r = f.run(mode, &quick("status", "cl0"));
+        failure(&r, "did not complete within", "getstate hangs");
+        let r = f.run(mode, &quick("off", "cl0"));
+        failure(&r, "did not complete within", "getstate hangs (off)");
+    }
+    f.host.clear_faults();
+    // power.off hangs (and does nothing): never a success.
+    f.host.set_fault("hang", &["120", "match=power.off"]);
+    let r = f.run(Mode::Short, &quick("off", "cl0"));
+    failure(&r, "power OFF", "power.off hangs");
+    assert_eq!(f.host.vm_state("cl0").as_deref(), Some("on"));
+    // getallvms hangs: list fails.
+    f.host.clear_faults();
+    f.host.set_fault("hang", &["120", "match=getallvms"]);
+    let r = f.run(Mode::Short, &quick("list", "cl0"));
+    failure(&r, "did not complete within", "getallvms hangs");
+}
+
+#[test]
+fn fault_connection_drops() {
+    let Some(f) = default_fx() else { return };
+    // Killed before getstate answers.
+    f.host.set_fault("drop", &["match=power.getstate"]);
+    let r = f.run(Mode::Stdin, &quick("status", "cl0"));
+    failure(&r, "connection lost", "drop on getstate");
+    let r = f.run(Mode::Long, &quick("reboot", "cl0"));
+    failure(&r, "", "drop on getstate (reboot)");
+    f.host.clear_faults();
+    // Killed while getallvms runs.
+    f.host.set_fault("drop", &["match=getallvms"]);
+    let r = f.run(Mode::Long, &quick("list-status", "cl0"));
+    failure(&r, "connection lost", "drop on getallvms");
+    f.host.clear_faults();
+    // Killed at every power.off: the VM stays on, the fence fails.
+    f.host.set_fault("drop", &["match=power.off"]);
+    let r = f.run(Mode::Short, &quick("off", "cl0"));
+    failure(&r, "power OFF", "drop on power.off");
+    assert_eq!(f.host.vm_state("cl0").as_deref(), Some("on"));
+    f.host.clear_faults();
+    // The session's sshd stops answering (SIGSTOP) mid-command: a timeout.
+    f.host
+        .set_fault("drop", &["mode=stop", "match=power.getstate"]);
+    let r = f.run(Mode::Stdin, &quick("status", "cl0"));
+    failure(&r, "did not complete within", "frozen session");
+    f.host.clear_faults();
+    // Dropped right after power.off did its work: the agent reconnects and reads the state
+    // back; success only because the VM was confirmed off.
+    f.host
+        .set_fault("drop", &["mode=after", "match=power.off", "times=1"]);
+    let r = f.run(Mode::Long, &quick("off", "cl1"));
+    assert_eq!(r.code, 0, "{r:?}");
+    assert_eq!(r.stdout, "Success: Powered OFF\n");
+    assert_eq!(f.host.vm_state("cl1").as_deref(), Some("off"));
+    let calls = f.calls();
+    let off = calls
+        .iter()
+        .rposition(|c| c == "vim-cmd vmsvc/power.off 2")
+        .unwrap();
+    assert!(
+        calls[off..]
+            .iter()
+            .any(|c| c == "vim-cmd vmsvc/power.getstate 2"),
+        "{calls:?}"
+    );
+}
+
+#[test]
+fn fault_garbled_output_is_never_a_state() {
+    let Some(f) = default_fx() else { return };
+    for how in ["junk", "truncate", "binary"] {
+        f.host.set_fault("garble", &[how, "match=power.getstate"]);
+        for plug in ["cl0", "cl01"] {
+            let r = f.run(Mode::Stdin, &quick("status", plug));
+            failure(&r, "plug status", &format!("garble {how} status {plug}"));
+            let r = f.run(Mode::Long, &quick("off", plug));
+            failure(&r, "", &format!("garble {how} off {plug}"));
+        }
+        let r = f.run(Mode::Long, &quick("list-status", "cl0"));
+        // list-status shows no state it cannot read: UNKNOWN, never a made-up OFF.
+        assert!(
+            r.code != 0 || r.stdout.lines().all(|l| l.ends_with(",UNKNOWN")),
+            "garble {how}: {r:?}"
+        );
+        f.host.clear_faults();
+    }
+    assert_eq!(f.host.vm_state("cl0").as_deref(), Some("on"));
+    // Truncated at a line boundary, getallvms cannot be told from a shorter inventory (rows
+    // carry no count): the lost VMs are "not found", the others still fence correctly.
+    f.host.set_fault("garble", &["truncate", "match=getallvms"]);
+    let r = f.run(Mode::Short, &quick("list", "cl0"));
+    assert!(
+        r.code == 1 || DEFAULT_LIST.starts_with(&r.stdout),
+        "truncated list: {r:?}"
+    );
+    let r = f.run(Mode::Short, &quick("off", "no-tools"));
+    failure(&r, "", "truncated getallvms, VM in the lost half");
+    f.host.clear_faults();
+    for how in ["junk", "shuffle", "binary"] {
+        f.host.set_fault("garble", &[how, "match=getallvms"]);
+        let r = f.run(Mode::Short, &quick("list", "cl0"));
+        failure(&r, "unrecognised", &format!("garble {how} list"));
+        let r = f.run(Mode::Short, &quick("off", "cl0"));
+        failure(&r, "", &format!("garble {how} off"));
+        f.host.clear_faults();
+    }
+    assert_eq!(f.host.vm_state("cl0").as_deref(), Some("on"));
+}
+
+#[test]
+fn fault_vim_cmd_fails() {
+    // A host whose vim-cmd faults exit 0 (the real status is undocumented): decisions come
+    // from the output, and a failing vim-cmd (status 1, message on stderr) is still an error.
+    let Some(f) = fx(EsxiHost::builder().fault_rc(0)) else {
+        return;
+    };
+    f.host.set_fault(
+        "exit",
+        &[
+            "1",
+            "msg=vim-cmd: Connection failed",
+            "match=power.getstate",
+        ],
+    );
+    let r = f.run(Mode::Stdin, &quick("status", "cl0"));
+    failure(&r, "vim-cmd: Connection failed", "getstate exits 1");
+    f.host.clear_faults();
+    f.host.set_fault(
+        "exit",
+        &["1", "msg=vim-cmd: out of memory", "match=getallvms"],
+    );
+    let r = f.run(Mode::Stdin, &quick("list", "cl0"));
+    failure(&r, "out of memory", "getallvms exits 1");
+    f.host.clear_faults();
+    f.host
+        .set_fault("exit", &["1", "msg=vim-cmd: busy", "match=power.off"]);
+    let r = f.run(Mode::Long, &quick("off", "cl0"));
+    failure(&r, "power OFF", "power.off exits 1");
+    assert_eq!(f.host.vm_state("cl0").as_deref(), Some("on"));
+}
+
+#[test]
+fn fault_ignored_power_off() {
+    let Some(f) = default_fx() else { return };
+    f.host.set_fault("noop", &["power.off"]);
+    for mode in [Mode::Stdin, Mode::Long] {
+        let r = f.run(mode, &quick("off", "node 3 with spaces"));
+        failure(&r, "Timed out waiting to power OFF", "noop off");
+        assert_eq!(f.host.vm_state("node 3 with spaces").as_deref(), Some("on"));
+    }
+    let before = f.calls().len();
+    let r = f.run(Mode::Short, &quick("reboot", "node 3 with spaces"));
+    failure(&r, "Timed out waiting to power OFF", "noop reboot");
+    let calls = f.calls().split_off(before);
+    assert_eq!(count(&calls, "vim-cmd vmsvc/power.off 4"), 1, "{calls:?}");
+    assert!(calls.iter().all(|c| !c.contains("power.on")), "{calls:?}");
+    assert_eq!(f.host.vm_state("node 3 with spaces").as_deref(), Some("on"));
+    // With the default retry_on=1 there are two attempts, still a failure.
+    let mut opts = quick("off", "cl0");
+    opts.retain(|(n, _)| *n != "retry_on");
+    let before = f.calls().len();
+    let r = f.run(Mode::Stdin, &opts);
+    failure(&r, "Timed out waiting to power OFF", "noop off, 2 attempts");
+    let calls = f.calls().split_off(before);
+    assert_eq!(count(&calls, "vim-cmd vmsvc/power.off 1"), 2, "{calls:?}");
+}
+
+#[test]
+fn fault_slow_transitions_still_succeed() {
+    let Some(f) = default_fx() else { return };
+    // The state changes 3 s after power.off/on returned (async), within power_timeout=30.
+    f.host.set_fault("slow", &["3"]);
+    let mut opts = quick("off", "cl1");
+    opts.retain(|(n, _)| *n != "power_timeout");
+    opts.push(o("power_timeout", "30"));
+    let r = f.run(Mode::Stdin, &opts);
+    success(&r, "slow off");
+    assert_eq!(r.stdout, "Success: Powered OFF\n");
+    assert_eq!(f.host.vm_state("cl1").as_deref(), Some("off"));
+    // (retry_on=0 would mean "no power-on attempt" for reboot, as upstream.)
+    opts.retain(|(n, _)| *n != "action" && *n != "retry_on");
+    opts.push(o("action", "reboot"));
+    let r = f.run(Mode::Long, &opts);
+    success(&r, "slow reboot");
+    assert_eq!(f.host.vm_state("cl1").as_deref(), Some("on"));
+    f.host.clear_faults();
+    // power.off itself takes 2 s (blocking), within shell_timeout=20.
+    f.host
+        .set_fault("slow", &["2", "mode=block", "ops=power.off"]);
+    let r = f.run(
+        Mode::Short,
+        &[
+            o("action", "off"),
+            o("plug", "cl1"),
+            o("power_timeout", "30"),
+        ],
+    );
+    success(&r, "blocking slow off");
+    assert_eq!(f.host.vm_state("cl1").as_deref(), Some("off"));
+}
+
+#[test]
+fn fault_host_stops_answering() {
+    let Some(f) = default_fx() else { return };
+    f.host.freeze();
+    let r = f.run(
+        Mode::Stdin,
+        &[
+            o("action", "off"),
+            o("plug", "cl0"),
+            o("login_timeout", "3"),
+        ],
+    );
+    f.host.thaw();
+    failure(&r, "127.0.0.1", "frozen host");
+    assert_eq!(f.host.vm_state("cl0").as_deref(), Some("on"));
+    // Slow login (PAM/shell start) beyond login_timeout... the host answers, then
+    // commands are slow to start: bounded by the timeouts too.
+    f.host.set_fault("login_delay", &["30"]);
+    let r = f.run(
+        Mode::Long,
+        &[
+            o("action", "status"),
+            o("plug", "cl0"),
+            o("login_timeout", "3"),
+            o("shell_timeout", "3"),
+        ],
+    );
+    failure(&r, "", "login delay");
+    f.host.clear_faults();
+    // After thawing it works again.
+    let r = f.run(Mode::Long, &[o("action", "status"), o("plug", "cl0")]);
+    success(&r, "thawed");
+}
+
+#[test]
+fn two_hosts_at_once() {
+    let (Some(a), Some(b)) = (default_fx(), default_fx()) else {
+        return;
+    };
+    let r = a.run(Mode::Stdin, &[o("action", "off"), o("plug", "cl0")]);
+    success(&r, "off on a");
+    // b has its own host key: a's known_hosts does not trust it.
+    let r = b.run(
+        Mode::Stdin,
+        &[
+            o("action", "off"),
+            o("plug", "cl0"),
+            o("known_hosts", &a.kh.display().to_string()),
+        ],
+    );
+    failure(&r, "", "a's known_hosts for b");
+    assert_eq!(a.host.vm_state("cl0").as_deref(), Some("off"));
+    assert_eq!(b.host.vm_state("cl0").as_deref(), Some("on"));
+}
