@@ -12,6 +12,7 @@
 )]
 
 mod agentcmd;
+mod bmc;
 mod bmc_lib;
 mod demo;
 mod esxi_lib;
