@@ -19,6 +19,7 @@ mod esxi_lib;
 mod ipmi17;
 mod ipmisim;
 mod metadata;
+mod pacemaker_bmc;
 mod pacemaker_fake;
 mod pacemaker_smoke;
 mod protocol;
