@@ -9,7 +9,7 @@
 
 use std::process::ExitCode;
 
-use fencekit::ipmi::{ChassisOp, IpmiConfig, Privilege, Session};
+use fencekit::ipmi::{ChassisOp, IpmiConfig, Privilege, Session, Version};
 use fencekit::{log, Agent, AgentInfo, Feature, FenceResult, Kind, OptSpec, Options, PowerState};
 
 const fn row(
@@ -128,6 +128,12 @@ impl Agent for Bmc {
 
     fn connect(opts: &Options) -> FenceResult<Self> {
         let cfg = IpmiConfig::from_options(&device_options(opts))?;
+        if cfg.cipher == Some(0) && cfg.version == Version::V20 {
+            log::warn(
+                "cipher suite 0 was asked for: no authentication, no integrity, no encryption \
+(anyone on the network can send this BMC commands); use 3 or 17",
+            );
+        }
         let session = Session::open(&cfg)?;
         log::debug(&format!(
             "IPMI session open (cipher suite {:?})",
