@@ -396,6 +396,11 @@ fn cipher_3_negotiated_and_refused() {
         "Success: Powered ON",
     );
     second_opinion(&bmc, PowerState::On);
+    // Suite 0 (no authentication) only when asked for, and then with a warning.
+    let r = argv(p, &["-C", "0", "-o", "status"]);
+    assert_eq!((r.code, r.stdout.as_str()), (0, "Status: ON\n"), "{r:?}");
+    assert!(r.stderr.contains("WARNING: cipher suite 0"), "{r:?}");
+    no_secret(&r);
     // Asking for 17 from a BMC without it is an error, not a silent downgrade.
     failed(&argv(p, &["-C", "17", "-o", "status"]), "Failed:");
     // An unknown suite is a usage error before any traffic.
