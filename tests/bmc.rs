@@ -1081,3 +1081,24 @@ fn no_session_leak_200_status_runs() {
     );
     ok(&agentcmd::args(&fence(), &status), "Status: ON");
 }
+
+#[test]
+fn three_bmcs_fenced_in_parallel() {
+    let bmcs: Vec<Bmc> = (0..3).filter_map(|_| sim(&[])).collect();
+    if bmcs.len() < 3 {
+        return;
+    }
+    let marks: Vec<usize> = bmcs.iter().map(|b| b.events().len()).collect();
+    let runs: Vec<Run> = std::thread::scope(|sc| {
+        let hs: Vec<_> = bmcs
+            .iter()
+            .map(|b| sc.spawn(move || stdin(&pcmk_stdin(b.port, "reboot", &["power_wait=1"]))))
+            .collect();
+        hs.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    for ((b, r), mark) in bmcs.iter().zip(&runs).zip(marks) {
+        ok(r, "Success: Rebooted");
+        assert!(off_then_on(&events_since(b, mark)), "{}", b.events());
+        second_opinion(b, PowerState::On);
+    }
+}
