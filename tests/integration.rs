@@ -12,6 +12,7 @@
 )]
 
 mod agentcmd;
+mod bmc;
 mod bmc_lib;
 mod demo;
 mod esxi;
@@ -21,6 +22,7 @@ mod ipmisim;
 mod kvm_lib;
 mod kvmsim;
 mod metadata;
+mod pacemaker_bmc;
 mod pacemaker_esxi;
 mod pacemaker_fake;
 mod pacemaker_smoke;

@@ -9,7 +9,7 @@
 
 use std::process::ExitCode;
 
-use fencekit::ipmi::{ChassisOp, IpmiConfig, Session};
+use fencekit::ipmi::{ChassisOp, IpmiConfig, Privilege, Session, Version};
 use fencekit::options::opt;
 use fencekit::{log, Agent, AgentInfo, Feature, FenceResult, Kind, OptSpec, Options, PowerState};
 
@@ -63,6 +63,17 @@ the BMC's acknowledgement of a power cycle; onoff (the default) reads the power 
     needs_password: false,
 };
 
+/// The options with `port_as_ip` applied: the plug is the BMC address.
+fn device_options(opts: &Options) -> Options {
+    let mut opts = opts.clone();
+    if opts.flag("port_as_ip") {
+        if let Some(ip) = opts.plug().map(str::to_string) {
+            opts.set("ip", ip);
+        }
+    }
+    opts
+}
+
 /// One IPMI session, reopened after a transport failure.
 struct Bmc {
     cfg: IpmiConfig,
@@ -96,13 +107,13 @@ impl Agent for Bmc {
     }
 
     fn connect(opts: &Options) -> FenceResult<Self> {
-        let mut opts = opts.clone();
-        if opts.flag("port_as_ip") {
-            if let Some(ip) = opts.plug().map(str::to_string) {
-                opts.set("ip", ip);
-            }
+        let cfg = IpmiConfig::from_options(&device_options(opts))?;
+        if cfg.cipher == Some(0) && cfg.version == Version::V20 {
+            log::warn(
+                "cipher suite 0 was asked for: no authentication, no integrity, no encryption \
+(anyone on the network can send this BMC commands); use 3 or 17",
+            );
         }
-        let cfg = IpmiConfig::from_options(&opts)?;
         let session = Session::open(&cfg)?;
         log::debug(&format!(
             "IPMI session open (cipher suite {:?})",
@@ -112,6 +123,27 @@ impl Agent for Bmc {
             cfg,
             session: Some(session),
         })
+    }
+
+    /// The IPMI settings (cipher, privlvl, hexadecimal_kg, ipport, name and password lengths)
+    /// are checked before any traffic, so `validate-all` reports them too.
+    fn validate(opts: &Options) -> Vec<String> {
+        let opts = device_options(opts);
+        // A missing address, a bad privlvl choice or a bad ipport are reported by the generic
+        // checks already; report each problem once.
+        let bad_port = opts
+            .get("ipport")
+            .is_some_and(|p| p.trim().parse::<u16>().map_or(true, |p| p == 0));
+        let bad_priv = opts
+            .get("privlvl")
+            .is_some_and(|p| Privilege::parse(p.trim()).is_none());
+        if opts.ip().is_none() || bad_port || bad_priv {
+            return Vec::new();
+        }
+        match IpmiConfig::from_options(&opts) {
+            Ok(_) => Vec::new(),
+            Err(e) => vec![e.to_string()],
+        }
     }
 
     fn power_status(&mut self, _plug: &str) -> FenceResult<PowerState> {

@@ -10,6 +10,7 @@
 # Environment for start (all optional; no spaces or quotes, at most 20 characters):
 #   BMC_ADMIN_PW (pass), BMC_OP_PW (oppass), BMC_USER_PW (userpass), BMC_KG (no Kg),
 #   BMC_V15=1 (allow IPMI 1.5 md5/md2/straight), BMC_POWER (1), BMC_DEBUG=1 (-d message dumps),
+#   BMC_ADDR (127.0.0.1; another loopback address such as 127.0.0.2 lets two BMCs share a port),
 #   BMC_REFUSE_SUITES=3[,N] (build cipher-filter.so with gcc: Open Session for those suites
 #   is answered "no matching cipher suite", as from a BMC without them).
 # DIR must not contain spaces (ipmi_sim runs the chassis program through sh).
@@ -29,11 +30,15 @@ alive() {
 case $cmd in
 start)
     port=${3:?port}
+    addr=${BMC_ADDR:-127.0.0.1}
+    case $addr in 127.*) ;; *) echo "BMC_ADDR must be a loopback address" >&2; exit 2 ;; esac
     command -v ipmi_sim >/dev/null || { echo "ipmi_sim not installed" >&2; exit 3; }
     mkdir -p "$dir"
     dir=$(cd "$dir" && pwd)
     if alive; then echo "ipmi_sim already running in $dir" >&2; exit 1; fi
-    if ss -Hlun "sport = :$port" | grep -q .; then echo "port $port in use" >&2; exit 1; fi
+    if ss -Hlun "src $addr:$port" | grep -q . || ss -Hlun "src 0.0.0.0:$port" | grep -q .; then
+        echo "port $addr:$port in use" >&2; exit 1
+    fi
     rm -rf "$dir/state" "$dir/pending" "$dir/events" "$dir/resets"
     mkdir -p "$dir/state"
     : > "$dir/faults"
@@ -50,7 +55,7 @@ start)
         fi
         echo "set_working_mc 0x20"
         echo "  startlan 1"
-        echo "    addr 127.0.0.1 $port"
+        echo "    addr $addr $port"
         echo "    priv_limit admin"
         if [ "${BMC_V15:-0}" = 1 ]; then
             for l in callback user operator admin; do
@@ -82,11 +87,11 @@ EMU
         if ! kill -0 "$pid" 2>/dev/null; then
             echo "ipmi_sim exited during start-up:" >&2; cat "$dir/ipmi_sim.log" >&2; exit 1
         fi
-        if ss -Hlun "sport = :$port" | grep -q .; then exit 0; fi
+        if ss -Hlun "src $addr:$port" | grep -q .; then exit 0; fi
         sleep 0.1
         i=$((i + 1))
     done
-    echo "ipmi_sim did not bind port $port within 5 s" >&2
+    echo "ipmi_sim did not bind $addr:$port within 5 s" >&2
     kill -CONT "$pid" 2>/dev/null || true; kill "$pid" 2>/dev/null || true
     exit 1
     ;;
