@@ -2,7 +2,8 @@
 //! SSH + `virsh` on the host that really runs the guest.
 //!
 //! Guests live-migrate, so the host in the map may be stale: every host of the map is asked in
-//! parallel (`virsh domstate`), and a guest is OFF only when every host answered and none runs
+//! parallel (`virsh domstate`), as is every host named only in the `hosts` option (a spare host
+//! with no guest mapped to it can still receive a migrated one), and a guest is OFF only when every host answered and none runs
 //! it. A host that cannot be asked makes the status an error, never OFF. Off = `virsh destroy`
 //! wherever it runs, confirmed by asking every host again; on = `virsh start` on the mapped host
 //! (or where the guest is defined). Domain names reach the remote shell only single-quoted.
@@ -131,6 +132,11 @@ fn host_config(opts: &Options, cfname: &str, addrs: &[HostAddr]) -> FenceResult<
 }
 
 impl KvmGuest {
+    /// Every host to ask: the map's hosts in file order, then those only in `hosts`.
+    fn all_host_names(&self) -> Vec<String> {
+        self.hosts.iter().map(|h| h.cfname.clone()).collect()
+    }
+
     fn entry(&self, plug: &str) -> FenceResult<GuestEntry> {
         self.conf.find(plug).cloned().ok_or_else(|| {
             FenceError::PlugNotFound(format!("Failed: guest '{plug}' is not in the guests map"))
@@ -165,18 +171,29 @@ impl KvmGuest {
                 }
             }
         });
+        // A host that gave no result at all (its worker died) was not asked: an error, never
+        // an absence that `locate` could read as "not there".
+        for n in names {
+            if !results.iter().any(|(h, _)| h == n) {
+                results.push((
+                    n.clone(),
+                    Err(VirshError::Failed("cannot ask host: no result".to_owned())),
+                ));
+            }
+        }
         results.sort_by_key(|(name, _)| names.iter().position(|n| n == name).unwrap_or(usize::MAX));
         results
     }
 
-    /// Asks every host of the map (mapped one first) where the guest runs.
+    /// Asks every host (mapped one first, then the map's others, then those only in the
+    /// `hosts` option) where the guest runs.
     fn locate(&mut self, entry: &GuestEntry) -> FenceResult<Option<GuestLocation>> {
-        let names: Vec<String> = self
-            .conf
-            .hosts(entry)
-            .into_iter()
-            .map(str::to_string)
-            .collect();
+        let mut names: Vec<String> = vec![entry.host_cfname.clone()];
+        for h in self.all_host_names() {
+            if !names.contains(&h) {
+                names.push(h);
+            }
+        }
         let v = self.virsh.clone();
         let guest = entry.guest_name.clone();
         let answers: Vec<(String, Result<DomState, VirshError>)> = self
@@ -235,12 +252,19 @@ impl Agent for KvmGuest {
             Some(v) => kvmconf::parse_hosts(v).map_err(|e| FenceError::Usage(e.join("; ")))?,
             None => Vec::new(),
         };
-        let hosts = conf
-            .all_hosts()
+        // Every host of the map, then the hosts named only in the `hosts` option: a host
+        // with no guest mapped to it can still run one that migrated there.
+        let mut names: Vec<String> = conf.all_hosts().into_iter().map(str::to_string).collect();
+        for a in &addrs {
+            if !names.contains(&a.cfname) {
+                names.push(a.cfname.clone());
+            }
+        }
+        let hosts = names
             .into_iter()
             .map(|cf| Host {
-                cfname: cf.to_string(),
-                cfg: host_config(opts, cf, &addrs),
+                cfg: host_config(opts, &cf, &addrs),
+                cfname: cf,
                 session: None,
             })
             .collect();
@@ -295,12 +319,7 @@ impl Agent for KvmGuest {
         let entries: Vec<GuestEntry> = self.conf.entries().to_vec();
         let mut states: Vec<Option<PowerState>> = vec![None; entries.len()];
         if with_status {
-            let names: Vec<String> = self
-                .conf
-                .all_hosts()
-                .into_iter()
-                .map(str::to_string)
-                .collect();
+            let names = self.all_host_names();
             let v = self.virsh.clone();
             let tables: Vec<(String, Result<Vec<virsh::ListRow>, VirshError>)> = self
                 .on_hosts(&names, &move |_| Ok(v.list_all()))
@@ -346,12 +365,7 @@ impl Agent for KvmGuest {
 
     fn monitor(&mut self, _opts: &Options) -> FenceResult<()> {
         // Every host must answer: a host that cannot be asked makes status unusable.
-        let names: Vec<String> = self
-            .conf
-            .all_hosts()
-            .into_iter()
-            .map(str::to_string)
-            .collect();
+        let names = self.all_host_names();
         let v = self.virsh.clone();
         let failed: Vec<String> = self
             .on_hosts(&names, &move |_| Ok(v.version()))
