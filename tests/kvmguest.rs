@@ -285,6 +285,7 @@ fn kvmguest_fences_the_guest_where_it_runs_after_migration() {
             ("cfhost1", vec![("guest11", true), ("guest12", true)]),
             ("cfhost2", vec![("guest21", true)]),
             ("cfhost3", vec![]),
+            ("cfspare", vec![]),
         ],
         &[
             ("guest11", "cfhost1"),
@@ -326,7 +327,8 @@ fn kvmguest_fences_the_guest_where_it_runs_after_migration() {
         [
             ("cfhost1".to_owned(), "absent".to_owned()),
             ("cfhost2".to_owned(), "absent".to_owned()),
-            ("cfhost3".to_owned(), "running".to_owned())
+            ("cfhost3".to_owned(), "running".to_owned()),
+            ("cfspare".to_owned(), "absent".to_owned())
         ]
     );
 
@@ -368,6 +370,28 @@ fn kvmguest_fences_the_guest_where_it_runs_after_migration() {
     );
     assert_eq!(k.state("cfhost2", "guest21").as_deref(), Some("shut off"));
     assert_eq!(k.state("cfhost3", "guest21").as_deref(), Some("shut off"));
+
+    // A spare host named only in the `hosts` option (no guest mapped to it): a guest that
+    // migrated there is found (ON, even with missing_as_off) and destroyed there.
+    k.sim.migrate("cfhost3", "cfspare", "guest11", false);
+    let r = k.act(
+        Mode::Long,
+        "status",
+        Some("cfguest11"),
+        &[opt("missing_as_off", None, None)],
+    );
+    assert_ok(&r, "Status: ON\n");
+    assert_ok(
+        &k.act(Mode::Long, "off", Some("cfguest11"), &[]),
+        "Success: Powered OFF\n",
+    );
+    assert_eq!(k.state("cfspare", "guest11").as_deref(), Some("shut off"));
+    assert_eq!(
+        events_of(&k, "cfspare", "guest11")
+            .last()
+            .map(String::as_str),
+        Some("Stopped Destroyed")
+    );
 
     // In the map, defined nowhere: an error, or OFF with missing_as_off.
     let r = k.act(Mode::Long, "status", Some("cfguest31"), &[]);
