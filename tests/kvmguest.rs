@@ -832,7 +832,8 @@ fn kvmguest_conf_permissions() {
             "{}",
             show(&r)
         );
-        assert!(r.stderr.contains("WARNING"), "{}", show(&r));
+        let warn = format!("WARNING: {}: mode 0644", open.display());
+        assert!(r.stderr.contains(&warn), "{}", show(&r));
         assert!(r.stderr.contains("0644"), "{}", show(&r));
         let r = k.act(mode, "validate-all", Some("cfguest11"), &[o(&open), relax]);
         assert_eq!((r.code, r.stdout.as_str()), (0, ""), "{}", show(&r));

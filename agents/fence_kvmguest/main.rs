@@ -246,7 +246,8 @@ impl Agent for KvmGuest {
     fn connect(opts: &Options) -> FenceResult<Self> {
         let (conf, warnings) = load_conf(opts).map_err(|e| FenceError::Usage(e.join("; ")))?;
         for w in warnings {
-            log::warn(&w);
+            // kvmconf words it "warning: ..."; the log line already says WARNING.
+            log::warn(w.strip_prefix("warning: ").unwrap_or(&w));
         }
         let addrs = match opts.get("hosts") {
             Some(v) => kvmconf::parse_hosts(v).map_err(|e| FenceError::Usage(e.join("; ")))?,
