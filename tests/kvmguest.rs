@@ -130,6 +130,7 @@ fn assert_ok(r: &Run, stdout: &str) {
     assert_eq!(r.code, 0, "{}", show(r));
     assert_eq!(r.stdout, stdout, "{}", show(r));
     assert_eq!(r.stderr, "", "{}", show(r));
+    assert!(!r.stdout.contains("guest-secret"), "{}", show(r));
 }
 
 /// A failure: exit 1, never a status or a success line on stdout.
@@ -138,6 +139,8 @@ fn assert_failed(r: &Run) {
     assert!(!r.stdout.contains("Status: OFF"), "{}", show(r));
     assert!(!r.stdout.contains("Success"), "{}", show(r));
     assert!(r.stderr.contains("Failed"), "{}", show(r));
+    // The map's guest passwords (guest-secret-N) never reach any output.
+    assert!(!r.stderr.contains("guest-secret"), "{}", show(r));
 }
 
 /// Lines of the lifecycle event log of `host` that concern `guest`.
