@@ -2,7 +2,8 @@
 //! SSH + `virsh` on the host that really runs the guest.
 //!
 //! Guests live-migrate, so the host in the map may be stale: every host of the map is asked in
-//! parallel (`virsh domstate`), and a guest is OFF only when every host answered and none runs
+//! parallel (`virsh domstate`), as is every host named only in the `hosts` option (a spare host
+//! with no guest mapped to it can still receive a migrated one), and a guest is OFF only when every host answered and none runs
 //! it. A host that cannot be asked makes the status an error, never OFF. Off = `virsh destroy`
 //! wherever it runs, confirmed by asking every host again; on = `virsh start` on the mapped host
 //! (or where the guest is defined). Domain names reach the remote shell only single-quoted.
@@ -146,6 +147,16 @@ impl KvmGuest {
                 }
             }
         });
+        // A host that gave no result at all (its worker died) was not asked: an error, never
+        // an absence that `locate` could read as "not there".
+        for n in names {
+            if !results.iter().any(|(h, _)| h == n) {
+                results.push((
+                    n.clone(),
+                    Err(VirshError::Failed("cannot ask host: no result".to_owned())),
+                ));
+            }
+        }
         results.sort_by_key(|(name, _)| names.iter().position(|n| n == name).unwrap_or(usize::MAX));
         results
     }
@@ -216,7 +227,8 @@ impl Agent for KvmGuest {
     fn connect(opts: &Options) -> FenceResult<Self> {
         let (conf, warnings) = load_conf(opts).map_err(|e| FenceError::Usage(e.join("; ")))?;
         for w in warnings {
-            log::warn(&w);
+            // kvmconf words it "warning: ..."; the log line already says WARNING.
+            log::warn(w.strip_prefix("warning: ").unwrap_or(&w));
         }
         let addrs = match opts.get("hosts") {
             Some(v) => kvmconf::parse_hosts(v).map_err(|e| FenceError::Usage(e.join("; ")))?,
