@@ -35,6 +35,7 @@ static OPTIONS: &[OptSpec] = &[
         order: 200,
         ..opt("ipmitool_timeout", None, Kind::Str, Some("2"), "[timeout]", "Accepted for compatibility with fence_ipmilan and ignored: fence_bmc resends on its own schedule within login_timeout", 1)
     },
+    opt("target", Some('t'), Kind::Str, None, "[targetaddress]", "IPMI bridging target (ipmitool -t): not supported by fence_bmc; setting it is refused rather than silently fencing the BMC's own chassis", 1),
 ];
 
 static INFO: AgentInfo = AgentInfo {
@@ -128,6 +129,10 @@ impl Agent for Bmc {
     /// The IPMI settings (cipher, privlvl, hexadecimal_kg, ipport, name and password lengths)
     /// are checked before any traffic, so `validate-all` reports them too.
     fn validate(opts: &Options) -> Vec<String> {
+        if opts.given("target").is_some() {
+            // Ignoring it would send the power commands to the BMC's own chassis instead.
+            return vec!["IPMI bridging (target) is not supported by fence_bmc".to_string()];
+        }
         let opts = device_options(opts);
         // A missing address, a bad privlvl choice or a bad ipport are reported by the generic
         // checks already; report each problem once.
