@@ -16,7 +16,11 @@ pub fn problems<A: Agent>(opts: &Options) -> Vec<String> {
     if !device_action {
         return out;
     }
-    if has(Feature::Login) && opts.username().is_none() {
+    let login_required = opts
+        .table()
+        .iter()
+        .any(|s| s.name == "username" && s.required);
+    if has(Feature::Login) && login_required && opts.username().is_none() {
         out.push("You have to set login name".to_string());
     }
     // `port_as_ip` (fence_ipmilan): the plug is the device address.

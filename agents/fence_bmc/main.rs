@@ -35,6 +35,10 @@ static OPTIONS: &[OptSpec] = &[
         order: 200,
         ..opt("ipmitool_timeout", None, Kind::Str, Some("2"), "[timeout]", "Accepted for compatibility with fence_ipmilan and ignored: fence_bmc resends on its own schedule within login_timeout", 1)
     },
+    OptSpec {
+        legacy: Some("login"),
+        ..opt("username", Some('l'), Kind::Str, None, "[name]", "Login name (empty: the BMC's anonymous user)", 1)
+    },
     opt("target", Some('t'), Kind::Str, None, "[targetaddress]", "IPMI bridging target (ipmitool -t): not supported by fence_bmc; setting it is refused rather than silently fencing the BMC's own chassis", 1),
 ];
 
