@@ -219,7 +219,10 @@ pub fn set_and_confirm<A: Agent>(
         }
     }
     if let Some(e) = last_err {
-        log::debug(&format!("Last error while waiting: {e}"));
+        log::warn(&format!(
+            "Power {} not confirmed; last error: {e}",
+            want.word()
+        ));
     }
     Ok(false)
 }
