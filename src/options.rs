@@ -323,13 +323,36 @@ pub fn table(info: &AgentInfo) -> Vec<OptSpec> {
 }
 
 /// Validated options of one invocation, keyed by canonical name.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Options {
     values: BTreeMap<&'static str, String>,
     table: Vec<OptSpec>,
     password: Option<Secret>,
     verbose: u8,
     agent_name: String,
+}
+
+/// Redacts every secret row (`password`, `hexadecimal_kg`...): `{:?}` of the options must
+/// never carry a secret into a log line or an error message.
+impl std::fmt::Debug for Options {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let secret = |name: &str| {
+            name == "password"
+                || self
+                    .table
+                    .iter()
+                    .any(|s| s.name == name && matches!(s.kind, Kind::Secret))
+        };
+        let mut m = f.debug_map();
+        for (k, v) in &self.values {
+            if secret(k) {
+                m.entry(k, &"[set]");
+            } else {
+                m.entry(k, v);
+            }
+        }
+        m.finish()
+    }
 }
 
 impl Options {
@@ -477,5 +500,22 @@ impl Options {
     /// `power_timeout` as a duration.
     pub fn power_timeout(&self) -> Duration {
         self.secs("power_timeout")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn debug_redacts_secrets() {
+        let mut v = BTreeMap::new();
+        v.insert("password", "hunter2".to_string());
+        v.insert("ip", "127.0.0.1".to_string());
+        let table = [COMMON, ADDRESS, PASSWORD].concat();
+        let o = Options::new("fence_t", table, v);
+        let text = format!("{o:?}");
+        assert!(!text.contains("hunter2"), "{text}");
+        assert!(text.contains("127.0.0.1"));
     }
 }
