@@ -39,6 +39,11 @@ die() { echo "esxi-host: $*" >&2; exit "${RC:-1}"; }
 case "$ROOT" in /*) ;; *) RC=2 die "ROOT must be absolute" ;; esac
 [ ${#ROOT} -le 60 ] || RC=2 die "ROOT path too long (${#ROOT} > 60)"
 
+put_tool() {
+    cmp -s "$1" "$2" && [ -x "$2" ] && return 0
+    install -m 0755 "$1" "$2.tmp.$$" && mv -f "$2.tmp.$$" "$2"
+}
+
 setup() {
     mkdir -p "$ROOT"
     chmod 0755 "$ROOT"
@@ -74,8 +79,11 @@ Host *
 EOF
     printf '#!/bin/sh\nexec /usr/bin/ssh -F %s/client/ssh_config "$@"\n' "$ROOT" > "$ROOT/client/ssh"
     chmod 0755 "$ROOT/client/ssh"
-    install -m 0755 "$HERE/vimsim.py" "$ROOT/bin/vimsim.py"
-    install -m 0755 "$HERE/esxi-shell.sh" "$ROOT/bin/esxi-shell.sh"
+    # Other hosts of this ROOT may be running these right now: never rewrite them in
+    # place (install(1) recreates the file 0600 first: a concurrent vim-cmd then gets
+    # EACCES). Replace atomically, and only when they changed.
+    put_tool "$HERE/vimsim.py" "$ROOT/bin/vimsim.py"
+    put_tool "$HERE/esxi-shell.sh" "$ROOT/bin/esxi-shell.sh"
     flock -u 9
 }
 
