@@ -636,6 +636,15 @@ fn wait_socket(sess: &ssh2::Session, sock: &TcpStream, deadline: Instant) -> Res
     };
     let ms = u32::try_from(cap.as_millis().saturating_add(1)).unwrap_or(u32::MAX);
     let timeout = PollTimeout::try_from(ms).unwrap_or(PollTimeout::MAX);
+    if flags.contains(PollFlags::POLLIN) {
+        // Acknowledge at once what arrives next. OpenSSH does not set TCP_NODELAY on
+        // non-interactive sessions: right after authentication it sends hostkeys-00 and then
+        // the channel-open confirmation, which Nagle holds back until our ACK of the first;
+        // with the default delayed ACK that cost 40 ms per connection. Quick-ack mode is not
+        // sticky (the kernel leaves it after a few segments), so it is re-armed before each
+        // wait. Best effort: an error only means the old, slower behaviour.
+        let _ = socket2::SockRef::from(sock).set_quickack(true);
+    }
     let mut fds = [PollFd::new(sock.as_fd(), flags)];
     match poll(&mut fds, timeout) {
         Ok(_) | Err(nix::errno::Errno::EINTR) => Ok(()),
