@@ -226,6 +226,32 @@ pub(crate) fn sessionless_command(
     )
 }
 
+/// Checks the head shared by RAKP 2 and RAKP 4 (message tag, status, reserved bytes,
+/// console session ID) and returns the cursor past it, or the verdict to give instead:
+/// another exchange's reply is ignored, a non-zero status is a definitive failure.
+fn rakp_reply_head<'a, T>(
+    p: &'a [u8],
+    step: &str,
+    tag_sent: u8,
+    console_id: u32,
+) -> Result<Cursor<'a>, Verdict<T>> {
+    let mut c = Cursor::new(p);
+    let (Some(tag), Some(status)) = (c.u8(), c.u8()) else {
+        return Err(Verdict::Ignore);
+    };
+    if tag != tag_sent {
+        return Err(Verdict::Ignore);
+    }
+    if status != 0 {
+        return Err(Verdict::Fail(status_error(step, status)));
+    }
+    let _ = c.take(2);
+    if c.u32le() != Some(console_id) {
+        return Err(Verdict::Ignore);
+    }
+    Ok(c)
+}
+
 /// Text and class of an RMCP+ status code (IPMI 2.0 table 13-15).
 fn status_error(step: &str, code: u8) -> IpmiError {
     let text = match code {
@@ -529,20 +555,10 @@ fn login_suite(
                 let Some(p) = parse_sessionless_v20(dgram, PT_RAKP2) else {
                     return Verdict::Ignore;
                 };
-                let mut c = Cursor::new(p);
-                let (Some(tag), Some(status)) = (c.u8(), c.u8()) else {
-                    return Verdict::Ignore;
+                let mut c = match rakp_reply_head(p, "RAKP 2", rakp_tag, console_id) {
+                    Ok(c) => c,
+                    Err(v) => return v,
                 };
-                if tag != rakp_tag {
-                    return Verdict::Ignore;
-                }
-                if status != 0 {
-                    return Verdict::Fail(status_error("RAKP 2", status));
-                }
-                let _ = c.take(2);
-                if c.u32le() != Some(console_id) {
-                    return Verdict::Ignore;
-                }
                 match (
                     c.array::<16>(),
                     c.array::<16>(),
@@ -638,20 +654,10 @@ fn login_suite(
             let Some(p) = parse_sessionless_v20(dgram, PT_RAKP4) else {
                 return Verdict::Ignore;
             };
-            let mut c = Cursor::new(p);
-            let (Some(tag), Some(status)) = (c.u8(), c.u8()) else {
-                return Verdict::Ignore;
+            let mut c = match rakp_reply_head(p, "RAKP 4", rakp_tag, console_id) {
+                Ok(c) => c,
+                Err(v) => return v,
             };
-            if tag != rakp_tag {
-                return Verdict::Ignore;
-            }
-            if status != 0 {
-                return Verdict::Fail(status_error("RAKP 4", status));
-            }
-            let _ = c.take(2);
-            if c.u32le() != Some(console_id) {
-                return Verdict::Ignore;
-            }
             match c.take(suite.auth.icv_len()) {
                 Some(icv) => Verdict::Done(Some(icv.to_vec())),
                 None => Verdict::Ignore,

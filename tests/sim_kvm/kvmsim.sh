@@ -158,7 +158,8 @@ do_setup_locked() {
         ssh-keygen -q -t ed25519 -N '' -C kvmsim-client -f "$ROOT/client/id_ed25519" || die "keygen"
     fi
     touch "$ROOT/client/known_hosts"
-    cat > "$ROOT/client/ssh_config" <<EOF
+    # Hosts start while other tests use these: write copies and rename them into place.
+    cat > "$ROOT/client/ssh_config.tmp.$$" <<EOF
 Host *
     UserKnownHostsFile $ROOT/client/known_hosts
     GlobalKnownHostsFile /dev/null
@@ -170,12 +171,14 @@ Host *
     ConnectTimeout 10
     LogLevel ERROR
 EOF
-    cat > "$ROOT/client/ssh" <<EOF
+    mv -f "$ROOT/client/ssh_config.tmp.$$" "$ROOT/client/ssh_config"
+    cat > "$ROOT/client/ssh.tmp.$$" <<EOF
 #!/bin/sh
 exec /usr/bin/ssh -F $ROOT/client/ssh_config "\$@"
 EOF
-    chmod 755 "$ROOT/client/ssh"
-    echo "$SIMUSER" > "$ROOT/client/user"
+    chmod 755 "$ROOT/client/ssh.tmp.$$"
+    mv -f "$ROOT/client/ssh.tmp.$$" "$ROOT/client/ssh"
+    echo "$SIMUSER" > "$ROOT/client/user.tmp.$$" && mv -f "$ROOT/client/user.tmp.$$" "$ROOT/client/user"
 }
 
 # ---- hosts ---------------------------------------------------------------------------

@@ -66,7 +66,9 @@ setup() {
     chmod 0700 "$ROOT/keys"
     [ -f "$ROOT/client/id_ed25519" ] || ssh-keygen -q -t ed25519 -N '' -C fencekit-test -f "$ROOT/client/id_ed25519"
     touch "$ROOT/client/known_hosts"
-    cat > "$ROOT/client/ssh_config" <<EOF
+    # Tests of this ROOT may be using these while another host starts: write a copy and
+    # rename it over the old one (a reader sees the old file or the new, never a truncated one).
+    cat > "$ROOT/client/ssh_config.tmp.$$" <<EOF
 Host *
     UserKnownHostsFile $ROOT/client/known_hosts
     GlobalKnownHostsFile /dev/null
@@ -77,8 +79,10 @@ Host *
     ControlMaster no
     ConnectTimeout 10
 EOF
-    printf '#!/bin/sh\nexec /usr/bin/ssh -F %s/client/ssh_config "$@"\n' "$ROOT" > "$ROOT/client/ssh"
-    chmod 0755 "$ROOT/client/ssh"
+    mv -f "$ROOT/client/ssh_config.tmp.$$" "$ROOT/client/ssh_config"
+    printf '#!/bin/sh\nexec /usr/bin/ssh -F %s/client/ssh_config "$@"\n' "$ROOT" > "$ROOT/client/ssh.tmp.$$"
+    chmod 0755 "$ROOT/client/ssh.tmp.$$"
+    mv -f "$ROOT/client/ssh.tmp.$$" "$ROOT/client/ssh"
     # Other hosts of this ROOT may be running these right now: never rewrite them in
     # place (install(1) recreates the file 0600 first: a concurrent vim-cmd then gets
     # EACCES). Replace atomically, and only when they changed.
