@@ -29,9 +29,11 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+use sha2::{Digest, Sha256};
 use ssh2::{BlockDirections, HashType, HostKeyType, KeyboardInteractivePrompt, MethodType, Prompt};
 
 use crate::error::FenceError;
+use crate::ipmi::crypto::hmac_sha1;
 use crate::options::Options;
 use crate::secret::Secret;
 
@@ -948,7 +950,9 @@ fn host_patterns_match(patterns: &str, name: &str) -> bool {
         let (Some(salt), Some(hash)) = (base64_decode(salt), base64_decode(hash)) else {
             return false;
         };
-        return hmac_sha1(&salt, name.as_bytes()).as_slice() == hash.as_slice();
+        // An empty code (cannot happen: HMAC takes any key) never matches a stored hash.
+        let code = hmac_sha1(&salt, &[name.as_bytes()]);
+        return !code.is_empty() && code == hash;
     }
     let lname = name.to_ascii_lowercase();
     let mut matched = false;
@@ -1211,157 +1215,8 @@ fn base64_decode(s: &str) -> Option<Vec<u8>> {
     Some(out)
 }
 
-fn sha1(data: &[u8]) -> [u8; 20] {
-    let mut h: [u32; 5] = [
-        0x6745_2301,
-        0xEFCD_AB89,
-        0x98BA_DCFE,
-        0x1032_5476,
-        0xC3D2_E1F0,
-    ];
-    for block in md_pad(data).chunks(64) {
-        let mut w = [0u32; 80];
-        for (i, word) in block.chunks(4).enumerate() {
-            if let (Some(slot), Ok(bytes)) = (w.get_mut(i), <[u8; 4]>::try_from(word)) {
-                *slot = u32::from_be_bytes(bytes);
-            }
-        }
-        for i in 16..80 {
-            let x = w.get(i - 3).copied().unwrap_or(0)
-                ^ w.get(i - 8).copied().unwrap_or(0)
-                ^ w.get(i - 14).copied().unwrap_or(0)
-                ^ w.get(i - 16).copied().unwrap_or(0);
-            if let Some(slot) = w.get_mut(i) {
-                *slot = x.rotate_left(1);
-            }
-        }
-        let [mut a, mut b, mut c, mut d, mut e] = h;
-        for (i, wi) in w.iter().enumerate() {
-            let (f, k) = match i {
-                0..=19 => ((b & c) | (!b & d), 0x5A82_7999),
-                20..=39 => (b ^ c ^ d, 0x6ED9_EBA1),
-                40..=59 => ((b & c) | (b & d) | (c & d), 0x8F1B_BCDC),
-                _ => (b ^ c ^ d, 0xCA62_C1D6),
-            };
-            let t = a
-                .rotate_left(5)
-                .wrapping_add(f)
-                .wrapping_add(e)
-                .wrapping_add(k)
-                .wrapping_add(*wi);
-            e = d;
-            d = c;
-            c = b.rotate_left(30);
-            b = a;
-            a = t;
-        }
-        for (hv, v) in h.iter_mut().zip([a, b, c, d, e]) {
-            *hv = hv.wrapping_add(v);
-        }
-    }
-    let mut out = [0u8; 20];
-    for (dst, src) in out.chunks_mut(4).zip(h) {
-        dst.copy_from_slice(&src.to_be_bytes());
-    }
-    out
-}
-
 fn sha256(data: &[u8]) -> [u8; 32] {
-    const K: [u32; 64] = [
-        0x428a2f98, 0x71374491, 0xb5c0fbcf, 0xe9b5dba5, 0x3956c25b, 0x59f111f1, 0x923f82a4,
-        0xab1c5ed5, 0xd807aa98, 0x12835b01, 0x243185be, 0x550c7dc3, 0x72be5d74, 0x80deb1fe,
-        0x9bdc06a7, 0xc19bf174, 0xe49b69c1, 0xefbe4786, 0x0fc19dc6, 0x240ca1cc, 0x2de92c6f,
-        0x4a7484aa, 0x5cb0a9dc, 0x76f988da, 0x983e5152, 0xa831c66d, 0xb00327c8, 0xbf597fc7,
-        0xc6e00bf3, 0xd5a79147, 0x06ca6351, 0x14292967, 0x27b70a85, 0x2e1b2138, 0x4d2c6dfc,
-        0x53380d13, 0x650a7354, 0x766a0abb, 0x81c2c92e, 0x92722c85, 0xa2bfe8a1, 0xa81a664b,
-        0xc24b8b70, 0xc76c51a3, 0xd192e819, 0xd6990624, 0xf40e3585, 0x106aa070, 0x19a4c116,
-        0x1e376c08, 0x2748774c, 0x34b0bcb5, 0x391c0cb3, 0x4ed8aa4a, 0x5b9cca4f, 0x682e6ff3,
-        0x748f82ee, 0x78a5636f, 0x84c87814, 0x8cc70208, 0x90befffa, 0xa4506ceb, 0xbef9a3f7,
-        0xc67178f2,
-    ];
-    let mut h: [u32; 8] = [
-        0x6a09e667, 0xbb67ae85, 0x3c6ef372, 0xa54ff53a, 0x510e527f, 0x9b05688c, 0x1f83d9ab,
-        0x5be0cd19,
-    ];
-    for block in md_pad(data).chunks(64) {
-        let mut w = [0u32; 64];
-        for (i, word) in block.chunks(4).enumerate() {
-            if let (Some(slot), Ok(bytes)) = (w.get_mut(i), <[u8; 4]>::try_from(word)) {
-                *slot = u32::from_be_bytes(bytes);
-            }
-        }
-        for i in 16..64 {
-            let g = |j: usize| w.get(j).copied().unwrap_or(0);
-            let w15 = g(i - 15);
-            let w2 = g(i - 2);
-            let s0 = w15.rotate_right(7) ^ w15.rotate_right(18) ^ (w15 >> 3);
-            let s1 = w2.rotate_right(17) ^ w2.rotate_right(19) ^ (w2 >> 10);
-            let v = g(i - 16)
-                .wrapping_add(s0)
-                .wrapping_add(g(i - 7))
-                .wrapping_add(s1);
-            if let Some(slot) = w.get_mut(i) {
-                *slot = v;
-            }
-        }
-        let [mut a, mut b, mut c, mut d, mut e, mut f, mut g, mut hh] = h;
-        for (ki, wi) in K.iter().zip(w.iter()) {
-            let s1 = e.rotate_right(6) ^ e.rotate_right(11) ^ e.rotate_right(25);
-            let ch = (e & f) ^ (!e & g);
-            let t1 = hh
-                .wrapping_add(s1)
-                .wrapping_add(ch)
-                .wrapping_add(*ki)
-                .wrapping_add(*wi);
-            let s0 = a.rotate_right(2) ^ a.rotate_right(13) ^ a.rotate_right(22);
-            let maj = (a & b) ^ (a & c) ^ (b & c);
-            let t2 = s0.wrapping_add(maj);
-            hh = g;
-            g = f;
-            f = e;
-            e = d.wrapping_add(t1);
-            d = c;
-            c = b;
-            b = a;
-            a = t1.wrapping_add(t2);
-        }
-        for (hv, v) in h.iter_mut().zip([a, b, c, d, e, f, g, hh]) {
-            *hv = hv.wrapping_add(v);
-        }
-    }
-    let mut out = [0u8; 32];
-    for (dst, src) in out.chunks_mut(4).zip(h) {
-        dst.copy_from_slice(&src.to_be_bytes());
-    }
-    out
-}
-
-/// Merkle–Damgård padding shared by SHA-1 and SHA-256.
-fn md_pad(data: &[u8]) -> Vec<u8> {
-    let bit_len = u64::try_from(data.len())
-        .unwrap_or(u64::MAX)
-        .wrapping_mul(8);
-    let mut m = data.to_vec();
-    m.push(0x80);
-    while m.len() % 64 != 56 {
-        m.push(0);
-    }
-    m.extend_from_slice(&bit_len.to_be_bytes());
-    m
-}
-
-fn hmac_sha1(key: &[u8], msg: &[u8]) -> [u8; 20] {
-    let mut k = [0u8; 64];
-    if key.len() > 64 {
-        k.iter_mut().zip(sha1(key)).for_each(|(d, s)| *d = s);
-    } else {
-        k.iter_mut().zip(key).for_each(|(d, s)| *d = *s);
-    }
-    let mut inner: Vec<u8> = k.iter().map(|b| b ^ 0x36).collect();
-    inner.extend_from_slice(msg);
-    let mut outer: Vec<u8> = k.iter().map(|b| b ^ 0x5c).collect();
-    outer.extend_from_slice(&sha1(&inner));
-    sha1(&outer)
+    Sha256::digest(data).into()
 }
 
 #[cfg(test)]
@@ -1375,10 +1230,6 @@ mod tests {
     #[test]
     fn digests_match_test_vectors() {
         assert_eq!(
-            hex(&sha1(b"abc")),
-            "a9993e364706816aba3e25717850c26c9cd0d89d"
-        );
-        assert_eq!(
             hex(&sha256(b"abc")),
             "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
         );
@@ -1389,7 +1240,7 @@ mod tests {
         assert_eq!(
             hex(&hmac_sha1(
                 b"key",
-                b"The quick brown fox jumps over the lazy dog"
+                &[b"The quick brown fox jumps over the lazy dog"]
             )),
             "de7c9b85b8b78aa6bc8a7a36f70a90701c9db4d9"
         );
@@ -1427,7 +1278,7 @@ mod tests {
         assert!(host_patterns_match("h?", "h1"));
         // Hashed: `ssh-keygen -H` of "[127.0.0.1]:2201" with a known salt.
         let salt = [7u8; 20];
-        let hash = hmac_sha1(&salt, b"[127.0.0.1]:2201");
+        let hash = hmac_sha1(&salt, &[b"[127.0.0.1]:2201"]);
         let pat = format!("|1|{}|{}", base64(&salt, true), base64(&hash, true));
         assert!(host_patterns_match(&pat, "[127.0.0.1]:2201"));
         assert!(!host_patterns_match(&pat, "127.0.0.1"));
