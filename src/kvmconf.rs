@@ -32,6 +32,7 @@ use std::path::Path;
 
 use crate::error::FenceError;
 use crate::secret::Secret;
+use crate::virsh;
 
 /// Longest accepted field, in bytes.
 pub const MAX_FIELD: usize = 255;
@@ -112,6 +113,9 @@ pub enum ConfErrorKind {
         /// The offending character, `None` for the password column.
         ch: Option<char>,
     },
+    /// `guest-name` is all digits or shaped like a UUID: virsh would read it as a domain ID
+    /// or UUID and could act on another domain.
+    NameLikeId(String),
     /// A field is longer than [`MAX_FIELD`] bytes.
     TooLong {
         /// Column name.
@@ -179,6 +183,11 @@ impl fmt::Display for ConfError {
                     "invalid character in {field} (printable ASCII without spaces only)"
                 )
             }
+            ConfErrorKind::NameLikeId(name) => write!(
+                f,
+                "guest-name '{name}' reads as a domain ID or UUID to virsh (it could select \
+another domain): rename the guest"
+            ),
             ConfErrorKind::TooLong { field } => {
                 write!(f, "{field} is longer than {MAX_FIELD} bytes")
             }
@@ -383,7 +392,12 @@ fn parse_line(text: &str, line: usize, errs: &mut Vec<ConfError>) -> Option<Gues
         return None;
     };
     let before = errs.len();
-    check_name("guest-name", gname, line, errs);
+    if check_name("guest-name", gname, line, errs) && virsh::looks_like_id_or_uuid(gname) {
+        errs.push(ConfError {
+            line,
+            kind: ConfErrorKind::NameLikeId((*gname).to_owned()),
+        });
+    }
     check_name("host-cfname", host, line, errs);
     check_name("guest-clustername", cluster, line, errs);
     check_name("guest-cfname", cfname, line, errs);
@@ -728,6 +742,39 @@ mod tests {
         ));
         assert!(matches!(errs[7].kind, ConfErrorKind::CarriageReturn));
         assert_eq!(errs[0].to_string().get(..8), Some("line 2: "));
+    }
+
+    #[test]
+    fn guest_names_virsh_would_read_as_id_or_uuid() {
+        for bad in [
+            "12",
+            "0",
+            "0b1cbc9e-94d6-4f0f-a1f0-0123456789ab",
+            "0b1cbc9e94d64f0fa1f00123456789ab",
+        ] {
+            let errs = parse(&format!("{bad} h c cf 10.0.0.1 u p\n")).unwrap_err();
+            assert!(
+                matches!(&errs[0].kind, ConfErrorKind::NameLikeId(n) if n == bad),
+                "{bad}: {errs:?}"
+            );
+            assert!(
+                errs[0].to_string().contains("domain ID or UUID"),
+                "{}",
+                errs[0]
+            );
+        }
+        // Digits among letters, or a hex string of another length: ordinary names.
+        for ok in [
+            "guest12",
+            "12a",
+            "deadbeef",
+            "0b1cbc9e-94d6-4f0f-a1f0-0123456789",
+        ] {
+            assert!(
+                parse(&format!("{ok} h c cf 10.0.0.1 u p\n")).is_ok(),
+                "{ok}"
+            );
+        }
     }
 
     #[test]

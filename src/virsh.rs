@@ -138,9 +138,9 @@ impl fmt::Display for VirshError {
             VirshError::NoState => f.write_str("virsh reports 'no state'"),
             VirshError::Failed(m) => write!(f, "virsh failed: {m}"),
             VirshError::Unrecognised(m) => write!(f, "unrecognised virsh output: {m}"),
-            VirshError::BadName => {
-                f.write_str("domain name is empty or contains control characters")
-            }
+            VirshError::BadName => f.write_str(
+                "domain name is empty, contains control characters, or reads as a domain ID/UUID",
+            ),
         }
     }
 }
@@ -538,10 +538,24 @@ impl Default for Virsh {
 }
 
 fn check_name(name: &str) -> Result<(), VirshError> {
-    if name.is_empty() || name.chars().any(char::is_control) {
+    if name.is_empty() || name.chars().any(char::is_control) || looks_like_id_or_uuid(name) {
         Err(VirshError::BadName)
     } else {
         Ok(())
+    }
+}
+
+/// virsh resolves a domain argument as an ID first, then a UUID, then a name: a name made
+/// of digits only, or shaped like a UUID, could select another domain (`destroy -- 12` hits
+/// whichever domain has ID 12). Such names are refused.
+pub fn looks_like_id_or_uuid(name: &str) -> bool {
+    if !name.is_empty() && name.bytes().all(|b| b.is_ascii_digit()) {
+        return true;
+    }
+    let hex: String = name.chars().filter(|c| *c != '-').collect();
+    hex.len() == 32 && hex.chars().all(|c| c.is_ascii_hexdigit()) && {
+        let dashes = name.len().saturating_sub(hex.len());
+        dashes == 0 || (dashes == 4 && name.split('-').map(str::len).eq([8, 4, 4, 4, 12]))
     }
 }
 
@@ -854,6 +868,21 @@ mod tests {
                 hosts: vec!["h1".into(), "h2".into()]
             }
         );
+    }
+
+    #[test]
+    fn names_read_as_id_or_uuid_are_refused() {
+        let v = Virsh::new(DEFAULT_URI, false);
+        for bad in [
+            "7",
+            "0b1cbc9e-94d6-4f0f-a1f0-0123456789ab",
+            "0B1CBC9E94D64F0FA1F00123456789AB",
+        ] {
+            assert_eq!(v.destroy(bad), Err(VirshError::BadName), "{bad}");
+            assert_eq!(v.domstate(bad), Err(VirshError::BadName), "{bad}");
+        }
+        assert!(v.destroy("guest 7").is_ok());
+        assert!(v.destroy("0b1cbc9e-94d6-4f0f-a1f0").is_ok());
     }
 
     #[test]

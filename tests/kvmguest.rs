@@ -498,6 +498,54 @@ fn kvmguest_unreachable_host_is_never_off() {
     );
 }
 
+/// virsh prints `failed to get domain` for any failed lookup, not only for an undefined
+/// domain. On the host that runs the guest such an answer must not count as "not here",
+/// or a stale shut-off copy elsewhere would make the guest look OFF.
+#[test]
+fn kvmguest_failed_lookup_is_not_absence() {
+    let Some(k) = two_hosts("lookup") else {
+        return;
+    };
+    // guest12: stale shut-off copy on its mapped host cfhost1, running on cfhost2.
+    k.sim.define("cfhost2", "guest12", true);
+    let lookup_fails = [
+        ("match", "domstate"),
+        ("msg", "error: failed to get domain 'guest12'"),
+    ];
+    k.sim.fault("cfhost2", "exit", Some("1"), &lookup_fails);
+    let t = [
+        opt("shell_timeout", None, Some("3")),
+        opt("power_timeout", None, Some("4")),
+    ];
+    for (action, extra) in [
+        ("status", None),
+        ("status", Some(opt("missing_as_off", None, None))),
+        ("off", None),
+    ] {
+        let mut o = t.to_vec();
+        o.extend(extra);
+        let r = k.act(Mode::Long, action, Some("cfguest12"), &o);
+        assert_failed(&r);
+        assert!(r.stderr.contains("yet lists it"), "{}", show(&r));
+    }
+    assert!(
+        k.sim
+            .where_is("guest12")
+            .contains(&("cfhost2".to_owned(), "running".to_owned())),
+        "{:?}",
+        k.sim.where_is("guest12")
+    );
+    // Without the fault the lookup answers, and the guest is ON where it runs.
+    k.sim.clear_faults("cfhost2");
+    assert_ok(
+        &k.act(Mode::Long, "status", Some("cfguest12"), &t),
+        "Status: ON\n",
+    );
+    // A guest that is really absent from a host is still "not there" (listing confirms it).
+    let r = k.act(Mode::Long, "status", Some("cfguest21"), &t);
+    assert_ok(&r, "Status: ON\n");
+}
+
 #[test]
 fn kvmguest_faults_end_in_exit_1() {
     let Some(k) = two_hosts("faults") else {

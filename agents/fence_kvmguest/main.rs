@@ -177,7 +177,7 @@ impl KvmGuest {
         let names = self.host_names(Some(&entry.host_cfname));
         let v = self.virsh.clone();
         let guest = entry.guest_name.clone();
-        let answers: Vec<(String, Result<DomState, VirshError>)> = self
+        let mut answers: Vec<(String, Result<DomState, VirshError>)> = self
             .on_hosts(&names, &|_| v.domstate(&guest))
             .into_iter()
             .map(|(h, r)| {
@@ -187,6 +187,7 @@ impl KvmGuest {
                 (h, st)
             })
             .collect();
+        self.confirm_absent(&guest, &mut answers);
         for (h, a) in &answers {
             log::debug(&format!("{h}: {}: {a:?}", entry.guest_name));
         }
@@ -194,6 +195,43 @@ impl KvmGuest {
             Ok(loc) => Ok(Some(loc)),
             Err(FenceError::PlugNotFound(_)) if self.missing_as_off => Ok(None),
             Err(e) => Err(e),
+        }
+    }
+
+    /// virsh says `failed to get domain` for any failed lookup (not defined, but also access
+    /// denied or an RPC error), so "not found" is only believed when the host's full list of
+    /// domains, read on the same session, does not hold the guest. Otherwise the answer
+    /// becomes an error: the guest might run on that host.
+    fn confirm_absent(
+        &mut self,
+        guest: &str,
+        answers: &mut [(String, Result<DomState, VirshError>)],
+    ) {
+        let unsure: Vec<String> = answers
+            .iter()
+            .filter(|(_, a)| matches!(a, Err(VirshError::NotFound)))
+            .map(|(h, _)| h.clone())
+            .collect();
+        if unsure.is_empty() {
+            return;
+        }
+        let cmd = self.virsh.list_names();
+        let listed = self.on_hosts(&unsure, &|_| Ok(cmd.clone()));
+        for (h, a) in answers.iter_mut() {
+            let Some((_, l)) = listed.iter().find(|(x, _)| x == h) else {
+                continue;
+            };
+            let names = l
+                .as_ref()
+                .map_err(Clone::clone)
+                .and_then(|o| virsh::parse_name_list(&Reply::new(o.status, &o.stdout, &o.stderr)));
+            *a = match names {
+                Ok(n) if !n.iter().any(|x| x == guest) => Err(VirshError::NotFound),
+                Ok(_) => Err(VirshError::Unrecognised(format!(
+                    "virsh could not look '{guest}' up, yet lists it"
+                ))),
+                Err(e) => Err(e),
+            };
         }
     }
 
@@ -212,7 +250,14 @@ impl KvmGuest {
             let res = r.and_then(|out| parse(&Reply::new(out.status, &out.stdout, &out.stderr)));
             if let Err(e) = res {
                 log::debug(&format!("{h}: {e}"));
-                first_err.get_or_insert_with(|| FenceError::from(e));
+                first_err.get_or_insert_with(|| match e {
+                    // Gone between the lookup and the command (migrated away): not a bad
+                    // plug; the engine's read-back decides.
+                    VirshError::NotFound => {
+                        FenceError::Device(format!("{h}: '{guest}' is no longer on this host"))
+                    }
+                    e => FenceError::from(e),
+                });
             }
         }
         first_err.map_or(Ok(()), Err)
