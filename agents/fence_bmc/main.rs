@@ -113,11 +113,18 @@ impl Agent for Bmc {
 
     fn connect(opts: &Options) -> FenceResult<Self> {
         let cfg = IpmiConfig::from_options(&device_options(opts))?;
-        if cfg.cipher == Some(0) && cfg.version == Version::V20 {
-            log::warn(
-                "cipher suite 0 was asked for: no authentication, no integrity, no encryption \
+        if cfg.version == Version::V20 {
+            match cfg.cipher {
+                Some(0) => log::warn(
+                    "cipher suite 0 was asked for: no authentication, no integrity, no encryption \
 (anyone on the network can send this BMC commands); use 3 or 17",
-            );
+                ),
+                Some(c @ (1 | 15)) => log::warn(&format!(
+                    "cipher suite {c} was asked for: replies carry no integrity code (anyone on \
+the network can forge the BMC's answers, including its power state); use 3 or 17"
+                )),
+                _ => {}
+            }
         }
         let session = Session::open(&cfg)?;
         log::debug(&format!(

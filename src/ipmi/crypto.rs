@@ -55,8 +55,12 @@ pub(crate) struct Suite {
     pub conf: ConfAlg,
 }
 
-/// Suites we pick automatically, strongest first (never suite 0).
-pub(crate) const PREFERENCE: [u8; 6] = [17, 3, 16, 2, 15, 1];
+/// Suites we pick automatically, strongest first. Only suites with an integrity algorithm:
+/// without one (0, 1, 15) any datagram carrying the session ID (sent in clear) would be taken
+/// as the BMC's answer, e.g. a forged "power is off"; and the suite list that drives the
+/// choice is itself unauthenticated, so offering them would invite a downgrade. They are
+/// used only when asked for with `cipher`.
+pub(crate) const PREFERENCE: [u8; 4] = [17, 3, 16, 2];
 
 impl Suite {
     /// The suite with this number, if implemented.

@@ -255,10 +255,10 @@ impl IpmiConfig {
             Version::V20 => 20,
             Version::V15 => 16,
         };
-        let pw_len = self.password.expose().len();
-        if pw_len > max_pw {
+        if self.password.expose().len() > max_pw {
+            // The length of a secret is not said.
             return Err(IpmiError::Config(format!(
-                "password is {pw_len} bytes long; IPMI {} allows at most {max_pw}",
+                "password is too long; IPMI {} allows at most {max_pw} bytes",
                 match self.version {
                     Version::V20 => "2.0",
                     Version::V15 => "1.5",

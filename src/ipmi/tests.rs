@@ -397,3 +397,19 @@ fn ipmi_sim_cipher_suite_records_as_observed() {
         .collect();
     assert_eq!(usable, vec![0, 1, 2, 3]);
 }
+
+#[test]
+fn suites_without_integrity_are_never_picked_automatically() {
+    for id in crypto::PREFERENCE {
+        let s = Suite::by_id(id).unwrap();
+        assert!(
+            !matches!(s.integ, crypto::IntegAlg::None),
+            "suite {id} has no integrity code"
+        );
+    }
+    for id in [0u8, 1, 15] {
+        assert!(!crypto::PREFERENCE.contains(&id), "{id}");
+    }
+    // Strongest first.
+    assert_eq!(crypto::PREFERENCE.first(), Some(&17));
+}
