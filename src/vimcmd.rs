@@ -275,6 +275,21 @@ pub fn check_power_op(out: &str) -> Result<(), ParseError> {
     Ok(())
 }
 
+/// Checks the output of `power.reset`, which `method=cycle` takes as the proof of the reset:
+/// exactly the `Reset VM:` line; a fault, a `... failed` line or anything else is an error.
+pub fn check_reset(out: &str) -> Result<(), ParseError> {
+    check_power_op(out)?;
+    let ls: Vec<&str> = lines(out)
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .collect();
+    if ls == ["Reset VM:"] {
+        Ok(())
+    } else {
+        Err(ParseError::Unrecognised(excerpt(out)))
+    }
+}
+
 /// Parses `vim-cmd solo/registervm`: the new vmid (ESXi 6+), `None` for the silent success
 /// of ESXi 5, a fault or anything else is an error.
 pub fn parse_registervm(out: &str) -> Result<Option<u32>, ParseError> {
@@ -759,6 +774,21 @@ mod tests {
         }
         fn below(&mut self, n: usize) -> usize {
             (self.next() % (n.max(1) as u64)) as usize
+        }
+    }
+
+    #[test]
+    fn reset_acknowledgement_is_exact() {
+        assert_eq!(check_reset("Reset VM:\n"), Ok(()));
+        assert_eq!(check_reset("Reset VM:\r\n\n"), Ok(()));
+        for bad in [
+            "",
+            "\n",
+            "Reset VM:\nReset failed\n",
+            "Rxset VM:\n",
+            "Powering off VM:\n",
+        ] {
+            assert!(check_reset(bad).is_err(), "{bad:?}");
         }
     }
 

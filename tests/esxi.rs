@@ -388,6 +388,19 @@ fn method_cycle_uses_power_reset() {
         ],
     );
     failure(&r, "reset exploded", "failing reset");
+    // method=cycle has no read-back, so an unrecognised acknowledgement is a failure too.
+    f.host.clear_faults();
+    f.host.set_fault("garble", &["junk", "match=power.reset"]);
+    let r = f.run(
+        Mode::Long,
+        &[
+            o("action", "reboot"),
+            o("plug", "cl1"),
+            o("method", "cycle"),
+            o("retry_on", "0"),
+        ],
+    );
+    failure(&r, "", "garbled reset acknowledgement");
 }
 
 #[test]

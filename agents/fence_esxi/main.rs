@@ -68,6 +68,11 @@ impl Esxi {
     /// Runs a shell line as it is (a script puts the sudo prefix before each command itself;
     /// `sudo -n for ...` would be a syntax error). `cmd` names it in errors.
     fn exec_line(&mut self, full: &str, cmd: &str) -> FenceResult<String> {
+        self.exec_status(full, cmd).map(|(stdout, _)| stdout)
+    }
+
+    /// As [`Self::exec_line`], with whether the command exited with status 0.
+    fn exec_status(&mut self, full: &str, cmd: &str) -> FenceResult<(String, bool)> {
         let session = match self.session.as_mut() {
             Some(s) => s,
             None => {
@@ -88,7 +93,7 @@ impl Esxi {
                             .map_or_else(|| "unknown".to_string(), |s| s.to_string())
                     )));
                 }
-                Ok(stdout)
+                Ok((stdout, out.success()))
             }
             Err(e) => {
                 self.session = None;
@@ -166,9 +171,18 @@ impl Agent for Esxi {
 
     fn cycle(&mut self, plug: &str) -> FenceResult<()> {
         let vmid = self.vmid(plug)?;
-        let out = self.exec(&vimcmd::power_reset(vmid))?;
-        vimcmd::check_power_op(&out)?;
-        Ok(())
+        // method=cycle has no read-back (the VM never shows "off"), so the acknowledgement
+        // must be exact: vim-cmd's own `Reset VM:` line and exit status 0, nothing else.
+        let cmd = vimcmd::power_reset(vmid);
+        let (out, exited_0) = self.exec_status(&format!("{}{cmd}", self.sudo_prefix()), &cmd)?;
+        vimcmd::check_reset(&out)?;
+        if exited_0 {
+            Ok(())
+        } else {
+            Err(FenceError::Device(format!(
+                "`{cmd}` printed its acknowledgement but exited with an error"
+            )))
+        }
     }
 
     fn list(&mut self, with_status: bool) -> FenceResult<Vec<Outlet>> {
