@@ -17,8 +17,8 @@ use clap::{Arg, ArgAction, Command};
 use crate::options::{Kind, OptSpec};
 use crate::stdin::flag_value;
 
-/// Result of parsing argv.
-#[derive(Debug, Default, Clone, PartialEq, Eq)]
+/// Result of parsing argv. `Debug` shows option names, never values (one may be a password).
+#[derive(Default, Clone, PartialEq, Eq)]
 pub struct Parsed {
     /// Canonical name → raw value (flags hold `1`).
     pub values: BTreeMap<&'static str, String>,
@@ -26,6 +26,16 @@ pub struct Parsed {
     pub warnings: Vec<String>,
     /// Number of `-v` given.
     pub verbose_count: u8,
+}
+
+impl std::fmt::Debug for Parsed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Parsed")
+            .field("options", &self.values.keys().collect::<Vec<_>>())
+            .field("warnings", &self.warnings)
+            .field("verbose_count", &self.verbose_count)
+            .finish()
+    }
 }
 
 const REST: &str = "__left_over";
@@ -97,7 +107,18 @@ pub fn parse(args: &[OsString], table: &[OptSpec]) -> Result<Parsed, String> {
     }
     if let Ok(Some(rest)) = matches.try_get_many::<String>(REST) {
         let words: Vec<String> = rest.map(|w| format!("'{w}'")).collect();
-        if !words.is_empty() {
+        // With a secret on the command line a left-over word may be a piece of it (an
+        // unquoted `-p two words`): then only their number is said.
+        let secret_given = table
+            .iter()
+            .any(|s| matches!(s.kind, Kind::Secret) && out.values.contains_key(s.name));
+        if secret_given && !words.is_empty() {
+            out.warnings.push(format!(
+                "Unused arguments on command line: {} word(s), not shown (a secret was given \
+on the command line)",
+                words.len()
+            ));
+        } else if !words.is_empty() {
             out.warnings.push(format!(
                 "Unused arguments on command line: [{}]",
                 words.join(", ")
@@ -163,6 +184,20 @@ mod tests {
         );
         let e = p(&["-o"]).unwrap_err();
         assert!(e.contains("-o") || e.contains("action"), "{e}");
+    }
+
+    #[test]
+    fn left_over_words_are_not_shown_beside_a_secret() {
+        let r = p(&["-o", "status", "-p", "two", "words"]).unwrap();
+        assert_eq!(
+            r.warnings,
+            vec![
+                "Unused arguments on command line: 1 word(s), not shown (a secret was given on \
+the command line)"
+            ]
+        );
+        let d = format!("{r:?}");
+        assert!(!d.contains("two") && !d.contains("words"), "{d}");
     }
 
     #[test]

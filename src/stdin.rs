@@ -20,12 +20,22 @@ pub const MAX_STDIN: usize = 1 << 20;
 pub const MAX_LINE: usize = 64 * 1024;
 
 /// Result of parsing stdin: values keyed by canonical option name, and warnings to log.
-#[derive(Debug, Default, Clone, PartialEq, Eq)]
+/// `Debug` shows option names, never values (one may be a password).
+#[derive(Default, Clone, PartialEq, Eq)]
 pub struct Parsed {
     /// Canonical name → raw value (flags hold `1` or `0`).
     pub values: BTreeMap<&'static str, String>,
     /// Warnings for the log (never containing a value).
     pub warnings: Vec<String>,
+}
+
+impl std::fmt::Debug for Parsed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Parsed")
+            .field("options", &self.values.keys().collect::<Vec<_>>())
+            .field("warnings", &self.warnings)
+            .finish()
+    }
 }
 
 /// Finds the row a stdin key names.
@@ -62,7 +72,14 @@ pub fn parse(text: &str, table: &[OptSpec]) -> Parsed {
         let (key, value) = line.split_once('=').unwrap_or((line, ""));
         let value = strip_quotes(value);
         let Some(spec) = resolve(table, key) else {
-            if key != "nodename" {
+            if !line.contains('=') {
+                // A bare word that is no option may be a value on its own line (a
+                // password's second line): say where it is, not what it is.
+                out.warnings.push(format!(
+                    "Parse error: Ignoring line {} (no '=' and not an option name)",
+                    n + 1
+                ));
+            } else if key != "nodename" {
                 out.warnings.push(format!(
                     "Parse error: Ignoring unknown option '{}'",
                     printable(key)
@@ -169,6 +186,19 @@ mod tests {
             r.warnings,
             vec!["Parse error: Ignoring unknown option 'pasword'".to_string()]
         );
+    }
+
+    #[test]
+    fn bare_words_and_debug_never_show_values() {
+        // A password with a second line: that line has no '=' and names no option.
+        let r = p("password=first\nhunter2 part\naction=off\n");
+        assert_eq!(
+            r.warnings,
+            vec!["Parse error: Ignoring line 2 (no '=' and not an option name)".to_string()]
+        );
+        let d = format!("{r:?}");
+        assert!(!d.contains("first") && !d.contains("hunter2"), "{d}");
+        assert!(d.contains("password"), "{d}");
     }
 
     #[test]
