@@ -70,9 +70,10 @@ pub fn init(
         )),
         None => None,
     };
+    // Non-blocking: a backed-up syslog daemon loses our line rather than holding the agent.
     let syslog = UnixDatagram::unbound()
         .ok()
-        .filter(|s| s.connect("/dev/log").is_ok());
+        .filter(|s| s.connect("/dev/log").is_ok() && s.set_nonblocking(true).is_ok());
     let _ = SINK.set(Sink {
         ident: ident.to_string(),
         stderr: !quiet,

@@ -15,7 +15,7 @@
 )]
 
 use std::ffi::OsString;
-use std::io::Read;
+use std::io::{Read, Write};
 use std::path::Path;
 use std::process::{Command, ExitCode, Stdio};
 use std::time::{Duration, Instant};
@@ -83,20 +83,20 @@ pub fn main_with<A: Agent>(
     let mut opts = Options::new(name, table, values);
     // Special modes: no validation, no device.
     if opts.flag("help") {
-        print!("{}", metadata::help(name, info, opts.table()));
+        out(&metadata::help(name, info, opts.table()));
         return 0;
     }
     if opts.flag("version") {
-        println!("{}", metadata::VERSION);
+        out(&format!("{}\n", metadata::VERSION));
         return 0;
     }
     let action = opts.action();
     if action == "metadata" {
-        print!("{}", metadata::xml(name, info, opts.table()));
+        out(&metadata::xml(name, info, opts.table()));
         return 0;
     }
     if action == "manpage" {
-        print!("{}", metadata::manpage(name, info, opts.table()));
+        out(&metadata::manpage(name, info, opts.table()));
         return 0;
     }
     if let Err(e) = log::init(
@@ -167,19 +167,19 @@ fn failure_text(action: &str, e: &FenceError) -> String {
 fn print_outcome(opts: &Options, outcome: Outcome) -> u8 {
     match outcome {
         Outcome::Status(PowerState::On) => {
-            println!("Status: ON");
+            out("Status: ON\n");
             0
         }
         Outcome::Status(PowerState::Off) => {
-            println!("Status: OFF");
+            out("Status: OFF\n");
             2
         }
         Outcome::Success(line) => {
-            println!("{line}");
+            out(&format!("{line}\n"));
             0
         }
         Outcome::RebootedWithoutOn(why) => {
-            println!("Success: Rebooted");
+            out("Success: Rebooted\n");
             log::error(&why);
             0
         }
@@ -189,16 +189,23 @@ fn print_outcome(opts: &Options, outcome: Outcome) -> u8 {
         } => {
             let sep = opts.get("separator").unwrap_or(",");
             for o in outlets {
-                println!("{}", list_line(&o, sep, with_status));
+                out(&format!("{}\n", list_line(&o, sep, with_status)));
             }
             0
         }
         Outcome::Notice(line) => {
-            println!("{line}");
+            out(&format!("{line}\n"));
             0
         }
         Outcome::Silent => 0,
     }
+}
+
+/// Writes result text to stdout. A closed or broken stdout is not a reason to panic (exit 101
+/// means nothing to a fence caller): the exit code still tells the result.
+fn out(text: &str) {
+    let mut o = std::io::stdout().lock();
+    let _ = o.write_all(text.as_bytes()).and_then(|()| o.flush());
 }
 
 /// `id<sep>alias[<sep>STATE]`.
@@ -237,10 +244,18 @@ fn start_watchdog(budget: Duration) {
         .name("watchdog".into())
         .spawn(move || {
             std::thread::sleep(budget);
-            log::error(&format!(
-                "Failed: Connection timed out: the action did not finish within its time budget of {:.0} s",
-                started.elapsed().as_secs_f64()
-            ));
+            // Logging may block (stderr is a pipe nobody drains, or its lock is held by a
+            // thread stuck writing): say it from another thread, and exit within a second
+            // whether or not the line got out.
+            let (done, said) = std::sync::mpsc::channel::<()>();
+            let secs = started.elapsed().as_secs_f64();
+            let _ = std::thread::Builder::new().spawn(move || {
+                log::error(&format!(
+                    "Failed: Connection timed out: the action did not finish within its time budget of {secs:.0} s"
+                ));
+                let _ = done.send(());
+            });
+            let _ = said.recv_timeout(Duration::from_secs(1));
             std::process::exit(1);
         });
 }
@@ -256,13 +271,14 @@ fn run_password_script(script: &str, limit: Duration) -> Result<Secret, String> 
         .stderr(Stdio::null())
         .spawn()
         .map_err(|e| format!("Unable to run password script: {e}"))?;
-    let mut out = child.stdout.take();
-    let reader = std::thread::spawn(move || {
+    let mut stdout = child.stdout.take();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
         let mut buf = Vec::new();
-        if let Some(o) = out.as_mut() {
+        if let Some(o) = stdout.as_mut() {
             let _ = o.take(64 * 1024).read_to_end(&mut buf);
         }
-        buf
+        let _ = tx.send(buf);
     });
     let deadline = Instant::now() + limit;
     let status = loop {
@@ -276,7 +292,14 @@ fn run_password_script(script: &str, limit: Duration) -> Result<Secret, String> 
             }
         }
     };
-    let buf = reader.join().unwrap_or_default();
+    // A background child of the script may keep the pipe open after the script exited:
+    // the output is waited for only until the same deadline.
+    let wait = deadline
+        .saturating_duration_since(Instant::now())
+        .max(Duration::from_millis(200));
+    let Ok(buf) = rx.recv_timeout(wait) else {
+        return Err("Password script timed out".to_string());
+    };
     if !status.success() {
         return Err("Password script failed".to_string());
     }

@@ -893,3 +893,31 @@ fn secrets_never_on_stderr_or_debug() {
     );
     assert!(!all.contains("s3cr3t"), "{all}");
 }
+
+#[test]
+fn password_script_leaving_a_child_on_its_stdout_is_bounded() {
+    let d = Dev::new(TWO);
+    let script = d.state.with_file_name("pw-bg.sh");
+    // Prints the password, exits, but a background child keeps the pipe open for 60 s.
+    fs::write(&script, "#!/bin/sh\necho s3cr3t-bg\nsleep 60 &\n").unwrap();
+    // fence_bmc runs the script before it contacts anything (nothing listens on port 9).
+    let r = stdin(
+        &agentcmd::bin("fence_bmc"),
+        &format!(
+            "action=status\nip=127.0.0.1\nipport=9\nlogin_timeout=1\npassword_script=sh {}\n",
+            script.display()
+        ),
+    );
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    assert!(
+        r.stderr.contains("Password script timed out"),
+        "{}",
+        r.stderr
+    );
+    assert!(!r.stderr.contains("s3cr3t"), "{}", r.stderr);
+    assert!(
+        r.elapsed < std::time::Duration::from_secs(40),
+        "{:?}",
+        r.elapsed
+    );
+}
