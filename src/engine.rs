@@ -127,7 +127,8 @@ pub fn execute<A: Agent>(opts: &Options) -> FenceResult<Outcome> {
     }
 }
 
-fn retries(opts: &Options) -> u32 {
+/// `retry_on`, bounded (the number of extra attempts of a power change).
+pub(crate) fn retries(opts: &Options) -> u32 {
     opts.int("retry_on")
         .and_then(|n| u32::try_from(n).ok())
         .unwrap_or(1)

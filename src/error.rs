@@ -81,6 +81,28 @@ impl FenceError {
 /// Result alias used across the library.
 pub type FenceResult<T> = Result<T, FenceError>;
 
+/// Longest excerpt of device output quoted in an error message.
+const EXCERPT: usize = 120;
+
+/// A printable, shortened excerpt of untrusted device output for error messages: trimmed,
+/// control characters blanked, at most [`EXCERPT`] characters (`…` when cut), `(empty)`
+/// for nothing.
+pub fn excerpt(text: &str) -> String {
+    let t = text.trim();
+    let mut out: String = t
+        .chars()
+        .take(EXCERPT)
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect();
+    if t.chars().count() > EXCERPT {
+        out.push('…');
+    }
+    if out.is_empty() {
+        out.push_str("(empty)");
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

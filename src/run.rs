@@ -220,7 +220,7 @@ pub fn list_line(o: &Outlet, sep: &str, with_status: bool) -> String {
 
 /// Longest a whole action may take: every phase's own bound, plus a margin.
 fn budget(opts: &Options, action: &str) -> Duration {
-    let attempts = u32::try_from(opts.int("retry_on").unwrap_or(1).clamp(0, 100)).unwrap_or(1);
+    let attempts = engine::retries(opts);
     let step = opts.shell_timeout() * 2 + opts.secs("power_wait") + opts.power_timeout();
     let phases = match action {
         "on" | "off" => 1 + attempts,

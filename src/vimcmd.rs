@@ -16,7 +16,7 @@
 
 use std::fmt;
 
-use crate::error::FenceError;
+use crate::error::{excerpt, FenceError};
 use crate::ssh::shell_quote;
 
 /// One registered VM, as listed by `vim-cmd vmsvc/getallvms`.
@@ -190,22 +190,6 @@ pub fn hostsummary() -> String {
 // Parsers.
 
 /// Short, printable excerpt of untrusted text for error messages.
-fn excerpt(s: &str) -> String {
-    let mut out: String = s
-        .trim()
-        .chars()
-        .take(120)
-        .map(|c| if c.is_control() { ' ' } else { c })
-        .collect();
-    if s.trim().chars().count() > 120 {
-        out.push_str("...");
-    }
-    if out.is_empty() {
-        out.push_str("(empty)");
-    }
-    out
-}
-
 fn lines(out: &str) -> impl Iterator<Item = &str> {
     out.lines().map(|l| l.strip_suffix('\r').unwrap_or(l))
 }

@@ -40,9 +40,6 @@ use crate::error::FenceError;
 /// Default libvirt URI of a KVM host.
 pub const DEFAULT_URI: &str = "qemu:///system";
 
-/// Longest stdout/stderr excerpt quoted in an error message.
-const EXCERPT: usize = 120;
-
 /// A domain state as virsh prints it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum DomState {
@@ -183,23 +180,9 @@ impl<'a> Reply<'a> {
     }
 }
 
-/// A printable, shortened excerpt of untrusted bytes for error messages.
+/// [`crate::error::excerpt`] of untrusted bytes.
 fn excerpt(b: &[u8]) -> String {
-    let s = String::from_utf8_lossy(b);
-    let mut out: String = s
-        .chars()
-        .map(|c| if c.is_control() { ' ' } else { c })
-        .take(EXCERPT)
-        .collect();
-    if s.chars().count() > EXCERPT {
-        out.push('…');
-    }
-    let t = out.trim();
-    if t.is_empty() {
-        "(empty)".to_owned()
-    } else {
-        t.to_owned()
-    }
+    crate::error::excerpt(&String::from_utf8_lossy(b))
 }
 
 /// Non-empty lines of a text (virsh ends its answers with an empty line).
