@@ -221,17 +221,25 @@ pub fn list_line(o: &Outlet, sep: &str, with_status: bool) -> String {
 /// Longest a whole action may take: every phase's own bound, plus a margin.
 fn budget(opts: &Options, action: &str) -> Duration {
     let attempts = engine::retries(opts);
-    let step = opts.shell_timeout() * 2 + opts.secs("power_wait") + opts.power_timeout();
+    // A 0 timeout means "the transport's default" (SSH: 5 s login, 3 s per command); each
+    // plug of a multi-plug action has its own commands.
+    let or = |d: Duration, default: u64| {
+        if d.is_zero() {
+            Duration::from_secs(default)
+        } else {
+            d
+        }
+    };
+    let login = or(opts.login_timeout(), 5);
+    let shell = or(opts.shell_timeout(), 3);
+    let plugs = u32::try_from(opts.plugs().len().clamp(1, 1000)).unwrap_or(1);
+    let step = shell * 2 * plugs + opts.secs("power_wait") + opts.power_timeout();
     let phases = match action {
         "on" | "off" => 1 + attempts,
         "reboot" => 1 + attempts.max(1) + 1,
         _ => 1,
     };
-    opts.secs("delay")
-        + opts.login_timeout()
-        + opts.shell_timeout() * 2
-        + step * phases
-        + Duration::from_secs(5)
+    opts.secs("delay") + login + shell * 2 + step * phases + Duration::from_secs(5)
 }
 
 #[allow(
