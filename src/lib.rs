@@ -8,6 +8,7 @@ pub mod agent;
 pub mod error;
 pub mod ipmi;
 pub mod kvmconf;
+pub mod net;
 pub mod options;
 pub mod secret;
 pub mod ssh;

@@ -22,10 +22,9 @@
 
 use std::fmt::Write as _;
 use std::io::{ErrorKind, Read, Write as _};
-use std::net::{IpAddr, SocketAddr, TcpStream, ToSocketAddrs};
+use std::net::TcpStream;
 use std::os::fd::AsFd;
 use std::path::{Path, PathBuf};
-use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
@@ -34,6 +33,7 @@ use ssh2::{BlockDirections, HashType, HostKeyType, KeyboardInteractivePrompt, Me
 
 use crate::error::FenceError;
 use crate::ipmi::crypto::hmac_sha1;
+use crate::net::{self, ResolveError};
 use crate::options::Options;
 use crate::secret::Secret;
 
@@ -682,14 +682,10 @@ fn classify_io(e: &std::io::Error) -> SshError {
 
 /// Resolves (bounded by the deadline) and connects to each address in turn.
 fn tcp_connect(host: &str, port: u16, deadline: Instant) -> Result<TcpStream, SshError> {
-    let bare = host.trim_start_matches('[').trim_end_matches(']');
-    let addrs: Vec<SocketAddr> = match bare.parse::<IpAddr>() {
-        Ok(ip) => vec![SocketAddr::new(ip, port)],
-        Err(_) => resolve(bare, port, deadline)?,
-    };
-    if addrs.is_empty() {
-        return Err(SshError::Connect(format!("{host}: no address found")));
-    }
+    let addrs = net::resolve(host, port, deadline).map_err(|e| match e {
+        ResolveError::Failed(m) => SshError::Connect(format!("cannot resolve {host}: {m}")),
+        ResolveError::TimedOut => SshError::Timeout(format!("resolving {host} timed out")),
+    })?;
     let mut last = String::new();
     for addr in addrs {
         let remaining = deadline.saturating_duration_since(Instant::now());
@@ -710,24 +706,6 @@ fn tcp_connect(host: &str, port: u16, deadline: Instant) -> Result<TcpStream, Ss
         Err(SshError::Timeout(format!("TCP connect timed out ({last})")))
     } else {
         Err(SshError::Connect(format!("cannot connect: {last}")))
-    }
-}
-
-/// Name resolution has no timeout of its own in std: run it on a helper thread.
-fn resolve(host: &str, port: u16, deadline: Instant) -> Result<Vec<SocketAddr>, SshError> {
-    let (tx, rx) = mpsc::channel();
-    let name = host.to_owned();
-    std::thread::spawn(move || {
-        let r = (name.as_str(), port)
-            .to_socket_addrs()
-            .map(|it| it.collect::<Vec<_>>());
-        let _ = tx.send(r);
-    });
-    let remaining = deadline.saturating_duration_since(Instant::now());
-    match rx.recv_timeout(remaining) {
-        Ok(Ok(v)) => Ok(v),
-        Ok(Err(e)) => Err(SshError::Connect(format!("cannot resolve {host}: {e}"))),
-        Err(_) => Err(SshError::Timeout(format!("resolving {host} timed out"))),
     }
 }
 

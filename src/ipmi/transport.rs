@@ -7,11 +7,11 @@
 //! malformed) are dropped and never end the wait.
 
 use std::io::ErrorKind;
-use std::net::{IpAddr, SocketAddr, ToSocketAddrs, UdpSocket};
-use std::sync::mpsc;
+use std::net::{SocketAddr, UdpSocket};
 use std::time::{Duration, Instant};
 
 use super::IpmiError;
+use crate::net::{self, ResolveError};
 
 /// Upper bound for the resend interval.
 pub(crate) const MAX_INTERVAL: Duration = Duration::from_secs(1);
@@ -26,31 +26,6 @@ pub(crate) enum Verdict<T> {
     Done(T),
     /// A definitive answer that is an error.
     Fail(IpmiError),
-}
-
-/// Resolves `host` to its first address. A literal address needs no lookup; a name is
-/// looked up on a helper thread so that a hanging resolver cannot outlive `deadline`.
-fn resolve(host: &str, port: u16, deadline: Instant) -> Result<SocketAddr, IpmiError> {
-    let literal = host.trim_start_matches('[').trim_end_matches(']');
-    if let Ok(ip) = literal.parse::<IpAddr>() {
-        return Ok(SocketAddr::new(ip, port));
-    }
-    let (tx, rx) = mpsc::channel();
-    let name = host.to_string();
-    std::thread::spawn(move || {
-        let r = (name.as_str(), port)
-            .to_socket_addrs()
-            .map(|mut it| it.next())
-            .map_err(|e| e.to_string());
-        let _ = tx.send(r);
-    });
-    let wait = deadline.saturating_duration_since(Instant::now());
-    match rx.recv_timeout(wait) {
-        Ok(Ok(Some(a))) => Ok(a),
-        Ok(Ok(None)) => Err(IpmiError::Connect(format!("no address for {host}"))),
-        Ok(Err(e)) => Err(IpmiError::Connect(format!("cannot resolve {host}: {e}"))),
-        Err(_) => Err(IpmiError::TimedOut(format!("resolving {host}"))),
-    }
 }
 
 /// A connected UDP socket to one BMC.
@@ -77,7 +52,18 @@ impl Link {
         retransmit: Duration,
         deadline: Instant,
     ) -> Result<Link, IpmiError> {
-        let addr = resolve(host, port, deadline)?;
+        let addr = match net::resolve(host, port, deadline) {
+            Ok(v) => v
+                .into_iter()
+                .next()
+                .ok_or_else(|| IpmiError::Connect(format!("no address for {host}")))?,
+            Err(ResolveError::Failed(m)) => {
+                return Err(IpmiError::Connect(format!("cannot resolve {host}: {m}")))
+            }
+            Err(ResolveError::TimedOut) => {
+                return Err(IpmiError::TimedOut(format!("resolving {host}")))
+            }
+        };
         let bind: SocketAddr = if addr.is_ipv4() {
             SocketAddr::from(([0, 0, 0, 0], 0))
         } else {
