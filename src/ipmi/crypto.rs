@@ -174,31 +174,28 @@ impl ConfAlg {
     }
 }
 
-/// HMAC-SHA1 over the concatenated parts.
-pub(crate) fn hmac_sha1(key: &[u8], parts: &[&[u8]]) -> Vec<u8> {
-    match <Hmac<Sha1> as Mac>::new_from_slice(key) {
+/// HMAC over the concatenated parts. HMAC takes keys of any length, so the error arm is
+/// unreachable; it yields an empty code, which never verifies.
+fn hmac<M: Mac + hmac::digest::KeyInit>(key: &[u8], parts: &[&[u8]]) -> Vec<u8> {
+    match <M as hmac::digest::KeyInit>::new_from_slice(key) {
         Ok(mut m) => {
             for p in parts {
                 m.update(p);
             }
             m.finalize().into_bytes().to_vec()
         }
-        // HMAC takes keys of any length; an empty code never verifies.
         Err(_) => Vec::new(),
     }
 }
 
+/// HMAC-SHA1 over the concatenated parts.
+pub(crate) fn hmac_sha1(key: &[u8], parts: &[&[u8]]) -> Vec<u8> {
+    hmac::<Hmac<Sha1>>(key, parts)
+}
+
 /// HMAC-SHA256 over the concatenated parts.
 pub(crate) fn hmac_sha256(key: &[u8], parts: &[&[u8]]) -> Vec<u8> {
-    match <Hmac<Sha256> as Mac>::new_from_slice(key) {
-        Ok(mut m) => {
-            for p in parts {
-                m.update(p);
-            }
-            m.finalize().into_bytes().to_vec()
-        }
-        Err(_) => Vec::new(),
-    }
+    hmac::<Hmac<Sha256>>(key, parts)
 }
 
 /// Constant-time equality; false when lengths differ.
