@@ -90,6 +90,23 @@ pub(crate) fn encode_request(netfn: u8, cmd: u8, rq_seq: u8, data: &[u8]) -> Vec
     m
 }
 
+/// The rqSeqs (6 bits) used by the transmissions of one request, so that an answer to it, and
+/// only to it, is taken: a late or duplicated reply to another request never matches.
+#[derive(Debug, Default)]
+pub(crate) struct SeqSet(std::cell::Cell<u64>);
+
+impl SeqSet {
+    /// Records a transmission with rqSeq `s`.
+    pub(crate) fn mark(&self, s: u8) {
+        self.0.set(self.0.get() | (1u64 << (s & 0x3f)));
+    }
+
+    /// Whether `r` answers the request `netfn`/`cmd` sent with one of the recorded rqSeqs.
+    pub(crate) fn answers(&self, r: &Response, netfn: u8, cmd: u8) -> bool {
+        r.netfn == netfn | 1 && r.cmd == cmd && self.0.get() & (1u64 << (r.rq_seq & 0x3f)) != 0
+    }
+}
+
 /// A decoded IPMI response message.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Response {

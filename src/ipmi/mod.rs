@@ -531,8 +531,7 @@ impl Session {
             return Err(IpmiError::Closed);
         }
         let deadline = Instant::now() + budget;
-        // rqSeqs used by this request's transmissions (bit n = rqSeq n).
-        let used = Cell::new(0u64);
+        let used = codec::SeqSet::default();
         let next = Cell::new(self.rq_seq);
         let proto = &self.proto;
         let resp = self.link.exchange(
@@ -545,7 +544,7 @@ impl Session {
                     s = 1;
                 }
                 next.set((s + 1) & 0x3f);
-                used.set(used.get() | (1u64 << s));
+                used.mark(s);
                 proto.wrap(&codec::encode_request(netfn, cmd, s, data))
             },
             |dgram| {
@@ -553,13 +552,7 @@ impl Session {
                     return Verdict::Ignore;
                 };
                 match codec::decode_response(&msg) {
-                    Some(r)
-                        if r.netfn == netfn | 1
-                            && r.cmd == cmd
-                            && used.get() & (1u64 << (r.rq_seq & 0x3f)) != 0 =>
-                    {
-                        Verdict::Done(r)
-                    }
+                    Some(r) if used.answers(&r, netfn, cmd) => Verdict::Done(r),
                     _ => Verdict::Ignore,
                 }
             },

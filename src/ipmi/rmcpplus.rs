@@ -200,7 +200,7 @@ pub(crate) fn sessionless_command(
     cmd: u8,
     data: &[u8],
 ) -> Result<codec::Response, IpmiError> {
-    let used = Cell::new(0u64);
+    let used = codec::SeqSet::default();
     // rqSeqs are drawn before the exchange (the link is borrowed during it): enough for
     // every attempt, distinct from those of other sessionless requests.
     let seqs: Vec<u8> = (0..24).map(|_| link.take_rq_seq()).collect();
@@ -210,17 +210,11 @@ pub(crate) fn sessionless_command(
         |attempt| {
             let i = attempt as usize % seqs.len();
             let s = seqs.get(i).copied().unwrap_or(1);
-            used.set(used.get() | (1u64 << s));
+            used.mark(s);
             Ok(sessionless_v15(&codec::encode_request(netfn, cmd, s, data)))
         },
         |dgram| match parse_sessionless_v15(dgram).and_then(codec::decode_response) {
-            Some(r)
-                if r.netfn == netfn | 1
-                    && r.cmd == cmd
-                    && used.get() & (1u64 << (r.rq_seq & 0x3f)) != 0 =>
-            {
-                Verdict::Done(r)
-            }
+            Some(r) if used.answers(&r, netfn, cmd) => Verdict::Done(r),
             _ => Verdict::Ignore,
         },
     )

@@ -161,7 +161,7 @@ pub(crate) fn login(
         let mut data = vec![AUTH_MD5, priv_code];
         data.extend_from_slice(&challenge);
         data.extend_from_slice(&out_seq);
-        let used = Cell::new(0u64);
+        let used = codec::SeqSet::default();
         let sent = Cell::new(0u32);
         let seqs: Vec<u8> = (0..24).map(|_| link.take_rq_seq()).collect();
         let r = link.exchange(
@@ -172,7 +172,7 @@ pub(crate) fn login(
                     .get(attempt as usize % seqs.len())
                     .copied()
                     .unwrap_or(1);
-                used.set(used.get() | (1u64 << s));
+                used.mark(s);
                 sent.set(sent.get() + 1);
                 Ok(packet(
                     &pw,
@@ -184,13 +184,7 @@ pub(crate) fn login(
             |dgram| {
                 let msg = parse(&pw, temp_sid, dgram);
                 match msg.as_deref().and_then(codec::decode_response) {
-                    Some(r)
-                        if r.netfn == 0x07
-                            && r.cmd == 0x3a
-                            && used.get() & (1u64 << (r.rq_seq & 0x3f)) != 0 =>
-                    {
-                        Verdict::Done(r)
-                    }
+                    Some(r) if used.answers(&r, 0x06, 0x3a) => Verdict::Done(r),
                     _ => Verdict::Ignore,
                 }
             },
