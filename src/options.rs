@@ -416,9 +416,8 @@ impl Options {
     /// Seconds as a duration (values were validated when parsed; 0 when absent).
     pub fn secs(&self, name: &str) -> Duration {
         self.get(name)
-            .and_then(|v| v.trim().parse::<f64>().ok())
-            .filter(|f| f.is_finite() && *f >= 0.0)
-            .map(|f| Duration::from_secs_f64(f.min(1.0e6)))
+            .and_then(parse_secs)
+            .map(Duration::from_secs_f64)
             .unwrap_or(Duration::ZERO)
     }
 
@@ -501,6 +500,18 @@ impl Options {
     pub fn power_timeout(&self) -> Duration {
         self.secs("power_timeout")
     }
+}
+
+/// Longest time option accepted, in seconds (a day).
+pub const MAX_SECS: f64 = 86_400.0;
+
+/// A time option's value: finite seconds from 0 to [`MAX_SECS`]; `None` otherwise. The one
+/// parser behind validation and [`Options::secs`].
+pub fn parse_secs(v: &str) -> Option<f64> {
+    v.trim()
+        .parse::<f64>()
+        .ok()
+        .filter(|f| f.is_finite() && (0.0..=MAX_SECS).contains(f))
 }
 
 #[cfg(test)]

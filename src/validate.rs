@@ -63,17 +63,10 @@ pub fn problems<A: Agent>(opts: &Options) -> Vec<String> {
                     list.join(", ")
                 ));
             }
-            Kind::Second => {
-                let ok = v
-                    .trim()
-                    .parse::<f64>()
-                    .map(|f| f.is_finite() && (0.0..=86_400.0).contains(&f))
-                    .unwrap_or(false);
-                if !ok {
-                    out.push(format!(
-                        "The value you have entered for --{long} is not a valid time in seconds"
-                    ));
-                }
+            Kind::Second if crate::options::parse_secs(v).is_none() => {
+                out.push(format!(
+                    "The value you have entered for --{long} is not a valid time in seconds"
+                ));
             }
             Kind::Int => {
                 let ok = v.trim().parse::<i64>().map(|n| n >= 0).unwrap_or(false);
