@@ -560,6 +560,53 @@ impl Drop for SshSession {
     }
 }
 
+/// A session opened on first use (or handed over already open) and dropped after a
+/// transport error, so that the next command reconnects: what an agent holds for one action.
+pub struct LazySession {
+    cfg: SshConfig,
+    session: Option<SshSession>,
+}
+
+impl LazySession {
+    /// Not connected yet: the first command connects.
+    pub fn new(cfg: SshConfig) -> Self {
+        LazySession { cfg, session: None }
+    }
+
+    /// Connects now (an agent's `connect` reports login errors before any action).
+    pub fn connected(cfg: SshConfig) -> Result<Self, SshError> {
+        let session = SshSession::connect(&cfg)?;
+        Ok(LazySession {
+            cfg,
+            session: Some(session),
+        })
+    }
+
+    /// Runs `cmd` within the configured command timeout, connecting first when needed. A
+    /// transport error drops the session.
+    pub fn exec(&mut self, cmd: &str) -> Result<ExecOutput, SshError> {
+        let session = match self.session.as_mut() {
+            Some(s) => s,
+            None => self.session.insert(SshSession::connect(&self.cfg)?),
+        };
+        let r = session.exec(cmd, self.cfg.command_timeout);
+        if r.is_err() {
+            self.session = None;
+        }
+        r
+    }
+}
+
+/// `sudo -n ` (never prompts: a missing sudo rule fails at once) when `sudo` is set, else
+/// nothing; goes in front of a remote command.
+pub fn sudo_prefix(sudo: bool) -> &'static str {
+    if sudo {
+        "sudo -n "
+    } else {
+        ""
+    }
+}
+
 /// Quotes `s` for a POSIX shell: `'...'` with each `'` written as `'\''`.
 pub fn shell_quote(s: &str) -> String {
     let mut out = String::with_capacity(s.len() + 2);

@@ -554,7 +554,7 @@ impl Virsh {
     fn prefix(&self) -> String {
         format!(
             "env LC_ALL=C {}virsh -c {}",
-            if self.sudo { "sudo -n " } else { "" },
+            crate::ssh::sudo_prefix(self.sudo),
             shell_quote(&self.uri)
         )
     }

@@ -8,7 +8,7 @@
 
 use std::process::ExitCode;
 
-use fencekit::ssh::{SshConfig, SshSession};
+use fencekit::ssh::{self, LazySession, SshConfig};
 use fencekit::vimcmd::{self, Vm, VmPower};
 use fencekit::{
     log, Agent, AgentInfo, Feature, FenceError, FenceResult, Options, Outlet, PowerState,
@@ -43,8 +43,7 @@ known_hosts or a pinned fingerprint. Enable SSH on the ESXi host first.",
 
 /// One SSH session to an ESXi host, reopened after a transport error.
 struct Esxi {
-    cfg: SshConfig,
-    session: Option<SshSession>,
+    conn: LazySession,
     sudo: bool,
     vms: Option<Vec<Vm>>,
 }
@@ -52,11 +51,7 @@ struct Esxi {
 impl Esxi {
     /// `sudo -n ` when use_sudo is set, else nothing: goes in front of every remote command.
     fn sudo_prefix(&self) -> &'static str {
-        if self.sudo {
-            "sudo -n "
-        } else {
-            ""
-        }
+        ssh::sudo_prefix(self.sudo)
     }
 
     /// Runs one command (through `sudo -n` when use_sudo is set).
@@ -73,33 +68,19 @@ impl Esxi {
 
     /// As [`Self::exec_line`], with whether the command exited with status 0.
     fn exec_status(&mut self, full: &str, cmd: &str) -> FenceResult<(String, bool)> {
-        let session = match self.session.as_mut() {
-            Some(s) => s,
-            None => {
-                log::debug("Reconnecting to the ESXi host");
-                self.session.insert(SshSession::connect(&self.cfg)?)
-            }
-        };
         log::debug(&format!("Executing: {full}"));
-        match session.exec(full, self.cfg.command_timeout) {
-            Ok(out) => {
-                let stdout = out.stdout_text();
-                if stdout.trim().is_empty() && !out.success() {
-                    let err = out.stderr_text();
-                    let first = err.lines().next().unwrap_or("no output").trim();
-                    return Err(FenceError::Device(format!(
-                        "`{cmd}` failed with status {}: {first}",
-                        out.status
-                            .map_or_else(|| "unknown".to_string(), |s| s.to_string())
-                    )));
-                }
-                Ok((stdout, out.success()))
-            }
-            Err(e) => {
-                self.session = None;
-                Err(e.into())
-            }
+        let out = self.conn.exec(full)?;
+        let stdout = out.stdout_text();
+        if stdout.trim().is_empty() && !out.success() {
+            let err = out.stderr_text();
+            let first = err.lines().next().unwrap_or("no output").trim();
+            return Err(FenceError::Device(format!(
+                "`{cmd}` failed with status {}: {first}",
+                out.status
+                    .map_or_else(|| "unknown".to_string(), |s| s.to_string())
+            )));
         }
+        Ok((stdout, out.success()))
     }
 
     fn inventory(&mut self) -> FenceResult<&[Vm]> {
@@ -142,10 +123,8 @@ impl Agent for Esxi {
 
     fn connect(opts: &Options) -> FenceResult<Self> {
         let cfg = SshConfig::from_options(opts)?;
-        let session = SshSession::connect(&cfg)?;
         Ok(Esxi {
-            cfg,
-            session: Some(session),
+            conn: LazySession::connected(cfg)?,
             sudo: opts.flag("use_sudo"),
             vms: None,
         })

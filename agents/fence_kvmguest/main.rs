@@ -13,7 +13,7 @@ use std::process::ExitCode;
 
 use fencekit::kvmconf::{self, GuestEntry, HostAddr, KvmGuests};
 use fencekit::options::opt;
-use fencekit::ssh::{SshConfig, SshSession};
+use fencekit::ssh::{LazySession, SshConfig};
 use fencekit::virsh::{self, DomState, GuestLocation, Reply, Virsh, VirshError};
 use fencekit::{
     log, Agent, AgentInfo, Feature, FenceError, FenceResult, Kind, OptSpec, Options, Outlet,
@@ -57,29 +57,19 @@ fingerprint).",
     needs_password: true,
 };
 
-/// One KVM host of the map and its (lazily opened) SSH session.
+/// One KVM host of the map and its (lazily opened) SSH session; a configuration error of
+/// this host is kept and reported when the host is asked.
 struct Host {
     cfname: String,
-    cfg: Result<SshConfig, FenceError>,
-    session: Option<SshSession>,
+    conn: Result<LazySession, FenceError>,
 }
 
 impl Host {
     /// Runs one command; a transport failure drops the session (reopened next time).
     fn run(&mut self, cmd: &str) -> FenceResult<fencekit::ssh::ExecOutput> {
-        let cfg = self.cfg.as_ref().map_err(Clone::clone)?;
-        let session = match self.session.as_mut() {
-            Some(s) => s,
-            None => self.session.insert(SshSession::connect(cfg)?),
-        };
+        let conn = self.conn.as_mut().map_err(|e| e.clone())?;
         log::debug(&format!("{}: executing {cmd}", self.cfname));
-        match session.exec(cmd, cfg.command_timeout) {
-            Ok(out) => Ok(out),
-            Err(e) => {
-                self.session = None;
-                Err(e.into())
-            }
-        }
+        Ok(conn.exec(cmd)?)
     }
 }
 
@@ -291,8 +281,7 @@ impl Agent for KvmGuest {
             .iter()
             .map(|cf| Host {
                 cfname: cf.clone(),
-                cfg: host_config(opts, cf, &addrs),
-                session: None,
+                conn: host_config(opts, cf, &addrs).map(LazySession::new),
             })
             .collect();
         Ok(KvmGuest {
