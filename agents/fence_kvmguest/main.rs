@@ -113,7 +113,7 @@ impl KvmGuest {
     fn on_hosts(
         &mut self,
         names: &[String],
-        cmd: &(dyn Fn(&str) -> Result<String, VirshError> + Sync),
+        cmd: &str,
     ) -> Vec<(String, Result<fencekit::ssh::ExecOutput, VirshError>)> {
         let mut results: Vec<(String, Result<fencekit::ssh::ExecOutput, VirshError>)> = Vec::new();
         std::thread::scope(|scope| {
@@ -123,10 +123,9 @@ impl KvmGuest {
                 .filter(|h| names.contains(&h.cfname))
                 .map(|h| {
                     scope.spawn(move || {
-                        let r = cmd(&h.cfname).and_then(|c| {
-                            h.run(&c)
-                                .map_err(|e| VirshError::Failed(format!("cannot ask host: {e}")))
-                        });
+                        let r = h
+                            .run(cmd)
+                            .map_err(|e| VirshError::Failed(format!("cannot ask host: {e}")));
                         (h.cfname.clone(), r)
                     })
                 })
@@ -165,10 +164,10 @@ impl KvmGuest {
     /// Asks every host (mapped one first) where the guest runs.
     fn locate(&mut self, entry: &GuestEntry) -> FenceResult<Option<GuestLocation>> {
         let names = self.host_names(Some(&entry.host_cfname));
-        let v = self.virsh.clone();
         let guest = entry.guest_name.clone();
+        let cmd = self.virsh.domstate(&guest)?;
         let mut answers: Vec<(String, Result<DomState, VirshError>)> = self
-            .on_hosts(&names, &|_| v.domstate(&guest))
+            .on_hosts(&names, &cmd)
             .into_iter()
             .map(|(h, r)| {
                 let st = r.and_then(|out| {
@@ -206,7 +205,7 @@ impl KvmGuest {
             return;
         }
         let cmd = self.virsh.list_names();
-        let listed = self.on_hosts(&unsure, &|_| Ok(cmd.clone()));
+        let listed = self.on_hosts(&unsure, &cmd);
         for (h, a) in answers.iter_mut() {
             let Some((_, l)) = listed.iter().find(|(x, _)| x == h) else {
                 continue;
@@ -233,10 +232,9 @@ impl KvmGuest {
         build: fn(&Virsh, &str) -> Result<String, VirshError>,
         parse: fn(&Reply<'_>) -> Result<virsh::ActionOutcome, VirshError>,
     ) -> FenceResult<()> {
-        let v = self.virsh.clone();
-        let g = guest.to_string();
+        let cmd = build(&self.virsh, guest)?;
         let mut first_err = None;
-        for (h, r) in self.on_hosts(hosts, &move |_| build(&v, &g)) {
+        for (h, r) in self.on_hosts(hosts, &cmd) {
             let res = r.and_then(|out| parse(&Reply::new(out.status, &out.stdout, &out.stderr)));
             if let Err(e) = res {
                 log::debug(&format!("{h}: {e}"));
@@ -336,9 +334,9 @@ impl Agent for KvmGuest {
         let mut states: Vec<Option<PowerState>> = vec![None; entries.len()];
         if with_status {
             let names = self.host_names(None);
-            let v = self.virsh.clone();
+            let cmd = self.virsh.list_all();
             let tables: Vec<(String, Result<Vec<virsh::ListRow>, VirshError>)> = self
-                .on_hosts(&names, &move |_| Ok(v.list_all()))
+                .on_hosts(&names, &cmd)
                 .into_iter()
                 .map(|(h, r)| {
                     (
@@ -382,9 +380,9 @@ impl Agent for KvmGuest {
     fn monitor(&mut self, _opts: &Options) -> FenceResult<()> {
         // Every host must answer: a host that cannot be asked makes status unusable.
         let names = self.host_names(None);
-        let v = self.virsh.clone();
+        let cmd = self.virsh.version();
         let failed: Vec<String> = self
-            .on_hosts(&names, &move |_| Ok(v.version()))
+            .on_hosts(&names, &cmd)
             .into_iter()
             .filter_map(|(h, r)| match r {
                 Ok(out) if out.success() => None,
