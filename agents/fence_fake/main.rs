@@ -15,21 +15,23 @@ use std::process::ExitCode;
 use std::thread::sleep;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use fencekit::options::opt;
 use fencekit::{
     Agent, AgentInfo, Feature, FenceError, FenceResult, Kind, OptSpec, Options, Outlet, PowerState,
 };
 
-static OPTIONS: &[OptSpec] = &[OptSpec {
-    name: "state_file",
-    legacy: None,
-    short: None,
-    kind: Kind::Str,
-    default: Some("/tmp/fence_fake.state"),
-    required: false,
-    value_name: "[path]",
-    help: "File holding the fake plugs, their power states and injected faults",
-    order: 1,
-}];
+static OPTIONS: &[OptSpec] = &[opt(
+    "state_file",
+    None,
+    Kind::Str,
+    Some(STATE_FILE),
+    "[path]",
+    "File holding the fake plugs, their power states and injected faults",
+    1,
+)];
+
+/// Default `state_file`.
+const STATE_FILE: &str = "/tmp/fence_fake.state";
 
 static INFO: AgentInfo = AgentInfo {
     name: "fence_fake",
@@ -173,7 +175,7 @@ impl Fake {
 }
 
 fn log_invocation(opts: &Options) {
-    let state_file = opts.get("state_file").unwrap_or("/tmp/fence_fake.state");
+    let state_file = opts.get("state_file").unwrap_or(STATE_FILE);
     let mut keys: Vec<&str> = opts
         .table()
         .iter()
@@ -207,10 +209,7 @@ impl Agent for Fake {
     fn connect(opts: &Options) -> FenceResult<Self> {
         log_invocation(opts);
         let mut f = Fake {
-            path: opts
-                .get("state_file")
-                .unwrap_or("/tmp/fence_fake.state")
-                .to_string(),
+            path: opts.get("state_file").unwrap_or(STATE_FILE).to_string(),
             shell_timeout: opts.shell_timeout(),
             plugs: Vec::new(),
             faults: Vec::new(),
