@@ -336,16 +336,9 @@ pub struct Options {
 /// never carry a secret into a log line or an error message.
 impl std::fmt::Debug for Options {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let secret = |name: &str| {
-            name == "password"
-                || self
-                    .table
-                    .iter()
-                    .any(|s| s.name == name && matches!(s.kind, Kind::Secret))
-        };
         let mut m = f.debug_map();
         for (k, v) in &self.values {
-            if secret(k) {
+            if self.is_secret(k) {
                 m.entry(k, &"[set]");
             } else {
                 m.entry(k, v);
@@ -391,16 +384,39 @@ impl Options {
         self.table.iter().find(|s| s.name == name)
     }
 
-    /// Raw value given by the user, without defaults.
+    /// Raw value given by the user, without defaults. Never for a secret row (`password`,
+    /// `hexadecimal_kg`...): those come only as [`Secret`] ([`Self::password`],
+    /// [`Self::secret`]); [`Self::is_given`] says whether one was given.
     pub fn given(&self, name: &str) -> Option<&str> {
+        if self.is_secret(name) {
+            return None;
+        }
         self.values.get(name).map(String::as_str)
+    }
+
+    /// Whether the user gave this option (secret rows included).
+    pub fn is_given(&self, name: &str) -> bool {
+        self.values.contains_key(name)
+    }
+
+    /// A secret row's value, wrapped so that it cannot be printed.
+    pub fn secret(&self, name: &str) -> Option<Secret> {
+        if !self.is_secret(name) {
+            return None;
+        }
+        self.values.get(name).map(|v| Secret::new(v.clone()))
+    }
+
+    fn is_secret(&self, name: &str) -> bool {
+        name == "password"
+            || self
+                .table
+                .iter()
+                .any(|s| s.name == name && matches!(s.kind, Kind::Secret))
     }
 
     /// Value given by the user, else the table default. Never for secrets.
     pub fn get(&self, name: &str) -> Option<&str> {
-        if name == "password" {
-            return None;
-        }
         self.given(name)
             .or_else(|| self.spec(name).and_then(|s| s.default))
     }
@@ -528,5 +544,23 @@ mod tests {
         let text = format!("{o:?}");
         assert!(!text.contains("hunter2"), "{text}");
         assert!(text.contains("127.0.0.1"));
+    }
+
+    #[test]
+    fn secret_rows_only_come_as_secrets() {
+        let mut v = BTreeMap::new();
+        v.insert("password", "hunter2".to_string());
+        v.insert("hexadecimal_kg", "abcd".to_string());
+        let kg = opt("hexadecimal_kg", None, Kind::Secret, None, "[key]", "Kg", 1);
+        let table = [COMMON, PASSWORD, &[kg]].concat();
+        let o = Options::new("fence_t", table, v);
+        for name in ["password", "hexadecimal_kg"] {
+            assert_eq!(o.given(name), None, "{name}");
+            assert_eq!(o.get(name), None, "{name}");
+            assert!(o.is_given(name), "{name}");
+        }
+        assert_eq!(o.secret("hexadecimal_kg").unwrap().expose(), "abcd");
+        assert_eq!(o.password().unwrap().expose(), "hunter2");
+        assert!(o.secret("plug").is_none());
     }
 }

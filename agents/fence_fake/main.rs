@@ -179,7 +179,7 @@ fn log_invocation(opts: &Options) {
     let mut keys: Vec<&str> = opts
         .table()
         .iter()
-        .filter(|s| opts.given(s.name).is_some())
+        .filter(|s| opts.is_given(s.name))
         .map(|s| s.name)
         .collect();
     keys.sort_unstable();

@@ -231,8 +231,11 @@ impl IpmiConfig {
                 ))
             })?;
         }
-        if let Some(kg) = opts.get("hexadecimal_kg").filter(|k| !k.trim().is_empty()) {
-            cfg.kg = Some(Secret::new(kg.trim()));
+        if let Some(kg) = opts
+            .secret("hexadecimal_kg")
+            .filter(|k| !k.expose().trim().is_empty())
+        {
+            cfg.kg = Some(Secret::new(kg.expose().trim()));
         }
         let t = opts.login_timeout();
         if !t.is_zero() {

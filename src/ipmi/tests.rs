@@ -328,7 +328,17 @@ fn config_from_fence_ipmilan_options() {
     let opts = |pairs: &[(&'static str, &str)]| {
         let values: BTreeMap<&'static str, String> =
             pairs.iter().map(|(k, v)| (*k, v.to_string())).collect();
-        crate::options::Options::new("fence_bmc", Vec::new(), values)
+        // The Kg row is a secret row, as in fence_bmc's table.
+        let kg = crate::options::opt(
+            "hexadecimal_kg",
+            None,
+            crate::options::Kind::Secret,
+            None,
+            "[key]",
+            "Kg",
+            1,
+        );
+        crate::options::Options::new("fence_bmc", vec![kg], values)
     };
     let c = IpmiConfig::from_options(&opts(&[
         ("ip", "10.0.0.9"),
