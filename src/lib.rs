@@ -1,29 +1,19 @@
 //! fencekit: fence agents and VM evacuation for Pacemaker clusters.
 //!
-//! Layout: `options` (the one option table), `stdin`/`argv` (input modes), `metadata`
-//! (XML and man page), `engine` (the action engine), `run` (the only module that prints
-//! results and picks exit codes), `agent` (the contract agents implement), `error`, `secret`.
+//! The tree shows the layers; a module uses only its own layer or those below it:
+//! - [`protocol`]: the fence-agent contract (the agent trait, the one option table, argv and
+//!   stdin input, validation, the action engine, metadata and man page, logging, and `run`, the
+//!   only module that prints results and picks exit codes).
+//! - [`device`]: device grammars as pure functions over text (`vim-cmd`, `virsh`,
+//!   `kvmguests.conf`).
+//! - [`transport`]: how bytes reach a device (SSH, IPMI over RMCP/RMCP+, a deadline-bounded
+//!   resolver).
 
-pub mod agent;
-pub mod error;
-pub mod ipmi;
-pub mod kvmconf;
-pub mod net;
-pub mod options;
-pub mod secret;
-pub mod ssh;
-pub mod vimcmd;
-pub mod virsh;
+pub mod device;
+pub mod protocol;
+pub mod transport;
 
-pub use agent::{Agent, AgentInfo, Feature, Outlet, PowerState};
-pub use error::{FenceError, FenceResult};
-pub use options::{Kind, OptSpec, Options};
-pub use secret::Secret;
-pub mod argv;
-pub mod engine;
-pub mod log;
-pub mod manual;
-pub mod metadata;
-pub mod run;
-pub mod stdin;
-pub mod validate;
+pub use protocol::agent::{Agent, AgentInfo, Feature, Outlet, PowerState};
+pub use protocol::error::{FenceError, FenceResult};
+pub use protocol::options::{Kind, OptSpec, Options};
+pub use protocol::secret::Secret;

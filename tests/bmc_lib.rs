@@ -1,4 +1,4 @@
-//! fencekit::ipmi against real peers on loopback: ipmi_sim BMCs (tests/sim_ipmi), ipmitool
+//! fencekit::transport::ipmi against real peers on loopback: ipmi_sim BMCs (tests/sim_ipmi), ipmitool
 //! as the second opinion, a lossy UDP relay, and a suite-17 responder (tests/ipmi17.rs).
 
 #![allow(
@@ -11,7 +11,7 @@
 
 use std::time::{Duration, Instant};
 
-use fencekit::ipmi::{ChassisOp, IpmiConfig, IpmiError, Privilege, Session, Version};
+use fencekit::transport::ipmi::{ChassisOp, IpmiConfig, IpmiError, Privilege, Session, Version};
 use fencekit::{FenceError, PowerState, Secret};
 
 use crate::ipmi17::Bmc17;

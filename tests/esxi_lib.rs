@@ -1,4 +1,4 @@
-//! `fencekit::ssh` + `fencekit::vimcmd` against the fake ESXi hosts of `tests/sim/`.
+//! `fencekit::transport::ssh` + `fencekit::device::vimcmd` against the fake ESXi hosts of `tests/sim/`.
 
 // Test-harness code: failing loudly is the point here.
 #![allow(
@@ -12,8 +12,10 @@
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use fencekit::ssh::{HostKeyPolicy, HostKeyStatus, SshAuth, SshConfig, SshError, SshSession};
-use fencekit::vimcmd::{self, ParseError, VmPower};
+use fencekit::device::vimcmd::{self, ParseError, VmPower};
+use fencekit::transport::ssh::{
+    HostKeyPolicy, HostKeyStatus, SshAuth, SshConfig, SshError, SshSession,
+};
 use fencekit::Secret;
 
 use crate::sim::sshd::{Auth, EsxiHost, SimVm};

@@ -1,7 +1,7 @@
 //! A small RMCP+ BMC responder for cipher suite 17 (RAKP-HMAC-SHA256, HMAC-SHA256-128,
 //! AES-CBC-128) and suite 3, on 127.0.0.1, because ipmi_sim 2.0.33 has no SHA-256.
 //!
-//! It is written from the IPMI 2.0 spec independently of `src/ipmi` (only the RustCrypto
+//! It is written from the IPMI 2.0 spec independently of `src/transport/ipmi` (only the RustCrypto
 //! primitives are shared) and proven against `ipmitool -I lanplus -C 17` before the library is
 //! tested against it. One thread, one UDP socket; state: users, power, open sessions.
 //! Offers suites 3 and 17 in Get Channel Cipher Suites (or only those in `offer`).

@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use fencekit::ipmi::{IpmiConfig, Privilege, Version};
+use fencekit::transport::ipmi::{IpmiConfig, Privilege, Version};
 use fencekit::{PowerState, Secret};
 
 /// The scripts directory.

@@ -1,5 +1,5 @@
 //! The simulated KVM hosts, driven with the plain OpenSSH client and checked with the
-//! `fencekit::virsh` / `fencekit::kvmconf` parsers: state round trips, persistence across
+//! `fencekit::device::virsh` / `fencekit::device::kvmconf` parsers: state round trips, persistence across
 //! sessions, password login, migration, several hosts at once, and every fault.
 
 // Test support code: failing loudly is the point.
@@ -13,8 +13,8 @@
 
 use std::time::Duration;
 
-use fencekit::kvmconf;
-use fencekit::virsh::{self, ActionOutcome, DomState, Reply, Virsh, VirshError};
+use fencekit::device::kvmconf;
+use fencekit::device::virsh::{self, ActionOutcome, DomState, Reply, Virsh, VirshError};
 use fencekit::PowerState;
 
 use crate::kvmsim::{Daemon, KvmSim, SshResult};

@@ -9,9 +9,10 @@
 
 use std::process::ExitCode;
 
-use fencekit::ipmi::{ChassisOp, IpmiConfig, Privilege, Session, Version};
-use fencekit::options::opt;
-use fencekit::{log, Agent, AgentInfo, Feature, FenceResult, Kind, OptSpec, Options, PowerState};
+use fencekit::protocol::log;
+use fencekit::protocol::options::opt;
+use fencekit::transport::ipmi::{ChassisOp, IpmiConfig, Privilege, Session, Version};
+use fencekit::{Agent, AgentInfo, Feature, FenceResult, Kind, OptSpec, Options, PowerState};
 
 static OPTIONS: &[OptSpec] = &[
     opt("lanplus", Some('P'), Kind::Flag, Some("1"), "", "Use Lanplus (IPMI 2.0 RMCP+) to improve security of connection; lanplus=0 selects IPMI 1.5 with MD5 authentication", 1),
@@ -198,5 +199,5 @@ impl Drop for Bmc {
 
 /// Entry point.
 fn main() -> ExitCode {
-    fencekit::run::run::<Bmc>()
+    fencekit::protocol::run::run::<Bmc>()
 }

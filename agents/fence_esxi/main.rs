@@ -8,11 +8,10 @@
 
 use std::process::ExitCode;
 
-use fencekit::ssh::{self, LazySession, SshConfig};
-use fencekit::vimcmd::{self, Vm, VmPower};
-use fencekit::{
-    log, Agent, AgentInfo, Feature, FenceError, FenceResult, Options, Outlet, PowerState,
-};
+use fencekit::device::vimcmd::{self, Vm, VmPower};
+use fencekit::protocol::log;
+use fencekit::transport::ssh::{self, LazySession, SshConfig};
+use fencekit::{Agent, AgentInfo, Feature, FenceError, FenceResult, Options, Outlet, PowerState};
 
 static INFO: AgentInfo = AgentInfo {
     name: "fence_esxi",
@@ -224,7 +223,7 @@ fn split_states(out: &str) -> Vec<(u32, Option<PowerState>)> {
 
 /// Entry point.
 fn main() -> ExitCode {
-    fencekit::run::run::<Esxi>()
+    fencekit::protocol::run::run::<Esxi>()
 }
 
 #[cfg(test)]

@@ -15,7 +15,7 @@ use std::process::ExitCode;
 use std::thread::sleep;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use fencekit::options::opt;
+use fencekit::protocol::options::opt;
 use fencekit::{
     Agent, AgentInfo, Feature, FenceError, FenceResult, Kind, OptSpec, Options, Outlet, PowerState,
 };
@@ -309,5 +309,5 @@ impl Agent for Fake {
 
 /// Entry point.
 fn main() -> ExitCode {
-    fencekit::run::run::<Fake>()
+    fencekit::protocol::run::run::<Fake>()
 }

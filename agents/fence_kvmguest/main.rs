@@ -11,13 +11,13 @@
 use std::path::Path;
 use std::process::ExitCode;
 
-use fencekit::kvmconf::{self, GuestEntry, HostAddr, KvmGuests};
-use fencekit::options::opt;
-use fencekit::ssh::{LazySession, SshConfig};
-use fencekit::virsh::{self, DomState, GuestLocation, Reply, Virsh, VirshError};
+use fencekit::device::kvmconf::{self, GuestEntry, HostAddr, KvmGuests};
+use fencekit::device::virsh::{self, DomState, GuestLocation, Reply, Virsh, VirshError};
+use fencekit::protocol::log;
+use fencekit::protocol::options::opt;
+use fencekit::transport::ssh::{LazySession, SshConfig};
 use fencekit::{
-    log, Agent, AgentInfo, Feature, FenceError, FenceResult, Kind, OptSpec, Options, Outlet,
-    PowerState,
+    Agent, AgentInfo, Feature, FenceError, FenceResult, Kind, OptSpec, Options, Outlet, PowerState,
 };
 
 static OPTIONS: &[OptSpec] = &[
@@ -66,7 +66,7 @@ struct Host {
 
 impl Host {
     /// Runs one command; a transport failure drops the session (reopened next time).
-    fn run(&mut self, cmd: &str) -> FenceResult<fencekit::ssh::ExecOutput> {
+    fn run(&mut self, cmd: &str) -> FenceResult<fencekit::transport::ssh::ExecOutput> {
         let conn = self.conn.as_mut().map_err(|e| e.clone())?;
         log::debug(&format!("{}: executing {cmd}", self.cfname));
         Ok(conn.exec(cmd)?)
@@ -114,8 +114,14 @@ impl KvmGuest {
         &mut self,
         names: &[String],
         cmd: &str,
-    ) -> Vec<(String, Result<fencekit::ssh::ExecOutput, VirshError>)> {
-        let mut results: Vec<(String, Result<fencekit::ssh::ExecOutput, VirshError>)> = Vec::new();
+    ) -> Vec<(
+        String,
+        Result<fencekit::transport::ssh::ExecOutput, VirshError>,
+    )> {
+        let mut results: Vec<(
+            String,
+            Result<fencekit::transport::ssh::ExecOutput, VirshError>,
+        )> = Vec::new();
         std::thread::scope(|scope| {
             let handles: Vec<_> = self
                 .hosts
@@ -420,5 +426,5 @@ impl Agent for KvmGuest {
 
 /// Entry point.
 fn main() -> ExitCode {
-    fencekit::run::run::<KvmGuest>()
+    fencekit::protocol::run::run::<KvmGuest>()
 }

@@ -14,8 +14,8 @@ use std::ffi::OsString;
 use clap::error::{ContextKind, ContextValue, ErrorKind};
 use clap::{Arg, ArgAction, Command};
 
-use crate::options::{Kind, OptSpec};
-use crate::stdin::flag_value;
+use crate::protocol::options::{Kind, OptSpec};
+use crate::protocol::stdin::flag_value;
 
 /// Result of parsing argv. `Debug` shows option names, never values (one may be a password).
 #[derive(Default, Clone, PartialEq, Eq)]
@@ -152,7 +152,7 @@ fn usage_message(e: &clap::Error) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::options::{ADDRESS, COMMON, LOGIN, PASSWORD, PLUGS};
+    use crate::protocol::options::{ADDRESS, COMMON, LOGIN, PASSWORD, PLUGS};
 
     fn t() -> Vec<OptSpec> {
         [COMMON, ADDRESS, LOGIN, PASSWORD, PLUGS].concat()

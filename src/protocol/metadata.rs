@@ -10,8 +10,8 @@ use std::fmt::Write as _;
 
 use quick_xml::escape::escape;
 
-use crate::agent::AgentInfo;
-use crate::options::{Kind, OptSpec};
+use crate::protocol::agent::AgentInfo;
+use crate::protocol::options::{Kind, OptSpec};
 
 /// The fencekit version printed by `-V`.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
@@ -261,8 +261,8 @@ pub fn manpage(name: &str, info: &AgentInfo, table: &[OptSpec]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::agent::Feature;
-    use crate::options::table;
+    use crate::protocol::agent::Feature;
+    use crate::protocol::options::table;
 
     static INFO: AgentInfo = AgentInfo {
         name: "fence_t",

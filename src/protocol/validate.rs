@@ -3,8 +3,8 @@
 
 use std::path::Path;
 
-use crate::agent::{Agent, Feature};
-use crate::options::{Kind, Options};
+use crate::protocol::agent::{Agent, Feature};
+use crate::protocol::options::{Kind, Options};
 
 /// Every problem with the options, in upstream's order and wording (without `Failed: `).
 pub fn problems<A: Agent>(opts: &Options) -> Vec<String> {
@@ -63,7 +63,7 @@ pub fn problems<A: Agent>(opts: &Options) -> Vec<String> {
                     list.join(", ")
                 ));
             }
-            Kind::Second if crate::options::parse_secs(v).is_none() => {
+            Kind::Second if crate::protocol::options::parse_secs(v).is_none() => {
                 out.push(format!(
                     "The value you have entered for --{long} is not a valid time in seconds"
                 ));
@@ -91,9 +91,9 @@ pub fn problems<A: Agent>(opts: &Options) -> Vec<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::agent::AgentInfo;
-    use crate::error::FenceResult;
-    use crate::options::table;
+    use crate::protocol::agent::AgentInfo;
+    use crate::protocol::error::FenceResult;
+    use crate::protocol::options::table;
     use crate::PowerState;
     use std::collections::BTreeMap;
 

@@ -13,10 +13,10 @@
 use std::thread::sleep;
 use std::time::{Duration, Instant};
 
-use crate::agent::{Agent, Feature, Outlet, PowerState};
-use crate::error::{FenceError, FenceResult};
-use crate::log;
-use crate::options::Options;
+use crate::protocol::agent::{Agent, Feature, Outlet, PowerState};
+use crate::protocol::error::{FenceError, FenceResult};
+use crate::protocol::log;
+use crate::protocol::options::Options;
 
 /// What an action produced, when it did not fail.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -278,8 +278,8 @@ fn reboot_cycle<A: Agent>(agent: &mut A, opts: &Options, plugs: &[String]) -> Fe
 mod tests {
     //! The engine against an in-memory scripted agent.
     use super::*;
-    use crate::agent::AgentInfo;
-    use crate::options::table;
+    use crate::protocol::agent::AgentInfo;
+    use crate::protocol::options::table;
     use std::cell::RefCell;
     use std::collections::BTreeMap;
 

@@ -11,7 +11,7 @@ use std::net::{SocketAddr, UdpSocket};
 use std::time::{Duration, Instant};
 
 use super::IpmiError;
-use crate::net::{self, ResolveError};
+use crate::transport::net::{self, ResolveError};
 
 /// Upper bound for the resend interval.
 pub(crate) const MAX_INTERVAL: Duration = Duration::from_secs(1);

@@ -2,8 +2,8 @@
 //! chassis commands a fence agent needs.
 //!
 //! ```no_run
-//! use fencekit::ipmi::{ChassisOp, IpmiConfig, Session};
-//! # fn main() -> Result<(), fencekit::ipmi::IpmiError> {
+//! use fencekit::transport::ipmi::{ChassisOp, IpmiConfig, Session};
+//! # fn main() -> Result<(), fencekit::transport::ipmi::IpmiError> {
 //! let cfg = IpmiConfig::new("127.0.0.1", "admin", fencekit::Secret::new("pass"));
 //! let mut s = Session::open(&cfg)?;              // one session for the whole action
 //! s.chassis_control(ChassisOp::PowerDown)?;
@@ -94,9 +94,9 @@ use std::time::{Duration, Instant};
 
 pub use chassis::{completion_text, ChassisOp};
 
-use crate::agent::PowerState;
-use crate::error::FenceError;
-use crate::secret::Secret;
+use crate::protocol::agent::PowerState;
+use crate::protocol::error::FenceError;
+use crate::protocol::secret::Secret;
 use chassis::{NETFN_APP, NETFN_CHASSIS};
 use transport::{Link, Verdict};
 
@@ -196,7 +196,7 @@ impl IpmiConfig {
     /// anything else or absent = RMCP+; fence_bmc defaults to lanplus), `cipher`, `privlvl`
     /// (administrator), `hexadecimal_kg`, `login_timeout` (login deadline and per-command
     /// budget; 5 s if absent). Only reads options; sends nothing.
-    pub fn from_options(opts: &crate::options::Options) -> Result<IpmiConfig, IpmiError> {
+    pub fn from_options(opts: &crate::protocol::options::Options) -> Result<IpmiConfig, IpmiError> {
         let host = opts
             .ip()
             .filter(|h| !h.trim().is_empty())

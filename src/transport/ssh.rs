@@ -31,11 +31,11 @@ use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use sha2::{Digest, Sha256};
 use ssh2::{BlockDirections, HashType, HostKeyType, KeyboardInteractivePrompt, MethodType, Prompt};
 
-use crate::error::FenceError;
-use crate::ipmi::crypto::hmac_sha1;
-use crate::net::{self, ResolveError};
-use crate::options::Options;
-use crate::secret::Secret;
+use crate::protocol::error::FenceError;
+use crate::protocol::options::Options;
+use crate::protocol::secret::Secret;
+use crate::transport::ipmi::crypto::hmac_sha1;
+use crate::transport::net::{self, ResolveError};
 
 /// Default cap on the bytes collected from one command (stdout and stderr together).
 pub const DEFAULT_MAX_OUTPUT: usize = 16 * 1024 * 1024;

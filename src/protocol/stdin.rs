@@ -12,7 +12,7 @@
 
 use std::collections::BTreeMap;
 
-use crate::options::{Kind, OptSpec};
+use crate::protocol::options::{Kind, OptSpec};
 
 /// Largest stdin we read (Pacemaker sends a few hundred bytes).
 pub const MAX_STDIN: usize = 1 << 20;
@@ -126,7 +126,7 @@ fn printable(key: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::options::{ADDRESS, COMMON, LOGIN, PASSWORD, PLUGS};
+    use crate::protocol::options::{ADDRESS, COMMON, LOGIN, PASSWORD, PLUGS};
 
     fn table() -> Vec<OptSpec> {
         [COMMON, ADDRESS, LOGIN, PASSWORD, PLUGS].concat()

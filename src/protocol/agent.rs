@@ -8,8 +8,8 @@
 //! The one rule: [`Agent::power_status`] returns `Off` only when the device said so in words
 //! the agent recognises. Anything else is an `Err`, never `Off`.
 
-use crate::error::{FenceError, FenceResult};
-use crate::options::{OptSpec, Options};
+use crate::protocol::error::{FenceError, FenceResult};
+use crate::protocol::options::{OptSpec, Options};
 
 /// A power state read back from the device.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

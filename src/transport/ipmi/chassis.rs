@@ -1,7 +1,7 @@
 //! Chassis commands (Get Chassis Status, Chassis Control) and completion-code texts.
 
 use super::IpmiError;
-use crate::agent::PowerState;
+use crate::protocol::agent::PowerState;
 
 /// Chassis netfn.
 pub(crate) const NETFN_CHASSIS: u8 = 0x00;

@@ -34,8 +34,8 @@
 
 use std::fmt;
 
-use crate::agent::PowerState;
-use crate::error::FenceError;
+use crate::protocol::agent::PowerState;
+use crate::protocol::error::FenceError;
 
 /// Default libvirt URI of a KVM host.
 pub const DEFAULT_URI: &str = "qemu:///system";
@@ -180,9 +180,9 @@ impl<'a> Reply<'a> {
     }
 }
 
-/// [`crate::error::excerpt`] of untrusted bytes.
+/// [`crate::protocol::error::excerpt`] of untrusted bytes.
 fn excerpt(b: &[u8]) -> String {
-    crate::error::excerpt(&String::from_utf8_lossy(b))
+    crate::protocol::error::excerpt(&String::from_utf8_lossy(b))
 }
 
 /// Non-empty lines of a text (virsh ends its answers with an empty line).
@@ -500,7 +500,7 @@ pub fn locate(
     Ok(GuestLocation::Off { defined_on: off })
 }
 
-pub use crate::ssh::shell_quote;
+pub use crate::transport::ssh::shell_quote;
 
 /// Builds virsh command lines for one host.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -554,7 +554,7 @@ impl Virsh {
     fn prefix(&self) -> String {
         format!(
             "env LC_ALL=C {}virsh -c {}",
-            crate::ssh::sudo_prefix(self.sudo),
+            crate::transport::ssh::sudo_prefix(self.sudo),
             shell_quote(&self.uri)
         )
     }

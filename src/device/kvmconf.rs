@@ -30,9 +30,9 @@ use std::fmt;
 use std::net::IpAddr;
 use std::path::Path;
 
-use crate::error::FenceError;
-use crate::secret::Secret;
-use crate::virsh;
+use crate::device::virsh;
+use crate::protocol::error::FenceError;
+use crate::protocol::secret::Secret;
 
 /// Longest accepted field, in bytes.
 pub const MAX_FIELD: usize = 255;

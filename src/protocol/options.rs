@@ -12,8 +12,8 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use crate::agent::{AgentInfo, Feature};
-use crate::secret::Secret;
+use crate::protocol::agent::{AgentInfo, Feature};
+use crate::protocol::secret::Secret;
 
 /// What an option's value is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

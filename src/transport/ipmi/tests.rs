@@ -329,16 +329,16 @@ fn config_from_fence_ipmilan_options() {
         let values: BTreeMap<&'static str, String> =
             pairs.iter().map(|(k, v)| (*k, v.to_string())).collect();
         // The Kg row is a secret row, as in fence_bmc's table.
-        let kg = crate::options::opt(
+        let kg = crate::protocol::options::opt(
             "hexadecimal_kg",
             None,
-            crate::options::Kind::Secret,
+            crate::protocol::options::Kind::Secret,
             None,
             "[key]",
             "Kg",
             1,
         );
-        crate::options::Options::new("fence_bmc", vec![kg], values)
+        crate::protocol::options::Options::new("fence_bmc", vec![kg], values)
     };
     let c = IpmiConfig::from_options(&opts(&[
         ("ip", "10.0.0.9"),

@@ -20,14 +20,14 @@ use std::path::Path;
 use std::process::{Command, ExitCode, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::agent::{Agent, AgentInfo, Outlet, PowerState};
-use crate::engine::{self, Outcome};
-use crate::error::FenceError;
-use crate::log;
-use crate::metadata;
-use crate::options::{self, Options};
-use crate::secret::Secret;
-use crate::{argv, stdin, validate};
+use crate::protocol::agent::{Agent, AgentInfo, Outlet, PowerState};
+use crate::protocol::engine::{self, Outcome};
+use crate::protocol::error::FenceError;
+use crate::protocol::log;
+use crate::protocol::metadata;
+use crate::protocol::options::{self, Options};
+use crate::protocol::secret::Secret;
+use crate::protocol::{argv, stdin, validate};
 
 /// Runs an agent as a process (argv from the environment, stdin, stdout).
 pub fn run<A: Agent>() -> ExitCode {

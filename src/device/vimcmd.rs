@@ -1,6 +1,6 @@
 //! ESXi `vim-cmd` layer: command builders and parsers for what `vim-cmd` prints.
 //!
-//! Pure functions, no I/O: the transport ([`crate::ssh`]) runs the strings built here and the
+//! Pure functions, no I/O: the transport ([`crate::transport::ssh`]) runs the strings built here and the
 //! parsers turn the answers into types. Formats and their provenance are documented in the
 //! project's ESXi format reference (getallvms layout, getstate lines, fault blocks in the
 //! ESXi 5 and the 6.7+ layouts, registervm/unregister, hostsummary).
@@ -16,8 +16,8 @@
 
 use std::fmt;
 
-use crate::error::{excerpt, FenceError};
-use crate::ssh::shell_quote;
+use crate::protocol::error::{excerpt, FenceError};
+use crate::transport::ssh::shell_quote;
 
 /// One registered VM, as listed by `vim-cmd vmsvc/getallvms`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -505,7 +505,7 @@ mod tests {
 
     macro_rules! fixture {
         ($name:literal) => {
-            include_str!(concat!("../tests/fixtures/esxi/", $name))
+            include_str!(concat!("../../tests/fixtures/esxi/", $name))
         };
     }
 
