@@ -14,4 +14,5 @@ pub mod options;
 pub mod run;
 pub mod secret;
 pub mod stdin;
+pub mod userfile;
 pub mod validate;
