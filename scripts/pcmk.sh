@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # A real single-node Pacemaker cluster (corosync + pacemakerd) on 127.0.0.1, without systemd,
-# for end-to-end fence-agent tests. Recipe: shared/reference/test-peers-pacemaker.md §1.
+# for end-to-end fence-agent tests. Recipe: docs/testing-peers.md §1.
 #
 # Usage:
 #   scripts/pcmk.sh up     [--state DIR] [--restart] [--keep-cib] [--keep-on-failure]

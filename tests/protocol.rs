@@ -1,5 +1,5 @@
 //! The fence-agent protocol through the real `fence_fake` binary, in stdin, short-option and
-//! long-option modes. Test names carry the checklist item of fence-protocol.md §9 (`cNN_`);
+//! long-option modes. Test names carry the checklist item of docs/protocol.md §9 (`cNN_`);
 //! tests/CHECKLIST.md maps every item to a test or a written reason.
 
 use std::fs;
