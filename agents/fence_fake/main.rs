@@ -17,18 +17,13 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use fencekit::protocol::options::opt;
 use fencekit::{
-    Agent, AgentInfo, Feature, FenceError, FenceResult, Kind, OptSpec, Options, Outlet, PowerState,
+    Agent, AgentInfo, Feature, FenceError, FenceResult, OptSpec, Options, Outlet, PowerState,
 };
 
-static OPTIONS: &[OptSpec] = &[opt(
-    "state_file",
-    None,
-    Kind::Str,
-    Some(STATE_FILE),
-    "[path]",
-    "File holding the fake plugs, their power states and injected faults",
-    1,
-)];
+static OPTIONS: &[OptSpec] = &[opt("state_file")
+    .default(STATE_FILE)
+    .value("[path]")
+    .help("File holding the fake plugs, their power states and injected faults")];
 
 /// Default `state_file`.
 const STATE_FILE: &str = "/tmp/fence_fake.state";

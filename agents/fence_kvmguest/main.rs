@@ -17,18 +17,15 @@ use fencekit::protocol::log;
 use fencekit::protocol::options::opt;
 use fencekit::transport::ssh::{LazySession, SshConfig};
 use fencekit::{
-    Agent, AgentInfo, Feature, FenceError, FenceResult, Kind, OptSpec, Options, Outlet, PowerState,
+    Agent, AgentInfo, Feature, FenceError, FenceResult, OptSpec, Options, Outlet, PowerState,
 };
 
 static OPTIONS: &[OptSpec] = &[
-    opt("guests_conf", None, Kind::Str, Some(kvmconf::DEFAULT_PATH), "[path]", "Map of guests and their hosts (kvmguests.conf format: guest-name host-cfname guest-clustername guest-cfname guest_IP guest_user guest_passwd)", 1),
-    opt("hosts", None, Kind::Str, None, "[cfname=addr[:port],...]", "How to reach each host-cfname of the map by SSH (cfhost1=192.0.2.1:22,cfhost2=user@[2001:db8::2]); hosts not listed are reached by their cfname through name resolution", 1),
-    OptSpec {
-        short: Some('u'),
-        ..opt("ipport", None, Kind::Int, Some("22"), "[port]", "SSH port of the hosts (when the hosts option gives none)", 1)
-    },
-    opt("libvirt_uri", None, Kind::Str, Some(virsh::DEFAULT_URI), "[uri]", "libvirt URI used by virsh on the hosts", 1),
-    opt("relax_conf_permissions", None, Kind::Flag, None, "", "Accept a guests_conf readable by group or others (with a warning)", 1),
+    opt("guests_conf").default(kvmconf::DEFAULT_PATH).value("[path]").help("Map of guests and their hosts (kvmguests.conf format: guest-name host-cfname guest-clustername guest-cfname guest_IP guest_user guest_passwd)"),
+    opt("hosts").value("[cfname=addr[:port],...]").help("How to reach each host-cfname of the map by SSH (cfhost1=192.0.2.1:22,cfhost2=user@[2001:db8::2]); hosts not listed are reached by their cfname through name resolution"),
+    opt("ipport").short('u').int().default("22").value("[port]").help("SSH port of the hosts (when the hosts option gives none)"),
+    opt("libvirt_uri").default(virsh::DEFAULT_URI).value("[uri]").help("libvirt URI used by virsh on the hosts"),
+    opt("relax_conf_permissions").flag().help("Accept a guests_conf readable by group or others (with a warning)"),
 ];
 
 static INFO: AgentInfo = AgentInfo {

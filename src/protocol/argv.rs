@@ -152,7 +152,10 @@ fn usage_message(e: &clap::Error) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::protocol::options::{ADDRESS, COMMON, LOGIN, PASSWORD, PLUGS};
+    use crate::protocol::options::{
+        ADDRESS_ROWS as ADDRESS, COMMON_ROWS as COMMON, LOGIN_ROWS as LOGIN,
+        PASSWORD_ROWS as PASSWORD, PLUGS_ROWS as PLUGS,
+    };
 
     fn t() -> Vec<OptSpec> {
         [COMMON, ADDRESS, LOGIN, PASSWORD, PLUGS].concat()

@@ -126,7 +126,10 @@ fn printable(key: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::protocol::options::{ADDRESS, COMMON, LOGIN, PASSWORD, PLUGS};
+    use crate::protocol::options::{
+        ADDRESS_ROWS as ADDRESS, COMMON_ROWS as COMMON, LOGIN_ROWS as LOGIN,
+        PASSWORD_ROWS as PASSWORD, PLUGS_ROWS as PLUGS,
+    };
 
     fn table() -> Vec<OptSpec> {
         [COMMON, ADDRESS, LOGIN, PASSWORD, PLUGS].concat()
