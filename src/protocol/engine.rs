@@ -359,7 +359,7 @@ mod tests {
         for (k, val) in pairs {
             v.insert(*k, val.to_string());
         }
-        Options::new("fence_t", table(&INFO), v)
+        Options::new("fence_t", table(&INFO).unwrap(), v)
     }
 
     fn reset(f: impl FnOnce(&mut Script)) {

@@ -285,7 +285,7 @@ mod tests {
 
     #[test]
     fn deprecated_pairs_and_order() {
-        let x = xml("fence_t", &INFO, &table(&INFO));
+        let x = xml("fence_t", &INFO, &table(&INFO).unwrap());
         assert!(x.starts_with("<?xml version=\"1.0\" ?>\n<resource-agent name=\"fence_t\" shortdesc=\"Fence agent for &lt;tests&gt;\" >"));
         let ip = x
             .find("<parameter name=\"ip\" unique=\"0\" required=\"1\" obsoletes=\"ipaddr\">")
@@ -305,7 +305,7 @@ mod tests {
 
     #[test]
     fn manpage_and_help_cover_every_option() {
-        let t = table(&INFO);
+        let t = table(&INFO).unwrap();
         let m = manpage("fence_t", &INFO, &t);
         let h = help("fence_t", &INFO, &t);
         for spec in &t {

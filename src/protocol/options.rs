@@ -433,9 +433,13 @@ pub const MISSING_AS_OFF: OptSpec = opt("missing_as_off")
 /// Rows of [`Feature::MissingAsOff`].
 pub static MISSING_AS_OFF_ROWS: &[OptSpec] = &[MISSING_AS_OFF];
 
-/// The full, ordered option table of an agent: common rows, feature rows, the agent's own rows,
-/// with its default overrides applied. Sorted by (order, name) as upstream's metadata.
-pub fn table(info: &AgentInfo) -> Vec<OptSpec> {
+/// The full, ordered option table of an agent: common rows, feature rows, the agent's own rows
+/// (an own row replaces the shared row of the same name), with its default overrides applied.
+/// Sorted by (order, name) as upstream's metadata.
+///
+/// Refused, naming the culprit: two own rows with one name, a short letter or a stdin name
+/// (canonical or legacy) used by two rows, and a default override for a row that does not exist.
+pub fn table(info: &AgentInfo) -> Result<Vec<OptSpec>, String> {
     let mut rows: Vec<OptSpec> = COMMON_ROWS.to_vec();
     for f in info.features {
         let group: &[OptSpec] = match f {
@@ -450,17 +454,52 @@ pub fn table(info: &AgentInfo) -> Vec<OptSpec> {
         };
         rows.extend(group.iter().cloned());
     }
+    let mut own_names = std::collections::BTreeSet::new();
     for own in info.options {
+        if !own_names.insert(own.name) {
+            return Err(format!(
+                "{}: option '{}' is defined twice",
+                info.name, own.name
+            ));
+        }
         rows.retain(|r| r.name != own.name);
         rows.push(own.clone());
     }
     for (name, default) in info.defaults {
+        let mut found = false;
         for r in rows.iter_mut().filter(|r| r.name == *name) {
             r.default = Some(default);
+            found = true;
+        }
+        if !found {
+            return Err(format!(
+                "{}: default given for unknown option '{name}'",
+                info.name
+            ));
+        }
+    }
+    let mut names = BTreeMap::new();
+    let mut shorts = BTreeMap::new();
+    for r in &rows {
+        for n in std::iter::once(r.name).chain(r.legacy) {
+            if let Some(other) = names.insert(n, r.name) {
+                return Err(format!(
+                    "{}: stdin name '{n}' is used by options '{other}' and '{}'",
+                    info.name, r.name
+                ));
+            }
+        }
+        if let Some(c) = r.short {
+            if let Some(other) = shorts.insert(c, r.name) {
+                return Err(format!(
+                    "{}: short option -{c} is used by options '{other}' and '{}'",
+                    info.name, r.name
+                ));
+            }
         }
     }
     rows.sort_by(|a, b| (a.order, a.name).cmp(&(b.order, b.name)));
-    rows
+    Ok(rows)
 }
 
 /// Validated options of one invocation, keyed by canonical name.
@@ -703,5 +742,51 @@ mod tests {
         assert_eq!(o.secret("hexadecimal_kg").unwrap().expose(), "abcd");
         assert_eq!(o.password().unwrap().expose(), "hunter2");
         assert!(o.secret("plug").is_none());
+    }
+
+    fn info_with(
+        options: &'static [OptSpec],
+        defaults: &'static [(&'static str, &'static str)],
+    ) -> AgentInfo {
+        AgentInfo {
+            name: "fence_t",
+            shortdesc: "",
+            longdesc: "",
+            vendor_url: "",
+            features: &[Feature::Address, Feature::Plugs],
+            options,
+            defaults,
+            has_list: false,
+            has_cycle: false,
+            has_diag: false,
+            needs_password: false,
+        }
+    }
+
+    #[test]
+    fn table_refuses_duplicates() {
+        static TWICE: &[OptSpec] = &[opt("x"), opt("x")];
+        let e = table(&info_with(TWICE, &[])).unwrap_err();
+        assert_eq!(e, "fence_t: option 'x' is defined twice");
+        static SHORT_A: &[OptSpec] = &[opt("extra").short('a')];
+        let e = table(&info_with(SHORT_A, &[])).unwrap_err();
+        assert!(e.contains("short option -a is used by options"), "{e}");
+        assert!(e.contains("'ip'") && e.contains("'extra'"), "{e}");
+        static LEGACY: &[OptSpec] = &[opt("extra").legacy("port")];
+        let e = table(&info_with(LEGACY, &[])).unwrap_err();
+        assert!(e.contains("stdin name 'port' is used by options"), "{e}");
+        let e = table(&info_with(&[], &[("nosuch", "1")])).unwrap_err();
+        assert_eq!(e, "fence_t: default given for unknown option 'nosuch'");
+    }
+
+    #[test]
+    fn own_row_replaces_shared_row() {
+        static OWN: &[OptSpec] = &[opt("ipport").short('u').int().default("22")];
+        let t = table(&info_with(OWN, &[("power_wait", "2")])).unwrap();
+        let port = t.iter().find(|r| r.name == "ipport").unwrap();
+        assert_eq!(port.default, Some("22"));
+        assert_eq!(t.iter().filter(|r| r.name == "ipport").count(), 1);
+        let wait = t.iter().find(|r| r.name == "power_wait").unwrap();
+        assert_eq!(wait.default, Some("2"));
     }
 }

@@ -62,7 +62,13 @@ pub fn main_with<A: Agent>(
     read_stdin: impl FnOnce() -> String,
 ) -> u8 {
     let info = A::info();
-    let table = options::table(info);
+    let table = match options::table(info) {
+        Ok(t) => t,
+        Err(e) => {
+            let _ = log::init(name, false, false, None);
+            return fail(&format!("option table: {e}"));
+        }
+    };
     let (values, warnings, verbose_count) = if args.is_empty() {
         let p = stdin::parse(&read_stdin(), &table);
         (p.values, p.warnings, 0)

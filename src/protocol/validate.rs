@@ -134,7 +134,7 @@ mod tests {
     fn opts(pairs: &[(&'static str, &str)]) -> Options {
         let v: BTreeMap<&'static str, String> =
             pairs.iter().map(|(k, v)| (*k, v.to_string())).collect();
-        Options::new("fence_t", table(&INFO), v)
+        Options::new("fence_t", table(&INFO).unwrap(), v)
     }
 
     #[test]
