@@ -49,8 +49,10 @@ pub struct OptSpec {
     pub kind: Kind,
     /// Default value as text.
     pub default: Option<&'static str>,
-    /// Required for device actions (metadata `required="1"`).
+    /// Required for device actions (metadata `required="1"`); validation enforces it.
     pub required: bool,
+    /// Actions for which a required row may be left out (`plug` for `list`, `monitor`...).
+    pub optional_for: &'static [&'static str],
     /// Placeholder shown in `getopt mixed` and help (`[ip]`), empty for flags.
     pub value_name: &'static str,
     /// One-line description.
@@ -99,6 +101,7 @@ pub const fn opt(name: &'static str) -> OptSpec {
         kind: Kind::Str,
         default: None,
         required: false,
+        optional_for: &[],
         value_name: "",
         help: "",
         order: 1,
@@ -157,6 +160,12 @@ impl OptSpec {
     /// Required for device actions (metadata `required="1"`; validation enforces it).
     pub const fn required(mut self) -> Self {
         self.required = true;
+        self
+    }
+
+    /// Not needed by these actions even though required by the others (`list` needs no plug).
+    pub const fn optional_for(mut self, actions: &'static [&'static str]) -> Self {
+        self.optional_for = actions;
         self
     }
 
@@ -382,6 +391,7 @@ pub const PLUG: OptSpec = opt("plug")
     .legacy("port")
     .short('n')
     .required()
+    .optional_for(&["list", "list-status", "monitor"])
     .value("[id]")
     .help("Physical plug number on device, UUID or identification of machine");
 
