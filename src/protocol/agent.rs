@@ -91,6 +91,64 @@ pub struct AgentInfo {
     pub needs_password: bool,
 }
 
+impl AgentInfo {
+    /// A description with the usual defaults: no long description or vendor URL, no feature
+    /// group, no own rows, no default overrides, no list/cycle/diag, no password required.
+    /// Read it as a sentence: `AgentInfo::new("fence_x", "Fence agent for X")
+    /// .features(&[Feature::Address]).options(OPTIONS).needs_password()`.
+    pub const fn new(name: &'static str, shortdesc: &'static str) -> Self {
+        AgentInfo {
+            name,
+            shortdesc,
+            longdesc: "",
+            vendor_url: "",
+            features: &[],
+            options: &[],
+            defaults: &[],
+            has_list: false,
+            has_cycle: false,
+            has_diag: false,
+            needs_password: false,
+        }
+    }
+
+    /// Paragraph(s) for metadata `<longdesc>` and the man page.
+    pub const fn longdesc(mut self, text: &'static str) -> Self {
+        self.longdesc = text;
+        self
+    }
+
+    /// The vendor's URL.
+    pub const fn vendor_url(mut self, url: &'static str) -> Self {
+        self.vendor_url = url;
+        self
+    }
+
+    /// The shared option groups it uses.
+    pub const fn features(mut self, features: &'static [Feature]) -> Self {
+        self.features = features;
+        self
+    }
+
+    /// Its own option rows.
+    pub const fn options(mut self, rows: &'static [OptSpec]) -> Self {
+        self.options = rows;
+        self
+    }
+
+    /// Default overrides of shared rows: `(name, default)`.
+    pub const fn defaults(mut self, defaults: &'static [(&'static str, &'static str)]) -> Self {
+        self.defaults = defaults;
+        self
+    }
+
+    /// A password, password script (or, with SSH, an identity file) is required.
+    pub const fn needs_password(mut self) -> Self {
+        self.needs_password = true;
+        self
+    }
+}
+
 /// What a fence agent implements. The value returned by [`Agent::connect`] is the session;
 /// dropping it logs out.
 pub trait Agent: Sized {
