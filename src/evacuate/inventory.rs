@@ -394,7 +394,9 @@ impl Inventory {
     pub fn parse(text: &str) -> Result<Inventory, Vec<InventoryError>> {
         let raw: RawFile = toml::from_str(text).map_err(|e| vec![toml_error(text, &e)])?;
         let mut b = Builder {
-            text,
+            line_starts: std::iter::once(0)
+                .chain(text.match_indices('\n').map(|(i, _)| i + 1))
+                .collect(),
             errors: Vec::new(),
         };
         let inv = b.build(raw);
@@ -951,8 +953,9 @@ struct RawConstraint {
 // Checks and conversion
 // ---------------------------------------------------------------------------------------------
 
-struct Builder<'a> {
-    text: &'a str,
+struct Builder {
+    /// Byte offset of each line's start, for span-to-line lookups.
+    line_starts: Vec<usize>,
     errors: Vec<InventoryError>,
 }
 
@@ -960,9 +963,12 @@ fn string_of(s: Option<Spanned<String>>) -> Option<String> {
     s.map(Spanned::into_inner)
 }
 
-impl Builder<'_> {
+impl Builder {
+    /// 1-based line of a span's start.
     fn line(&self, span: &Range<usize>) -> usize {
-        line_of(self.text, span.start)
+        self.line_starts
+            .partition_point(|&s| s <= span.start)
+            .max(1)
     }
 
     fn err(&mut self, span: &Range<usize>, key: &str, message: impl Into<String>) {

@@ -595,20 +595,22 @@ pub fn plan(inv: &Inventory, snaps: &Snapshots, failed: &str, sit: &Situation) -
         }
     }
 
-    let eff_of = |v: &PlannedVm| Reverse(eff.get(v.name.as_str()).copied().unwrap_or(0));
-    vms.sort_by(|a, b| {
-        let rank = |v: &PlannedVm| match v.disposition {
-            Disposition::Placed => 0u8,
-            Disposition::Unplaced => 1,
-            Disposition::Skipped => 2,
-        };
-        let key = |v: &PlannedVm| match v.disposition {
-            Disposition::Placed => (v.tier, eff_of(v)),
-            Disposition::Unplaced => (0, eff_of(v)),
-            Disposition::Skipped => (0, Reverse(0)),
-        };
-        (rank(a), key(a), &a.name, &a.vmx).cmp(&(rank(b), key(b), &b.name, &b.vmx))
-    });
+    // Placed by tier then effective priority, unplaced by effective priority, skipped; names
+    // break ties. Keys are computed once (the priority lookups would dominate the sort).
+    let mut keyed: Vec<(OutputKey, PlannedVm)> = vms
+        .into_iter()
+        .map(|v| {
+            let e = Reverse(eff.get(v.name.as_str()).copied().unwrap_or(0));
+            let k = match v.disposition {
+                Disposition::Placed => (0u8, v.tier, e),
+                Disposition::Unplaced => (1, 0, e),
+                Disposition::Skipped => (2, 0, Reverse(0)),
+            };
+            (k, v)
+        })
+        .collect();
+    keyed.sort_by(|(ka, a), (kb, b)| (ka, &a.name, &a.vmx).cmp(&(kb, &b.name, &b.vmx)));
+    let vms: Vec<PlannedVm> = keyed.into_iter().map(|(_, v)| v).collect();
     out.vms = vms;
     out
 }
@@ -621,6 +623,9 @@ struct Ctx<'a, 'b> {
     ne_base: &'b [BTreeSet<usize>],
     eq_anchor: &'b BTreeMap<String, BTreeSet<&'a str>>,
 }
+
+/// Output order of a VM: disposition rank, tier, effective priority.
+type OutputKey = (u8, u32, Reverse<i64>);
 
 /// A unit's sort key: powered-on first, effective priority, depth, memory, name.
 type UnitKey<'a> = (bool, Reverse<i64>, u32, Reverse<u64>, &'a str, &'a str);
