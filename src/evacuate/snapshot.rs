@@ -115,6 +115,15 @@ impl HostSnapshot {
     }
 }
 
+/// A host's memory in MB from its `hostsvc/hostsummary` (`hardware.memorySize`, bytes), for
+/// [`HostSnapshot::memory_mb`].
+pub fn memory_mb_of(summary: &vimcmd::HostSummary) -> Option<u64> {
+    summary
+        .memory_size
+        .map(|bytes| bytes / (1024 * 1024))
+        .filter(|&mb| mb > 0)
+}
+
 /// Snapshots by host name (one per host; ordered, so iteration is deterministic).
 pub type Snapshots = BTreeMap<String, HostSnapshot>;
 
@@ -147,6 +156,16 @@ mod tests {
         assert_eq!(datastore_of("/vmfs/volumes/ds1/a/a.vmx"), Some("ds1"));
         assert_eq!(datastore_of("[] a.vmx"), None);
         assert_eq!(datastore_of("a/a.vmx"), None);
+    }
+
+    #[test]
+    fn host_memory_from_hostsummary() {
+        let mut h = vimcmd::HostSummary::default();
+        assert_eq!(memory_mb_of(&h), None);
+        h.memory_size = Some(274_877_906_944); // 256 GiB
+        assert_eq!(memory_mb_of(&h), Some(262_144));
+        h.memory_size = Some(1000);
+        assert_eq!(memory_mb_of(&h), None);
     }
 
     #[test]
