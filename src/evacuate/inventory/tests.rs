@@ -714,3 +714,50 @@ fn key_location_helpers() {
     );
     assert_eq!(keys_on_line("  # k = 1"), []);
 }
+
+#[test]
+fn remaining_value_checks() {
+    let cases: [(&str, usize, &str, &str); 8] = [
+        (
+            "[[vm]]\nname = \"a\"\nmemory_mb = 0\n",
+            14,
+            "vm.memory_mb",
+            "greater than 0",
+        ),
+        ("bmc_port = 0\n", 12, "host.bmc_port", "1-65535"),
+        (
+            "[host.ssh]\nidentity_file = \" \"\n",
+            13,
+            "host.ssh.identity_file",
+            "must not be empty",
+        ),
+        (
+            "[host.ssh]\nusername = \"\"\n",
+            13,
+            "host.ssh.username",
+            "must not be empty",
+        ),
+        (
+            "[host.bmc]\npassword_script = \"\"\n",
+            13,
+            "host.bmc.password_script",
+            "must not be empty",
+        ),
+        (
+            "[[vm]]\nname = \"a\\tb\"\n",
+            13,
+            "vm.name",
+            "control characters",
+        ),
+        (
+            "[[host]]\nname = \"esx3\"\naddress = \"a\"\nbmc_address = \"\"\n",
+            15,
+            "host.bmc_address",
+            "must not be empty",
+        ),
+        ("[bmc]\nport = 0\n", 13, "bmc.port", "1-65535"),
+    ];
+    for (extra, line, key, what) in cases {
+        assert_error(&with(extra), line, key, what);
+    }
+}
