@@ -307,6 +307,7 @@ fn hostile_known_hosts_fifo_or_device_is_refused_quickly() {
         let r = run(c, None, Duration::from_secs(30));
         assert_eq!(r.code, Some(1), "finished in time, exit 1: {r:?}");
         assert!(r.elapsed < Duration::from_secs(5), "{r:?}");
+        eprintln!("known_hosts={}: refused in {:?}", kh.display(), r.elapsed);
         assert!(
             r.stderr
                 .contains(&format!("known_hosts {}: not a regular file", kh.display())),
@@ -429,6 +430,7 @@ fn hostile_sigterm_and_sigint_end_a_hung_action_with_a_failed_line() {
         kill(pid, sig).unwrap();
         let r = finish(child, start, Duration::from_secs(20));
         let after = sent.elapsed();
+        eprintln!("{sig}: exit {after:?} after the signal");
         assert_eq!(r.code, Some(1), "{sig}: {r:?}");
         assert!(
             after < Duration::from_secs(3),
@@ -548,6 +550,7 @@ fn hostile_sigterm_closes_the_ipmi_session_on_the_bmc() {
         kill(pid, sig).unwrap();
         let r = finish(child, start, Duration::from_secs(30));
         let after = sent.elapsed();
+        eprintln!("{sig}: exit {after:?} after the signal");
         assert_eq!(r.code, Some(1), "{sig}: {r:?}");
         assert!(
             after < Duration::from_secs(3),
