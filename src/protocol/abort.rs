@@ -16,22 +16,95 @@ use std::time::{Duration, Instant};
 
 type Hook = Box<dyn FnOnce() + Send>;
 
-static HOOKS: Mutex<Vec<(u64, Hook)>> = Mutex::new(Vec::new());
-static NEXT_ID: AtomicU64 = AtomicU64::new(1);
-static ENDING: AtomicBool = AtomicBool::new(false);
-
-fn hooks() -> MutexGuard<'static, Vec<(u64, Hook)>> {
-    HOOKS.lock().unwrap_or_else(PoisonError::into_inner)
+/// A list of close-on-abort closures. The process has one ([`on_abort`], [`run_hooks`]).
+#[derive(Default)]
+pub struct Registry {
+    hooks: Mutex<Vec<(u64, Hook)>>,
+    next_id: AtomicU64,
 }
 
-/// Removes its closure from the abort list when dropped (the resource was closed normally).
+impl std::fmt::Debug for Registry {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Registry")
+            .field("pending", &self.pending())
+            .finish()
+    }
+}
+
+impl Registry {
+    /// An empty list.
+    pub const fn new() -> Registry {
+        Registry {
+            hooks: Mutex::new(Vec::new()),
+            next_id: AtomicU64::new(1),
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Vec<(u64, Hook)>> {
+        self.hooks.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Adds `close`; it stays until [`Registry::remove`] or [`Registry::run`]. Returns its id.
+    pub fn add(&self, close: impl FnOnce() + Send + 'static) -> u64 {
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        self.lock().push((id, Box::new(close)));
+        id
+    }
+
+    /// Removes the closure `id` (nothing when it already ran or was removed).
+    pub fn remove(&self, id: u64) {
+        self.lock().retain(|(i, _)| *i != id);
+    }
+
+    /// Number of closures registered now.
+    pub fn pending(&self) -> usize {
+        self.lock().len()
+    }
+
+    /// Runs every registered closure (each on its own thread, all at once) and waits until
+    /// they have all returned or `bound` has passed. Returns how many returned in time.
+    pub fn run(&self, bound: Duration) -> usize {
+        let taken: Vec<(u64, Hook)> = std::mem::take(&mut *self.lock());
+        let started = Instant::now();
+        let (tx, rx) = std::sync::mpsc::channel::<()>();
+        let mut running = 0usize;
+        for (_, hook) in taken {
+            let tx = tx.clone();
+            let spawned = std::thread::Builder::new()
+                .name("abort-hook".into())
+                .spawn(move || {
+                    hook();
+                    let _ = tx.send(());
+                });
+            if spawned.is_ok() {
+                running += 1;
+            }
+        }
+        drop(tx);
+        let mut done = 0usize;
+        while done < running {
+            let left = bound.saturating_sub(started.elapsed());
+            match rx.recv_timeout(left) {
+                Ok(()) => done += 1,
+                Err(_) => break,
+            }
+        }
+        done
+    }
+}
+
+static PROCESS: Registry = Registry::new();
+static ENDING: AtomicBool = AtomicBool::new(false);
+
+/// Removes its closure from the process's abort list when dropped (the resource was closed
+/// normally).
 #[derive(Debug)]
 #[must_use = "dropping the guard unregisters the closure at once"]
 pub struct AbortGuard(u64);
 
 impl Drop for AbortGuard {
     fn drop(&mut self) {
-        hooks().retain(|(id, _)| *id != self.0);
+        PROCESS.remove(self.0);
     }
 }
 
@@ -39,45 +112,12 @@ impl Drop for AbortGuard {
 /// returned guard lives. `close` must finish quickly (it is given about a second) and must not
 /// log a secret.
 pub fn on_abort(close: impl FnOnce() + Send + 'static) -> AbortGuard {
-    let id = NEXT_ID.fetch_add(1, Ordering::Relaxed);
-    hooks().push((id, Box::new(close)));
-    AbortGuard(id)
+    AbortGuard(PROCESS.add(close))
 }
 
-/// Number of closures registered now.
-pub fn pending() -> usize {
-    hooks().len()
-}
-
-/// Runs every registered closure (each on its own thread, all at once) and waits until they
-/// have all returned or `bound` has passed. Returns how many returned in time.
+/// Runs the process's close-on-abort closures within `bound` (see [`Registry::run`]).
 pub fn run_hooks(bound: Duration) -> usize {
-    let taken: Vec<(u64, Hook)> = std::mem::take(&mut *hooks());
-    let started = Instant::now();
-    let (tx, rx) = std::sync::mpsc::channel::<()>();
-    let mut running = 0usize;
-    for (_, hook) in taken {
-        let tx = tx.clone();
-        let spawned = std::thread::Builder::new()
-            .name("abort-hook".into())
-            .spawn(move || {
-                hook();
-                let _ = tx.send(());
-            });
-        if spawned.is_ok() {
-            running += 1;
-        }
-    }
-    drop(tx);
-    let mut done = 0usize;
-    while done < running {
-        let left = bound.saturating_sub(started.elapsed());
-        match rx.recv_timeout(left) {
-            Ok(()) => done += 1,
-            Err(_) => break,
-        }
-    }
-    done
+    PROCESS.run(bound)
 }
 
 /// Claims the end of the run: true for the first caller only (the normal end or an abort),
@@ -92,32 +132,42 @@ mod tests {
     use std::sync::atomic::AtomicUsize;
     use std::sync::Arc;
 
-    // One test: the registry is process-wide, so its steps must not run in parallel.
+    // A registry of its own: the process's list may hold other tests' IPMI sessions.
     #[test]
-    fn hooks_run_once_within_their_bound_and_guards_unregister() {
+    fn hooks_run_once_within_their_bound_and_removed_ones_never() {
+        let reg = Registry::new();
         let ran = Arc::new(AtomicUsize::new(0));
         let r = ran.clone();
-        let dropped = on_abort(move || {
+        let removed = reg.add(move || {
             r.fetch_add(100, Ordering::SeqCst);
         });
-        drop(dropped);
+        reg.remove(removed);
         let r = ran.clone();
-        let _kept = on_abort(move || {
+        let _kept = reg.add(move || {
             r.fetch_add(1, Ordering::SeqCst);
         });
-        let _hung = on_abort(|| std::thread::sleep(Duration::from_secs(3600)));
-        assert_eq!(pending(), 2);
+        let _hung = reg.add(|| std::thread::sleep(Duration::from_secs(3600)));
+        assert_eq!(reg.pending(), 2);
         let t = Instant::now();
-        let done = run_hooks(Duration::from_millis(300));
+        let done = reg.run(Duration::from_millis(300));
         let took = t.elapsed();
         assert_eq!(done, 1);
         assert!(took >= Duration::from_millis(300), "{took:?}");
         assert!(took < Duration::from_secs(2), "{took:?}");
         assert_eq!(ran.load(Ordering::SeqCst), 1);
-        assert_eq!(pending(), 0);
-        // Nothing left: a second abort returns at once.
-        assert_eq!(run_hooks(Duration::from_secs(5)), 0);
-        assert!(claim_end());
-        assert!(!claim_end());
+        assert_eq!(reg.pending(), 0);
+        // Nothing left: a second run returns at once.
+        let t = Instant::now();
+        assert_eq!(reg.run(Duration::from_secs(5)), 0);
+        assert!(t.elapsed() < Duration::from_secs(1));
+    }
+
+    #[test]
+    fn guard_unregisters_from_the_process_list() {
+        let g = on_abort(|| {});
+        let id = g.0;
+        assert!(PROCESS.lock().iter().any(|(i, _)| *i == id));
+        drop(g);
+        assert!(!PROCESS.lock().iter().any(|(i, _)| *i == id));
     }
 }
