@@ -28,13 +28,13 @@ fn bin() -> PathBuf {
 }
 
 /// A fake host plus a known_hosts file that trusts it.
-struct Fx {
-    host: EsxiHost,
-    dir: tempfile::TempDir,
-    kh: PathBuf,
+pub(crate) struct Fx {
+    pub(crate) host: EsxiHost,
+    pub(crate) dir: tempfile::TempDir,
+    pub(crate) kh: PathBuf,
 }
 
-fn fx(b: Builder) -> Option<Fx> {
+pub(crate) fn fx(b: Builder) -> Option<Fx> {
     let host = b.start()?;
     let dir = tempfile::tempdir().expect("tempdir");
     let kh = dir.path().join("known_hosts");
@@ -44,14 +44,14 @@ fn fx(b: Builder) -> Option<Fx> {
     Some(Fx { host, dir, kh })
 }
 
-fn default_fx() -> Option<Fx> {
+pub(crate) fn default_fx() -> Option<Fx> {
     fx(EsxiHost::builder())
 }
 
 /// One option: canonical (stdin) name and value; `None` = a flag.
-type O = (&'static str, Option<String>);
+pub(crate) type O = (&'static str, Option<String>);
 
-fn o(name: &'static str, v: &str) -> O {
+pub(crate) fn o(name: &'static str, v: &str) -> O {
     (name, Some(v.to_owned()))
 }
 
@@ -91,7 +91,7 @@ impl Fx {
 
     /// `base()` with `extra` applied (same name replaces, `("x", None)` after a valued one
     /// turns it into a flag; use [`without`] to drop one).
-    fn run(&self, mode: Mode, extra: &[O]) -> Run {
+    pub(crate) fn run(&self, mode: Mode, extra: &[O]) -> Run {
         let mut opts = self.base();
         for (n, v) in extra {
             opts.retain(|(m, _)| m != n);

@@ -17,6 +17,8 @@ mod bmc_lib;
 mod demo;
 mod esxi;
 mod esxi_lib;
+mod faults;
+mod hostile_protocol;
 mod ipmi17;
 mod ipmisim;
 mod kvm_lib;

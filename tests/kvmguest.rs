@@ -19,7 +19,7 @@ fn bin() -> PathBuf {
 }
 
 /// Writes a kvmguests.conf with the given mode.
-fn write_conf(dir: &Path, name: &str, text: &str, mode: u32) -> PathBuf {
+pub(crate) fn write_conf(dir: &Path, name: &str, text: &str, mode: u32) -> PathBuf {
     let p = dir.join(name);
     std::fs::write(&p, text).unwrap();
     std::fs::set_permissions(&p, std::fs::Permissions::from_mode(mode)).unwrap();
@@ -27,9 +27,9 @@ fn write_conf(dir: &Path, name: &str, text: &str, mode: u32) -> PathBuf {
 }
 
 /// One option for [`agentcmd::run_mode`], owned: (stdin name, short, long, value).
-type OwnedOpt = (String, Option<char>, String, Option<String>);
+pub(crate) type OwnedOpt = (String, Option<char>, String, Option<String>);
 
-fn opt(name: &str, short: Option<char>, value: Option<&str>) -> OwnedOpt {
+pub(crate) fn opt(name: &str, short: Option<char>, value: Option<&str>) -> OwnedOpt {
     (
         name.to_owned(),
         short,
@@ -39,10 +39,10 @@ fn opt(name: &str, short: Option<char>, value: Option<&str>) -> OwnedOpt {
 }
 
 /// Simulated hosts + a private map file and the options that reach them.
-struct Kvm {
-    sim: KvmSim,
-    dir: tempfile::TempDir,
-    conf: PathBuf,
+pub(crate) struct Kvm {
+    pub(crate) sim: KvmSim,
+    pub(crate) dir: tempfile::TempDir,
+    pub(crate) conf: PathBuf,
 }
 
 impl Kvm {
@@ -61,7 +61,7 @@ impl Kvm {
     }
 
     /// Options without credentials: map, hosts, user, known_hosts, fast polling.
-    fn common(&self) -> Vec<OwnedOpt> {
+    pub(crate) fn common(&self) -> Vec<OwnedOpt> {
         vec![
             opt("guests_conf", None, Some(&self.conf.display().to_string())),
             opt("hosts", None, Some(&self.sim.hosts_option())),
@@ -96,7 +96,13 @@ impl Kvm {
     }
 
     /// Runs `action` (+ plug) in `mode` with key login.
-    fn act(&self, mode: Mode, action: &str, plug: Option<&str>, extra: &[OwnedOpt]) -> Run {
+    pub(crate) fn act(
+        &self,
+        mode: Mode,
+        action: &str,
+        plug: Option<&str>,
+        extra: &[OwnedOpt],
+    ) -> Run {
         let mut all = vec![opt("action", Some('o'), Some(action))];
         if let Some(p) = plug {
             all.push(opt("plug", Some('n'), Some(p)));
@@ -105,12 +111,12 @@ impl Kvm {
         self.run(mode, &all)
     }
 
-    fn state(&self, host: &str, guest: &str) -> Option<String> {
+    pub(crate) fn state(&self, host: &str, guest: &str) -> Option<String> {
         self.sim.domstate(host, guest)
     }
 }
 
-fn run_opts(mode: Mode, all: &[OwnedOpt]) -> Run {
+pub(crate) fn run_opts(mode: Mode, all: &[OwnedOpt]) -> Run {
     let refs: Vec<agentcmd::Opt<'_>> = all
         .iter()
         .map(|(n, s, l, v)| (n.as_str(), *s, l.as_str(), v.as_deref()))
@@ -163,7 +169,7 @@ fn calls_with(k: &Kvm, host: &str, what: &str) -> usize {
         .count()
 }
 
-fn two_hosts(tag: &str) -> Option<Kvm> {
+pub(crate) fn two_hosts(tag: &str) -> Option<Kvm> {
     Kvm::new(
         tag,
         &[

@@ -1,13 +1,17 @@
 //! The process entry point: the only module that prints results and picks exit codes.
 //!
-//! Order of work: read input (argv if any argument, else stdin), handle special modes
-//! (`-h`, `-V`, `metadata`, `manpage`) before any validation, set up logging, validate, run
-//! `password_script`, start the watchdog, run the action, print the outcome.
+//! Order of work: catch SIGTERM and SIGINT, read input (argv if any argument, else stdin;
+//! stdin over its cap is refused, never cut), handle special modes (`-h`, `-V`, `metadata`,
+//! `manpage`) before any validation, start the watchdog, set up logging, validate, run
+//! `password_script`, run the action, print the outcome. The watchdog starts before anything
+//! that opens a file the user names (`debug_file`, `known_hosts`, ...).
 //!
 //! Exit codes: 0 success, 2 only for `status` OFF, 1 for every failure (clap usage errors
 //! included). The watchdog ends the process with a clear `Failed:` line and exit 1 when the
 //! action outlives its whole time budget, even under Pacemaker (upstream disables its own
-//! timeouts there and gets SIGKILLed instead).
+//! timeouts there and gets SIGKILLed instead). SIGTERM and SIGINT end it the same way. Both
+//! first run the transports' close-on-abort closures ([`crate::protocol::abort`]: an IPMI
+//! session is closed on the BMC), bounded by [`ABORT_BOUND`].
 #![allow(
     clippy::print_stdout,
     clippy::print_stderr,
@@ -20,9 +24,10 @@ use std::path::Path;
 use std::process::{Command, ExitCode, Stdio};
 use std::time::{Duration, Instant};
 
+use crate::protocol::abort;
 use crate::protocol::agent::{Agent, AgentInfo, Outlet, PowerState};
 use crate::protocol::engine::{self, Outcome};
-use crate::protocol::error::FenceError;
+use crate::protocol::error::{printable, FenceError};
 use crate::protocol::log;
 use crate::protocol::metadata;
 use crate::protocol::options::{self, Options};
@@ -39,27 +44,83 @@ pub fn run<A: Agent>() -> ExitCode {
         .map(str::to_string)
         .unwrap_or_else(|| A::info().name.to_string());
     let rest = args.get(1..).unwrap_or(&[]);
+    catch_signals();
     ExitCode::from(main_with::<A>(&name, rest, || {
-        let mut buf = Vec::new();
-        let _ = std::io::stdin()
-            .lock()
-            .take(stdin::MAX_STDIN as u64)
-            .read_to_end(&mut buf);
-        String::from_utf8_lossy(&buf).into_owned()
+        stdin::read_all(std::io::stdin().lock())
     }))
 }
 
+/// The one place a run's failure is printed. The message is made printable whatever it holds
+/// (a device's answer, a plug, an address): one `Failed:` line, never a forged second line.
 fn fail(msg: &str) -> u8 {
-    log::error(&format!("Failed: {msg}"));
+    if !abort::claim_end() {
+        // A signal or the watchdog is already ending the run with its own line.
+        park_forever();
+    }
+    log::error(&format!("Failed: {}", printable(msg, log::MAX_MESSAGE)));
     log::flush_early();
     1
+}
+
+/// Longest time the close-on-abort closures get after a signal or the watchdog.
+pub const ABORT_BOUND: Duration = Duration::from_secs(1);
+
+/// Waits for the thread that is ending the process.
+fn park_forever() -> ! {
+    loop {
+        std::thread::park();
+    }
+}
+
+/// Ends the run from a signal or the watchdog: one `Failed:` line, the transports'
+/// close-on-abort closures within [`ABORT_BOUND`], exit 1. Only the first ending prints.
+#[allow(
+    clippy::exit,
+    reason = "a signal or the watchdog ends the process from a thread of its own"
+)]
+fn abort_exit(msg: String) -> ! {
+    if !abort::claim_end() {
+        park_forever();
+    }
+    let started = Instant::now();
+    // Logging may block (stderr is a pipe nobody drains, or its lock is held by a thread
+    // stuck writing): say it from another thread, and exit within the bound whether or not
+    // the line got out.
+    let (done, said) = std::sync::mpsc::channel::<()>();
+    let _ = std::thread::Builder::new().spawn(move || {
+        log::error(&format!("Failed: {}", printable(&msg, log::MAX_MESSAGE)));
+        log::flush_early();
+        let _ = done.send(());
+    });
+    abort::run_hooks(ABORT_BOUND);
+    let _ = said.recv_timeout(ABORT_BOUND.saturating_sub(started.elapsed()));
+    std::process::exit(1);
+}
+
+/// SIGTERM and SIGINT end the run through [`abort_exit`] (a `Failed:` line, open sessions
+/// closed, exit 1) instead of killing it silently. The handler only writes to a pipe
+/// (signal-hook); the work is done on a thread.
+fn catch_signals() {
+    use signal_hook::consts::{SIGINT, SIGTERM};
+    let Ok(mut signals) = signal_hook::iterator::Signals::new([SIGTERM, SIGINT]) else {
+        log::debug("Unable to catch SIGTERM/SIGINT: they end the process at once");
+        return;
+    };
+    let _ = std::thread::Builder::new()
+        .name("signals".into())
+        .spawn(move || {
+            if let Some(sig) = signals.forever().next() {
+                let name = if sig == SIGINT { "SIGINT" } else { "SIGTERM" };
+                abort_exit(format!("Interrupted by {name} before the action finished"));
+            }
+        });
 }
 
 /// The whole run with explicit inputs; returns the exit code.
 pub fn main_with<A: Agent>(
     name: &str,
     args: &[OsString],
-    read_stdin: impl FnOnce() -> String,
+    read_stdin: impl FnOnce() -> Result<String, String>,
 ) -> u8 {
     let info = A::info();
     let table = match options::table(info) {
@@ -70,8 +131,13 @@ pub fn main_with<A: Agent>(
         }
     };
     let (values, warnings, verbose_count) = if args.is_empty() {
-        let p = stdin::parse(&read_stdin(), &table);
-        (p.values, p.warnings, 0)
+        match read_stdin().and_then(|text| stdin::parse(&text, &table)) {
+            Ok(p) => (p.values, p.warnings, 0),
+            Err(e) => {
+                let _ = log::init(name, false, false, None);
+                return fail(&e);
+            }
+        }
     } else {
         match argv::parse(args, &table) {
             Ok(p) => (p.values, p.warnings, p.verbose_count),
@@ -105,6 +171,10 @@ pub fn main_with<A: Agent>(
         out(&metadata::manpage(name, info, opts.table()));
         return 0;
     }
+    // Before anything opens a file the user names (a FIFO must not hang the run) and before
+    // password_script runs; options are not validated yet, so the budget is computed with
+    // saturating arithmetic on bounded values.
+    start_watchdog(budget(&opts, &action));
     if let Err(e) = log::init(
         name,
         opts.flag("quiet"),
@@ -118,20 +188,22 @@ pub fn main_with<A: Agent>(
         log::debug("disable_timeout is accepted but fencekit always keeps its own timeouts");
     }
     if !is_known_action(info, &action) {
-        return fail(&format!(
-            "Unrecognised action '{}'",
-            action.chars().take(64).collect::<String>()
-        ));
+        // An empty action (`action=` on stdin, `-o ''`) lands here too: never the default
+        // reboot.
+        return fail(&format!("Unrecognised action '{}'", printable(&action, 64)));
     }
     let problems = validate::problems::<A>(&opts);
     if !problems.is_empty() {
+        if !abort::claim_end() {
+            park_forever();
+        }
         if action == "validate-all" {
             for p in &problems {
-                log::error(&format!("Failed: {p}"));
+                log::error(&format!("Failed: {}", printable(p, log::MAX_MESSAGE)));
             }
             log::error("validate-all failed");
         } else if let Some(first) = problems.first() {
-            log::error(&format!("Failed: {first}"));
+            log::error(&format!("Failed: {}", printable(first, log::MAX_MESSAGE)));
         }
         log::error("Please use '-h' for usage");
         return 1;
@@ -140,16 +212,25 @@ pub fn main_with<A: Agent>(
         return 0;
     }
     if let Some(script) = opts.given("password_script").map(str::to_string) {
-        match run_password_script(&script, opts.login_timeout().max(Duration::from_secs(10))) {
+        match run_password_script(&script, password_script_limit(&opts)) {
             Ok(secret) => opts.set_password(secret),
             Err(e) => return fail(&e),
         }
     }
-    start_watchdog(budget(&opts, &action));
     match engine::execute::<A>(&opts) {
-        Ok(outcome) => print_outcome(&opts, outcome),
+        Ok(outcome) => {
+            if !abort::claim_end() {
+                park_forever();
+            }
+            print_outcome(&opts, outcome)
+        }
         Err(e) => fail(&failure_text(&action, &e)),
     }
+}
+
+/// How long `password_script` may run.
+fn password_script_limit(opts: &Options) -> Duration {
+    opts.login_timeout().max(Duration::from_secs(10))
 }
 
 fn is_known_action(info: &AgentInfo, action: &str) -> bool {
@@ -239,52 +320,63 @@ fn budget(opts: &Options, action: &str) -> Duration {
     let login = or(opts.login_timeout(), 5);
     let shell = or(opts.shell_timeout(), 3);
     let plugs = u32::try_from(opts.plugs().len().clamp(1, 1000)).unwrap_or(1);
-    let step = shell * 2 * plugs + opts.secs("power_wait") + opts.power_timeout();
+    // Saturating: the watchdog starts before validation, on values nobody has checked yet.
+    let step = shell
+        .saturating_mul(2)
+        .saturating_mul(plugs)
+        .saturating_add(opts.secs("power_wait"))
+        .saturating_add(opts.power_timeout());
     let phases = match action {
-        "on" | "off" => 1 + attempts,
-        "reboot" => 1 + attempts.max(1) + 1,
+        "on" | "off" => attempts.saturating_add(1),
+        "reboot" => attempts.max(1).saturating_add(2),
         _ => 1,
     };
-    opts.secs("delay") + login + shell * 2 + step * phases + Duration::from_secs(5)
+    let script = if opts.given("password_script").is_some() {
+        password_script_limit(opts)
+    } else {
+        Duration::ZERO
+    };
+    opts.secs("delay")
+        .saturating_add(script)
+        .saturating_add(login)
+        .saturating_add(shell.saturating_mul(2))
+        .saturating_add(step.saturating_mul(phases))
+        .saturating_add(Duration::from_secs(5))
 }
 
-#[allow(
-    clippy::exit,
-    reason = "the watchdog is the last resort against a hang"
-)]
+/// The watchdog: the last resort against a hang.
 fn start_watchdog(budget: Duration) {
     let started = Instant::now();
     let _ = std::thread::Builder::new()
         .name("watchdog".into())
         .spawn(move || {
             std::thread::sleep(budget);
-            // Logging may block (stderr is a pipe nobody drains, or its lock is held by a
-            // thread stuck writing): say it from another thread, and exit within a second
-            // whether or not the line got out.
-            let (done, said) = std::sync::mpsc::channel::<()>();
             let secs = started.elapsed().as_secs_f64();
-            let _ = std::thread::Builder::new().spawn(move || {
-                log::error(&format!(
-                    "Failed: Connection timed out: the action did not finish within its time budget of {secs:.0} s"
-                ));
-                let _ = done.send(());
-            });
-            let _ = said.recv_timeout(Duration::from_secs(1));
-            std::process::exit(1);
+            abort_exit(format!(
+                "Connection timed out: the action did not finish within its time budget of {secs:.0} s"
+            ));
         });
 }
 
 /// Runs `password_script` through `sh -c` with a time bound; its stdout (right-stripped) is
 /// the password. The script text is configuration, not a secret; its output is.
+///
+/// The script runs in a process group of its own, and the whole group is killed when the
+/// script is done with or its time is up (and on a signal or the watchdog): a child it left
+/// behind (`sleep 300 &`) dies with it instead of outliving the agent.
 fn run_password_script(script: &str, limit: Duration) -> Result<Secret, String> {
+    use std::os::unix::process::CommandExt;
     let mut child = Command::new("/bin/sh")
         .arg("-c")
         .arg(script)
+        .process_group(0)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
         .map_err(|e| format!("Unable to run password script: {e}"))?;
+    let group = ScriptGroup::new(child.id());
+    let _on_abort = abort::on_abort(move || group.kill());
     let mut stdout = child.stdout.take();
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
@@ -300,6 +392,7 @@ fn run_password_script(script: &str, limit: Duration) -> Result<Secret, String> 
             Ok(Some(s)) => break s,
             Ok(None) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(10)),
             _ => {
+                group.kill();
                 let _ = child.kill();
                 let _ = child.wait();
                 return Err("Password script timed out".to_string());
@@ -311,7 +404,10 @@ fn run_password_script(script: &str, limit: Duration) -> Result<Secret, String> 
     let wait = deadline
         .saturating_duration_since(Instant::now())
         .max(Duration::from_millis(200));
-    let Ok(buf) = rx.recv_timeout(wait) else {
+    let output = rx.recv_timeout(wait);
+    // Whatever the script left running in its group dies now.
+    group.kill();
+    let Ok(buf) = output else {
         return Err("Password script timed out".to_string());
     };
     if !status.success() {
@@ -319,4 +415,26 @@ fn run_password_script(script: &str, limit: Duration) -> Result<Secret, String> 
     }
     let text = String::from_utf8_lossy(&buf);
     Ok(Secret::new(text.trim_end()))
+}
+
+/// The process group of a `password_script` (its ID is the script shell's PID).
+#[derive(Debug, Clone, Copy)]
+struct ScriptGroup(Option<nix::unistd::Pid>);
+
+impl ScriptGroup {
+    fn new(pid: u32) -> ScriptGroup {
+        ScriptGroup(
+            i32::try_from(pid)
+                .ok()
+                .filter(|p| *p > 1)
+                .map(nix::unistd::Pid::from_raw),
+        )
+    }
+
+    /// SIGKILL to every process of the group (nothing when it is already gone).
+    fn kill(self) {
+        if let Some(pgid) = self.0 {
+            let _ = nix::sys::signal::killpg(pgid, nix::sys::signal::Signal::SIGKILL);
+        }
+    }
 }

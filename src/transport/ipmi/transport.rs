@@ -167,6 +167,12 @@ impl Link {
         s
     }
 
+    /// A second handle on the socket (same local port, same peer), for a datagram sent from
+    /// another thread while this one waits (the close-on-abort Close Session).
+    pub(crate) fn try_clone_socket(&self) -> std::io::Result<UdpSocket> {
+        self.sock.try_clone()
+    }
+
     /// Sends one datagram without waiting for anything (best effort).
     pub(crate) fn send_only(&mut self, pkt: &[u8]) {
         if self.sock.send(pkt).is_ok() {

@@ -1,0 +1,19 @@
+//! The evacuation engine: when a free-ESXi host dies (or is drained), restart its VMs on the
+//! other hosts.
+//!
+//! Pieces so far, each usable on its own:
+//! - [`inventory`]: the user's TOML file (policy, SSH and BMC defaults, hosts, VM settings,
+//!   placement constraints), parsed and checked; every error names its line and key.
+//! - [`snapshot`]: what a host last showed (its VMs, their power state, memory and datastore,
+//!   the host's memory and datastores), serializable so it can be stored and read back once the
+//!   host is dead.
+//! - [`plan`](mod@plan): a pure, deterministic planner from (inventory, snapshots, failed host,
+//!   situation) to a plan: which VM goes where, by which methods, in which tier, or why not.
+
+pub mod inventory;
+pub mod plan;
+pub mod snapshot;
+
+pub use inventory::{Inventory, Method, Scope};
+pub use plan::{plan, Plan, Situation};
+pub use snapshot::{HostSnapshot, Snapshots, VmPower, VmRecord};
