@@ -625,7 +625,7 @@ fn hostile_values_cannot_forge_log_lines() {
         runs[1]
             .1
             .stderr
-            .contains("Failed: Unrecognised action 'bogus\\e[31m\\nsuccess: rebooted'"),
+            .contains("Failed: Unrecognised action 'bogus\\e[31m\\nSuccess: Rebooted'"),
         "{}",
         runs[1].1.stderr
     );

@@ -180,7 +180,7 @@ fn log_invocation(opts: &Options) {
     keys.sort_unstable();
     let line = format!(
         "action={} plug={} options={}\n",
-        opts.action(),
+        opts.action().map_or("?", |a| a.word()),
         opts.plug().unwrap_or(""),
         keys.join(",")
     );

@@ -16,6 +16,7 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
+use crate::protocol::action::Action;
 use crate::protocol::agent::{AgentInfo, Feature};
 use crate::protocol::secret::Secret;
 
@@ -52,7 +53,7 @@ pub struct OptSpec {
     /// Required for device actions (metadata `required="1"`); validation enforces it.
     pub required: bool,
     /// Actions for which a required row may be left out (`plug` for `list`, `monitor`...).
-    pub optional_for: &'static [&'static str],
+    pub optional_for: &'static [Action],
     /// Placeholder shown in `getopt mixed` and help (`[ip]`), empty for flags.
     pub value_name: &'static str,
     /// One-line description.
@@ -164,7 +165,7 @@ impl OptSpec {
     }
 
     /// Not needed by these actions even though required by the others (`list` needs no plug).
-    pub const fn optional_for(mut self, actions: &'static [&'static str]) -> Self {
+    pub const fn optional_for(mut self, actions: &'static [Action]) -> Self {
         self.optional_for = actions;
         self
     }
@@ -391,7 +392,7 @@ pub const PLUG: OptSpec = opt("plug")
     .legacy("port")
     .short('n')
     .required()
-    .optional_for(&["list", "list-status", "monitor"])
+    .optional_for(&[Action::List, Action::ListStatus, Action::Monitor])
     .value("[id]")
     .help("Physical plug number on device, UUID or identification of machine");
 
@@ -653,14 +654,15 @@ impl Options {
         self.verbose
     }
 
-    /// The action, lower-cased, `meta-data` folded into `metadata`.
-    pub fn action(&self) -> String {
-        let a = self.get("action").unwrap_or("reboot").to_ascii_lowercase();
-        if a == "meta-data" {
-            "metadata".into()
-        } else {
-            a
-        }
+    /// The action, parsed (default `reboot`); `None` for an empty or unknown word, a usage
+    /// error reported with [`Self::action_word`].
+    pub fn action(&self) -> Option<Action> {
+        Action::parse(self.action_word())
+    }
+
+    /// The action as the caller wrote it (default `reboot`), for messages only.
+    pub fn action_word(&self) -> &str {
+        self.get("action").unwrap_or("reboot")
     }
 
     /// The raw plug value (may hold several plugs joined by `plug_separator`).

@@ -25,6 +25,7 @@ use std::process::{Command, ExitCode, Stdio};
 use std::time::{Duration, Instant};
 
 use crate::protocol::abort;
+use crate::protocol::action::Action;
 use crate::protocol::agent::{Agent, AgentInfo, Outlet, PowerState};
 use crate::protocol::engine::{self, Outcome};
 use crate::protocol::error::{printable, FenceError};
@@ -162,19 +163,21 @@ pub fn main_with<A: Agent>(
         out(&format!("{}\n", metadata::VERSION));
         return 0;
     }
-    let action = opts.action();
-    if action == "metadata" {
+    // The action, parsed once: every later step matches on it. An empty or unknown word is
+    // reported after logging is set up (never the default reboot).
+    let parsed = opts.action();
+    if parsed == Some(Action::Metadata) {
         out(&metadata::xml(name, info, opts.table()));
         return 0;
     }
-    if action == "manpage" {
+    if parsed == Some(Action::Manpage) {
         out(&metadata::manpage(name, info, opts.table()));
         return 0;
     }
     // Before anything opens a file the user names (a FIFO must not hang the run) and before
     // password_script runs; options are not validated yet, so the budget is computed with
     // saturating arithmetic on bounded values.
-    start_watchdog(budget(&opts, &action));
+    start_watchdog(budget(&opts, parsed.unwrap_or(Action::Status)));
     if let Err(e) = log::init(
         name,
         opts.flag("quiet"),
@@ -187,17 +190,19 @@ pub fn main_with<A: Agent>(
     if opts.given("disable_timeout").is_some() {
         log::debug("disable_timeout is accepted but fencekit always keeps its own timeouts");
     }
-    if !is_known_action(info, &action) {
-        // An empty action (`action=` on stdin, `-o ''`) lands here too: never the default
-        // reboot.
-        return fail(&format!("Unrecognised action '{}'", printable(&action, 64)));
-    }
-    let problems = validate::problems::<A>(&opts);
+    // An empty action (`action=` on stdin, `-o ''`) lands here too: never the default reboot.
+    let Some(action) = parsed.filter(|a| is_known_action(info, *a)) else {
+        return fail(&format!(
+            "Unrecognised action '{}'",
+            printable(opts.action_word(), 64)
+        ));
+    };
+    let problems = validate::problems::<A>(&opts, action);
     if !problems.is_empty() {
         if !abort::claim_end() {
             park_forever();
         }
-        if action == "validate-all" {
+        if action == Action::ValidateAll {
             for p in &problems {
                 log::error(&format!("Failed: {}", printable(p, log::MAX_MESSAGE)));
             }
@@ -208,7 +213,7 @@ pub fn main_with<A: Agent>(
         log::error("Please use '-h' for usage");
         return 1;
     }
-    if action == "validate-all" {
+    if action == Action::ValidateAll {
         return 0;
     }
     if let Some(script) = opts.given("password_script").map(str::to_string) {
@@ -217,14 +222,14 @@ pub fn main_with<A: Agent>(
             Err(e) => return fail(&e),
         }
     }
-    match engine::execute::<A>(&opts) {
+    match engine::execute::<A>(&opts, action) {
         Ok(outcome) => {
             if !abort::claim_end() {
                 park_forever();
             }
             print_outcome(&opts, outcome)
         }
-        Err(e) => fail(&failure_text(&action, &e)),
+        Err(e) => fail(&failure_text(action, &e)),
     }
 }
 
@@ -233,18 +238,18 @@ fn password_script_limit(opts: &Options) -> Duration {
     opts.login_timeout().max(Duration::from_secs(10))
 }
 
-fn is_known_action(info: &AgentInfo, action: &str) -> bool {
-    action == "on"
+/// `on` and the listing actions are always understood (`list` on an agent without a list
+/// prints upstream's notice); the others when the agent offers them.
+fn is_known_action(info: &AgentInfo, action: Action) -> bool {
+    matches!(action, Action::On | Action::List | Action::ListStatus)
         || metadata::actions(info).contains(&action)
-        || action == "list"
-        || action == "list-status"
 }
 
 /// Upstream prints the status failure with its own sentence; keep the cause after it.
-fn failure_text(action: &str, e: &FenceError) -> String {
+fn failure_text(action: Action, e: &FenceError) -> String {
     match (action, e) {
-        ("status", FenceError::Status(_)) => e.to_string(),
-        ("status", other) if !matches!(other, FenceError::PlugNotFound(_)) => {
+        (Action::Status, FenceError::Status(_)) => e.to_string(),
+        (Action::Status, other) if !matches!(other, FenceError::PlugNotFound(_)) => {
             format!("Unable to obtain correct plug status or plug is not available: {other}")
         }
         _ => e.to_string(),
@@ -306,7 +311,7 @@ pub fn list_line(o: &Outlet, sep: &str, with_status: bool) -> String {
 }
 
 /// Longest a whole action may take: every phase's own bound, plus a margin.
-fn budget(opts: &Options, action: &str) -> Duration {
+fn budget(opts: &Options, action: Action) -> Duration {
     let attempts = engine::retries(opts);
     // A 0 timeout means "the transport's default" (SSH: 5 s login, 3 s per command); each
     // plug of a multi-plug action has its own commands.
@@ -327,8 +332,8 @@ fn budget(opts: &Options, action: &str) -> Duration {
         .saturating_add(opts.secs("power_wait"))
         .saturating_add(opts.power_timeout());
     let phases = match action {
-        "on" | "off" => attempts.saturating_add(1),
-        "reboot" => attempts.max(1).saturating_add(2),
+        Action::On | Action::Off => attempts.saturating_add(1),
+        Action::Reboot => attempts.max(1).saturating_add(2),
         _ => 1,
     };
     let script = if opts.given("password_script").is_some() {

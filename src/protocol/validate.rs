@@ -3,17 +3,16 @@
 
 use std::path::Path;
 
+use crate::protocol::action::Action;
 use crate::protocol::agent::{Agent, Feature};
 use crate::protocol::options::{Kind, Options};
 
 /// Every problem with the options, in upstream's order and wording (without `Failed: `).
-pub fn problems<A: Agent>(opts: &Options) -> Vec<String> {
+pub fn problems<A: Agent>(opts: &Options, action: Action) -> Vec<String> {
     let info = A::info();
     let has = |f: Feature| info.features.contains(&f);
-    let action = opts.action();
     let mut out = Vec::new();
-    let device_action = !matches!(action.as_str(), "metadata" | "manpage");
-    if !device_action {
+    if action.is_document() {
         return out;
     }
     // Required rows, from the table: given, or with a default. `port_as_ip` (fence_ipmilan):
@@ -24,7 +23,7 @@ pub fn problems<A: Agent>(opts: &Options) -> Vec<String> {
             s.name == name
                 && s.required
                 && s.default.is_none()
-                && !s.optional_for.contains(&action.as_str())
+                && !s.optional_for.contains(&action)
                 && !(name == "ip" && plug_is_ip)
                 && if name == "plug" {
                     opts.plugs().is_empty()
@@ -152,9 +151,13 @@ mod tests {
         Options::new("fence_t", table(&INFO).unwrap(), v)
     }
 
+    fn check<A: Agent>(o: &Options) -> Vec<String> {
+        problems::<A>(o, o.action().unwrap_or(Action::Reboot))
+    }
+
     #[test]
     fn missing_address_and_login() {
-        let p = problems::<T>(&opts(&[("action", "status")]));
+        let p = check::<T>(&opts(&[("action", "status")]));
         assert_eq!(
             p,
             vec![
@@ -163,7 +166,7 @@ mod tests {
                 "You have to enter password, password script or identity file",
             ]
         );
-        let p = problems::<T>(&opts(&[
+        let p = check::<T>(&opts(&[
             ("action", "status"),
             ("ip", "127.0.0.1"),
             ("username", "root"),
@@ -174,7 +177,7 @@ mod tests {
 
     #[test]
     fn identity_file_must_exist_and_port_range() {
-        let p = problems::<T>(&opts(&[
+        let p = check::<T>(&opts(&[
             ("ip", "127.0.0.1"),
             ("username", "root"),
             ("identity_file", "/nonexistent/key"),
@@ -186,7 +189,7 @@ mod tests {
 
     #[test]
     fn metadata_needs_nothing() {
-        assert!(problems::<T>(&opts(&[("action", "metadata")])).is_empty());
+        assert!(check::<T>(&opts(&[("action", "metadata")])).is_empty());
     }
 
     struct Own;
@@ -233,24 +236,24 @@ mod tests {
             Options::new("fence_own", table(&OWN_INFO).unwrap(), v)
         };
         assert_eq!(
-            problems::<Own>(&o(&[("action", "off")])),
+            check::<Own>(&o(&[("action", "off")])),
             vec![
                 "You have to enter plug number or machine identification",
                 "You have to set --off-command"
             ]
         );
         assert_eq!(
-            problems::<Own>(&o(&[("action", "list")])),
+            check::<Own>(&o(&[("action", "list")])),
             vec!["You have to set --off-command"]
         );
-        assert!(problems::<Own>(&o(&[
+        assert!(check::<Own>(&o(&[
             ("action", "off"),
             ("plug", "a"),
             ("off_command", "x")
         ]))
         .is_empty());
         assert_eq!(
-            problems::<Own>(&o(&[
+            check::<Own>(&o(&[
                 ("action", "off"),
                 ("plug", ","),
                 ("off_command", "x")
