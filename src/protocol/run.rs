@@ -51,18 +51,6 @@ pub fn run<A: Agent>() -> ExitCode {
     }))
 }
 
-/// The one place a run's failure is printed. The message is made printable whatever it holds
-/// (a device's answer, a plug, an address): one `Failed:` line, never a forged second line.
-fn fail(msg: &str) -> u8 {
-    if !abort::claim_end() {
-        // A signal or the watchdog is already ending the run with its own line.
-        park_forever();
-    }
-    log::error(&format!("Failed: {}", printable(msg, log::MAX_MESSAGE)));
-    log::flush_early();
-    1
-}
-
 /// Longest time the close-on-abort closures get after a signal or the watchdog.
 pub const ABORT_BOUND: Duration = Duration::from_secs(1);
 
@@ -117,38 +105,121 @@ fn catch_signals() {
         });
 }
 
+/// Why a run failed. The one conversion to what is printed and to the exit code is
+/// [`Failure::end`]: messages never carry their own `Failed: ` prefix, and only a mistake in
+/// the caller's input gets the `Please use '-h' for usage` footer (never a device failure).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Failure {
+    /// The options are wrong: every problem (validate-all) or the first one, then the footer.
+    Usage {
+        /// Each problem, without a prefix.
+        problems: Vec<String>,
+        /// Print them all (validate-all) and say `validate-all failed`.
+        all: bool,
+    },
+    /// The command line does not parse: the parser's own sentence, then the footer.
+    Syntax(String),
+    /// The run failed: one `Failed:` line.
+    Run(String),
+}
+
+impl Failure {
+    /// The exit code: 1 for every failure (fence-agents' `EC_*` all exit 1; only `status`
+    /// reporting OFF exits 2, and that is an outcome).
+    pub fn exit_code(&self) -> u8 {
+        1
+    }
+
+    /// The lines this failure prints on the log (stderr, syslog, debug_file), in order.
+    pub fn lines(&self) -> Vec<String> {
+        let failed = |m: &str| format!("Failed: {}", printable(m, log::MAX_MESSAGE));
+        match self {
+            Failure::Usage { problems, all } => {
+                let mut v: Vec<String> = if *all {
+                    problems.iter().map(|p| failed(p)).collect()
+                } else {
+                    problems.iter().take(1).map(|p| failed(p)).collect()
+                };
+                if *all {
+                    v.push("validate-all failed".into());
+                }
+                v.push(USAGE_FOOTER.into());
+                v
+            }
+            Failure::Syntax(e) => vec![printable(e, log::MAX_MESSAGE), USAGE_FOOTER.into()],
+            Failure::Run(m) => vec![failed(m)],
+        }
+    }
+
+    /// Prints the failure (unless a signal or the watchdog is already ending the run) and
+    /// returns the exit code.
+    fn end(self) -> u8 {
+        if !abort::claim_end() {
+            // A signal or the watchdog is already ending the run with its own line.
+            park_forever();
+        }
+        for line in self.lines() {
+            log::error(&line);
+        }
+        log::flush_early();
+        self.exit_code()
+    }
+}
+
+/// The footer of a usage error (upstream's `fail_usage`).
+pub const USAGE_FOOTER: &str = "Please use '-h' for usage";
+
+/// How a run that did not fail ends.
+enum Done {
+    /// A document on stdout (help, version, metadata, man page), exit 0.
+    Text(String),
+    /// validate-all found nothing wrong, exit 0.
+    Valid,
+    /// The action's outcome (printed by [`print_outcome`], which picks 0 or 2).
+    Outcome(Box<Options>, Outcome),
+}
+
 /// The whole run with explicit inputs; returns the exit code.
 pub fn main_with<A: Agent>(
     name: &str,
     args: &[OsString],
     read_stdin: impl FnOnce() -> Result<String, String>,
 ) -> u8 {
-    let info = A::info();
-    let table = match options::table(info) {
-        Ok(t) => t,
-        Err(e) => {
+    match attempt::<A>(name, args, read_stdin) {
+        Ok(Done::Text(text)) => {
+            out(&text);
+            0
+        }
+        Ok(Done::Valid) => 0,
+        Ok(Done::Outcome(opts, outcome)) => {
+            if !abort::claim_end() {
+                park_forever();
+            }
+            print_outcome(&opts, outcome)
+        }
+        Err(f) => {
+            // Failures found before logging was set up still reach stderr and syslog.
             let _ = log::init(name, false, false, None);
-            return fail(&format!("option table: {e}"));
+            f.end()
         }
-    };
+    }
+}
+
+fn attempt<A: Agent>(
+    name: &str,
+    args: &[OsString],
+    read_stdin: impl FnOnce() -> Result<String, String>,
+) -> Result<Done, Failure> {
+    let info = A::info();
+    let table = options::table(info).map_err(|e| Failure::Run(format!("option table: {e}")))?;
     let (values, warnings, verbose_count) = if args.is_empty() {
-        match read_stdin().and_then(|text| stdin::parse(&text, &table)) {
-            Ok(p) => (p.values, p.warnings, 0),
-            Err(e) => {
-                let _ = log::init(name, false, false, None);
-                return fail(&e);
-            }
-        }
+        let p = read_stdin()
+            .and_then(|text| stdin::parse(&text, &table))
+            .map_err(Failure::Run)?;
+        (p.values, p.warnings, 0)
     } else {
-        match argv::parse(args, &table) {
-            Ok(p) => (p.values, p.warnings, p.verbose_count),
-            Err(e) => {
-                let _ = log::init(name, false, false, None);
-                log::error(&e);
-                log::error("Please use '-h' for usage");
-                return 1;
-            }
-        }
+        let p = argv::parse(args, &table).map_err(Failure::Syntax)?;
+        (p.values, p.warnings, p.verbose_count)
     };
     for w in &warnings {
         log::warn(w);
@@ -156,81 +227,61 @@ pub fn main_with<A: Agent>(
     let mut opts = Options::new(name, table, values);
     // Special modes: no validation, no device.
     if opts.flag("help") {
-        out(&metadata::help(name, info, opts.table()));
-        return 0;
+        return Ok(Done::Text(metadata::help(name, info, opts.table())));
     }
     if opts.flag("version") {
-        out(&format!("{}\n", metadata::VERSION));
-        return 0;
+        return Ok(Done::Text(format!("{}\n", metadata::VERSION)));
     }
     // The action, parsed once: every later step matches on it. An empty or unknown word is
     // reported after logging is set up (never the default reboot).
     let parsed = opts.action();
     if parsed == Some(Action::Metadata) {
-        out(&metadata::xml(name, info, opts.table()));
-        return 0;
+        return Ok(Done::Text(metadata::xml(name, info, opts.table())));
     }
     if parsed == Some(Action::Manpage) {
-        out(&metadata::manpage(name, info, opts.table()));
-        return 0;
+        return Ok(Done::Text(metadata::manpage(name, info, opts.table())));
     }
     // Before anything opens a file the user names (a FIFO must not hang the run) and before
     // password_script runs; options are not validated yet, so the budget is computed with
     // saturating arithmetic on bounded values.
     start_watchdog(budget(&opts, parsed.unwrap_or(Action::Status)));
-    if let Err(e) = log::init(
+    log::init(
         name,
         opts.flag("quiet"),
         opts.verbose() > 0 || verbose_count > 0,
         opts.given("debug_file"),
-    ) {
-        let _ = log::init(name, false, false, None);
-        return fail(&e);
-    }
+    )
+    .map_err(Failure::Run)?;
     if opts.given("disable_timeout").is_some() {
         log::debug("disable_timeout is accepted but fencekit always keeps its own timeouts");
     }
     // An empty action (`action=` on stdin, `-o ''`) lands here too: never the default reboot.
-    let Some(action) = parsed.filter(|a| is_known_action(info, *a)) else {
-        return fail(&format!(
-            "Unrecognised action '{}'",
-            printable(opts.action_word(), 64)
-        ));
-    };
+    let action = parsed
+        .filter(|a| is_known_action(info, *a))
+        .ok_or_else(|| {
+            Failure::Run(format!(
+                "Unrecognised action '{}'",
+                printable(opts.action_word(), 64)
+            ))
+        })?;
     let problems = validate::problems::<A>(&opts, action);
     if !problems.is_empty() {
-        if !abort::claim_end() {
-            park_forever();
-        }
-        if action == Action::ValidateAll {
-            for p in &problems {
-                log::error(&format!("Failed: {}", printable(p, log::MAX_MESSAGE)));
-            }
-            log::error("validate-all failed");
-        } else if let Some(first) = problems.first() {
-            log::error(&format!("Failed: {}", printable(first, log::MAX_MESSAGE)));
-        }
-        log::error("Please use '-h' for usage");
-        return 1;
+        return Err(Failure::Usage {
+            problems,
+            all: action == Action::ValidateAll,
+        });
     }
     if action == Action::ValidateAll {
-        return 0;
+        return Ok(Done::Valid);
     }
     if let Some(script) = opts.given("password_script").map(str::to_string) {
-        match run_password_script(&script, password_script_limit(&opts)) {
-            Ok(secret) => opts.set_password(secret),
-            Err(e) => return fail(&e),
-        }
+        let secret =
+            run_password_script(&script, password_script_limit(&opts)).map_err(Failure::Run)?;
+        opts.set_password(secret);
     }
-    match engine::execute::<A>(&opts, action) {
-        Ok(outcome) => {
-            if !abort::claim_end() {
-                park_forever();
-            }
-            print_outcome(&opts, outcome)
-        }
-        Err(e) => fail(&failure_text(action, &e)),
-    }
+    let outcome =
+        engine::execute::<A>(&opts, action).map_err(|e| Failure::Run(failure_text(action, &e)))?;
+    Ok(Done::Outcome(Box::new(opts), outcome))
 }
 
 /// How long `password_script` may run.
@@ -441,5 +492,43 @@ impl ScriptGroup {
         if let Some(pgid) = self.0 {
             let _ = nix::sys::signal::killpg(pgid, nix::sys::signal::Signal::SIGKILL);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn failure_lines_own_the_prefix_and_the_footer() {
+        let run = Failure::Run("guest 'x' is not in the guests map".into());
+        assert_eq!(
+            run.lines(),
+            vec!["Failed: guest 'x' is not in the guests map"]
+        );
+        assert_eq!(run.exit_code(), 1);
+        let usage = Failure::Usage {
+            problems: vec!["You have to enter fence address".into(), "second".into()],
+            all: false,
+        };
+        assert_eq!(
+            usage.lines(),
+            vec!["Failed: You have to enter fence address", USAGE_FOOTER]
+        );
+        let all = Failure::Usage {
+            problems: vec!["a".into(), "b".into()],
+            all: true,
+        };
+        assert_eq!(
+            all.lines(),
+            vec![
+                "Failed: a",
+                "Failed: b",
+                "validate-all failed",
+                USAGE_FOOTER
+            ]
+        );
+        let forged = Failure::Run("x\nSuccess: Rebooted".into());
+        assert_eq!(forged.lines(), vec!["Failed: x\\nSuccess: Rebooted"]);
     }
 }
