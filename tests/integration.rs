@@ -17,6 +17,7 @@ mod bmc_lib;
 mod demo;
 mod esxi;
 mod esxi_lib;
+mod hostile_ipmi;
 mod ipmi17;
 mod ipmisim;
 mod kvm_lib;
