@@ -32,6 +32,9 @@ enum Mode {
     SpoofThenGenuine,
     /// Forged error only; the genuine reply is dropped.
     SpoofOnly,
+    /// Forged error without any console session ID (as ipmi_sim words its own Open Session
+    /// errors), then the genuine reply.
+    NoIdThenGenuine,
 }
 
 /// A UDP relay client <-> BMC that forges errors before replies of type `forge`.
@@ -44,13 +47,16 @@ struct SpoofRelay {
 
 /// The forged copy of a genuine sessionless RMCP+ reply: same tag, error `status`, a console
 /// session ID that is not the client's.
-fn forge(genuine: &[u8], status: u8) -> Option<Vec<u8>> {
+fn forge(genuine: &[u8], status: u8, with_id: bool) -> Option<Vec<u8>> {
     // RMCP (4) + auth type, payload type, session ID 0 (4), sequence (4), length (2).
     let payload = genuine.get(16..)?;
     let tag = *payload.first()?;
     let console = u32::from_le_bytes(payload.get(4..8)?.try_into().ok()?);
-    let mut p = vec![tag, status, 0, 0];
-    p.extend_from_slice(&(console ^ 0xdead_beef).to_le_bytes());
+    let mut p = vec![tag, status];
+    if with_id {
+        p.extend_from_slice(&[0, 0]);
+        p.extend_from_slice(&(console ^ 0xdead_beef).to_le_bytes());
+    }
     let mut out = genuine.get(..14)?.to_vec();
     out.extend_from_slice(&(p.len() as u16).to_le_bytes());
     out.extend_from_slice(&p);
@@ -86,7 +92,7 @@ impl SpoofRelay {
                 let ptype = reply.get(5).copied().unwrap_or(0) & 0x3f;
                 if reply.get(4) == Some(&0x06) && forge_types.contains(&ptype) {
                     let status = if ptype == PT_OPEN_RSP { 0x01 } else { 0x0d };
-                    if let Some(f) = forge(reply, status) {
+                    if let Some(f) = forge(reply, status, mode != Mode::NoIdThenGenuine) {
                         let _ = front.send_to(&f, to);
                         forged2.fetch_add(1, Ordering::Relaxed);
                     }
@@ -140,6 +146,19 @@ fn forged_login_errors_before_the_genuine_reply_are_ignored() {
         );
         assert_eq!(bmc.state.lock().unwrap().open_sessions, 0);
     }
+}
+
+/// A forged error without any console session ID cannot be told from a BMC's own (ipmi_sim
+/// words Open Session errors so): it ends the login only if no genuine reply follows within
+/// a grace period; here the genuine reply follows, and wins.
+#[test]
+fn forged_login_errors_without_an_id_lose_to_the_genuine_reply() {
+    let bmc = Bmc17::start(&[("admin", PW, 4)], None, &[17]);
+    let relay = SpoofRelay::start(bmc.port, &[PT_OPEN_RSP, PT_RAKP2], Mode::NoIdThenGenuine);
+    let mut s = Session::open(&cfg(relay.port)).unwrap();
+    assert_eq!(s.chassis_status().unwrap(), PowerState::On);
+    s.close().unwrap();
+    assert!(relay.forged.load(Ordering::Relaxed) >= 2);
 }
 
 /// Only forged errors: the login fails at its deadline with a login error naming the ignored

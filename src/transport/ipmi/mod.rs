@@ -93,6 +93,8 @@ use std::fmt;
 use std::time::{Duration, Instant};
 
 pub use chassis::{completion_text, ChassisOp};
+#[doc(hidden)]
+pub use rmcpplus::fuzz;
 
 use crate::protocol::agent::PowerState;
 use crate::protocol::error::FenceError;
