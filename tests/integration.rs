@@ -19,6 +19,7 @@ mod esxi;
 mod esxi_lib;
 mod faults;
 mod hostile_protocol;
+mod hostile_ipmi;
 mod ipmi17;
 mod ipmisim;
 mod kvm_lib;
