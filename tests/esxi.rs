@@ -1163,7 +1163,17 @@ fn a_note_shaped_like_a_row_never_makes_a_vm() {
             &format!("moved to esxi2:\n{}\n{}", row(2, "node1"), row(3, "node2")),
         ),
         SimVm::new(2, "cl1", "off"),
-        with_note(3, "web", "on", &format!("old:\n{}", row(77, "node3"))),
+        with_note(
+            3,
+            "web",
+            "on",
+            &format!("old:\n{}\n{}", row(77, "node3"), row(9, "node4")),
+        ),
+        // An invalid VM (registered, not listed: `Skipping invalid VM '9'`).
+        SimVm {
+            invalid: true,
+            ..SimVm::new(9, "broken", "off")
+        },
     ];
     let Some(f) = fx(EsxiHost::builder().vms(&vms)) else {
         return;
@@ -1172,7 +1182,7 @@ fn a_note_shaped_like_a_row_never_makes_a_vm() {
     let r = f.run(Mode::Long, &[o("action", "list")]);
     success(&r, "list");
     assert!(r.stdout.contains("node1,2\n"), "{r:?}");
-    for plug in ["node1", "node2", "node3"] {
+    for plug in ["node1", "node2", "node3", "node4"] {
         for action in ["status", "off", "reboot"] {
             let r = f.run(Mode::Stdin, &[o("action", action), o("plug", plug)]);
             failure(&r, "not found", &format!("{action} phantom {plug}"));
@@ -1248,12 +1258,34 @@ fn a_note_copying_a_real_row_does_not_block_fencing() {
 }
 
 #[test]
-fn confirming_a_name_costs_no_extra_round_trip() {
+fn confirming_a_name_costs_at_most_one_vim_cmd_in_the_same_round_trip() {
+    // No other row names cl0's vmid: nothing to confirm (a vmid only rows named cl0 carry is
+    // cl0 or no VM at all), so by name costs what it always did.
     let Some(f) = default_fx() else { return };
-    // By name: getallvms, then one shell line with power.getstate and get.config.
+    for plug in ["cl0", "1"] {
+        let before = f.calls().len();
+        let r = f.run(Mode::Stdin, &[o("action", "status"), o("plug", plug)]);
+        success(&r, "status cl0");
+        let calls = f.calls().split_off(before);
+        assert_eq!(
+            calls,
+            vec!["vim-cmd vmsvc/getallvms", "vim-cmd vmsvc/power.getstate 1"],
+            "{plug}"
+        );
+    }
+    // A note gives cl0's vmid to another name: the first state read also reads cl0's own
+    // name, in the same shell line (one SSH channel: getstate, then get.config).
+    let vms = [
+        SimVm::new(1, "cl0", "on"),
+        with_note(2, "cl1", "on", &format!("x\n{}", row(1, "node1"))),
+    ];
+    let Some(f) = fx(EsxiHost::builder().vms(&vms)) else {
+        return;
+    };
     let before = f.calls().len();
     let r = f.run(Mode::Stdin, &[o("action", "status"), o("plug", "cl0")]);
-    success(&r, "status cl0");
+    success(&r, "status cl0 with a phantom of vmid 1");
+    assert_eq!(r.stdout, "Status: ON\n");
     let calls = f.calls().split_off(before);
     assert_eq!(
         calls,
@@ -1261,18 +1293,7 @@ fn confirming_a_name_costs_no_extra_round_trip() {
             "vim-cmd vmsvc/getallvms",
             "vim-cmd vmsvc/power.getstate 1",
             "vim-cmd vmsvc/get.config 1"
-        ],
-        "{calls:?}"
-    );
-    // By vmid: no get.config (every call takes the vmid itself).
-    let before = f.calls().len();
-    let r = f.run(Mode::Stdin, &[o("action", "status"), o("plug", "1")]);
-    success(&r, "status 1");
-    let calls = f.calls().split_off(before);
-    assert_eq!(
-        calls,
-        vec!["vim-cmd vmsvc/getallvms", "vim-cmd vmsvc/power.getstate 1"],
-        "{calls:?}"
+        ]
     );
     // off confirms once, then only reads state.
     let before = f.calls().len();
@@ -1280,11 +1301,39 @@ fn confirming_a_name_costs_no_extra_round_trip() {
     success(&r, "off cl0");
     let calls = f.calls().split_off(before);
     assert_eq!(count(&calls, "vim-cmd vmsvc/get.config 1"), 1, "{calls:?}");
+    assert_eq!(count(&calls, "vim-cmd vmsvc/power.off 1"), 1, "{calls:?}");
     // A garbled configuration is an error, never a state.
     f.host.set_fault("garble", &["junk", "match=get.config"]);
-    let r = f.run(Mode::Long, &quick("status", "cl1"));
+    let r = f.run(Mode::Long, &quick("status", "cl0"));
     failure(&r, "unrecognised", "garbled get.config");
     f.host.clear_faults();
+    // With use_sudo, each vim-cmd of the line goes through `sudo -n` (a logging shim).
+    let tools = f.host.hostdir().join("tools");
+    let log = f.host.hostdir().join("sudo.log");
+    let shim = tools.join("sudo");
+    std::fs::write(
+        &shim,
+        format!(
+            "#!/bin/sh\necho \"$*\" >> {}\n[ \"$1\" = -n ] || exit 1\nshift\nexec \"$@\"\n",
+            log.display()
+        ),
+    )
+    .unwrap();
+    set_mode(&shim, 0o755);
+    let r = f.run(
+        Mode::Long,
+        &[o("action", "status"), o("plug", "cl0"), flag("use_sudo")],
+    );
+    assert_eq!((r.code, r.stdout.as_str()), (2, "Status: OFF\n"), "{r:?}");
+    let logged = std::fs::read_to_string(&log).unwrap();
+    assert!(
+        logged.contains("-n vim-cmd vmsvc/power.getstate 1\n"),
+        "{logged}"
+    );
+    assert!(
+        logged.contains("-n vim-cmd vmsvc/get.config 1\n"),
+        "{logged}"
+    );
 }
 
 #[test]

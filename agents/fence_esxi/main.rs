@@ -55,6 +55,8 @@ struct Esxi {
     /// The action being run (`on` refuses to resume a suspended VM).
     action: String,
     vms: Option<Vec<Vm>>,
+    /// vmids of invalid VMs (`Skipping invalid VM` lines of getallvms).
+    skipped: Vec<u32>,
     /// Plugs resolved so far: the vmid, and whether it is confirmed (by vmid, or by the VM's
     /// own name from get.config).
     resolved: Vec<(String, u32, bool)>,
@@ -99,27 +101,42 @@ impl Esxi {
 
     fn inventory(&mut self) -> FenceResult<&[Vm]> {
         if self.vms.is_none() {
-            let out = self.exec(&vimcmd::getallvms())?;
+            let cmd = vimcmd::getallvms();
+            let (out, _, stderr) =
+                self.exec_status(&format!("{}{cmd}", self.sudo_prefix()), &cmd)?;
             let vms =
                 vimcmd::parse_getallvms(&out).map_err(|e| FenceError::Device(e.to_string()))?;
+            self.skipped = vimcmd::skipped_vmids(&stderr);
+            self.skipped.extend(vimcmd::skipped_vmids(&out));
             self.vms = Some(vms);
         }
         Ok(self.vms.as_deref().unwrap_or(&[]))
     }
 
-    /// The vmid a plug names and whether that is confirmed. Rows only claim: one candidate
-    /// found by name is returned unconfirmed (the first state read confirms it in the same
-    /// round trip); several are each confirmed now with get.config, so a note copying a real
-    /// VM's row (or naming another vmid) cannot make a real VM ambiguous.
+    /// The vmid a plug names and whether that is confirmed. Rows only claim: a lone candidate
+    /// found by name whose vmid other rows name otherwise (or an invalid VM's) is returned
+    /// unconfirmed, and the first state read confirms it in the same round trip; several
+    /// candidates are each confirmed now with get.config, so a note copying a real VM's row
+    /// (or naming another vmid) cannot make a real VM ambiguous. See
+    /// [`vimcmd::needs_confirmation`] for why a vmid only rows named `plug` carry needs none.
     fn target(&mut self, plug: &str) -> FenceResult<(u32, bool)> {
         if let Some((_, id, ok)) = self.resolved.iter().find(|(p, _, _)| p == plug) {
             return Ok((*id, *ok));
         }
-        let cands = vimcmd::candidates(self.inventory()?, plug);
-        let (vmid, confirmed) = match cands.as_slice() {
-            [] => return Err(vimcmd::LookupError::NotFound(plug.to_owned()).into()),
-            [one] => (one.vmid, !one.by_name),
-            many => {
+        self.inventory()?;
+        let vms = self.vms.as_deref().unwrap_or(&[]);
+        let cands = vimcmd::candidates(vms, plug);
+        let lone = match cands.as_slice() {
+            [one] => Some((
+                one.vmid,
+                !vimcmd::needs_confirmation(vms, &self.skipped, *one, plug),
+            )),
+            _ => None,
+        };
+        let (vmid, confirmed) = match (cands.as_slice(), lone) {
+            ([], _) => return Err(vimcmd::LookupError::NotFound(plug.to_owned()).into()),
+            (_, Some(l)) => l,
+            (many, None) => {
                 let mut real = Vec::new();
                 for c in many {
                     if self.confirm(plug, *c)? {
@@ -191,7 +208,7 @@ impl Esxi {
         let (vmid, confirmed) = self.target(plug)?;
         let p = if confirmed {
             let out = self.exec(&vimcmd::power_getstate(vmid))?;
-            vimcmd::parse_power_state(&out)?
+            vimcmd::parse_power_state(&out).map_err(|e| not_found(plug, vmid, e))?
         } else {
             let line = vimcmd::getstate_then_config(vmid, self.sudo_prefix());
             let cmd = format!("vim-cmd vmsvc/power.getstate {vmid} + get.config {vmid}");
@@ -217,7 +234,7 @@ impl Esxi {
                     first_line(&stderr)
                 )));
             }
-            vimcmd::parse_power_state(state_out)?
+            vimcmd::parse_power_state(state_out).map_err(|e| not_found(plug, vmid, e))?
         };
         self.last = Some((vmid, p));
         Ok(p)
@@ -234,6 +251,17 @@ fn first_line(stderr: &str) -> String {
             .find(|l| !l.is_empty())
             .unwrap_or("no output"),
     )
+}
+
+/// A NotFound fault for the vmid a plug was resolved to: the VM is not (or no longer) on the
+/// host, or a note's row gave a vmid no VM has. Not found, like a plug no row names.
+fn not_found(plug: &str, vmid: u32, e: vimcmd::ParseError) -> FenceError {
+    match e {
+        vimcmd::ParseError::Fault(f) if f.name.ends_with("NotFound") => FenceError::PlugNotFound(
+            format!("VM {plug:?} not found on the host (vmid {vmid}: {f})"),
+        ),
+        other => other.into(),
+    }
 }
 
 /// The plug's getallvms rows name vmids that are not that VM: lines of another VM's notes.
@@ -272,6 +300,7 @@ impl Agent for Esxi {
             sudo: opts.flag("use_sudo"),
             action: opts.action(),
             vms: None,
+            skipped: Vec::new(),
             resolved: Vec::new(),
             last: None,
         })

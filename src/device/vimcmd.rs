@@ -630,6 +630,31 @@ pub fn candidates(vms: &[Vm], plug: &str) -> Vec<Candidate> {
     out
 }
 
+/// The vmids of `Skipping invalid VM 'N'` lines (getallvms prints them on stderr): VMs that are
+/// registered but not listed as rows.
+pub fn skipped_vmids(text: &str) -> Vec<u32> {
+    lines(text)
+        .filter_map(|l| {
+            l.strip_prefix("Skipping invalid VM '")?
+                .split_once('\'')?
+                .0
+                .parse()
+                .ok()
+        })
+        .collect()
+}
+
+/// Whether a lone candidate must be confirmed with the VM's own name before anything acts on
+/// it. getallvms lists every valid registered VM exactly once and a note can only add lines,
+/// so a vmid carried only by rows named `plug`, and not an invalid (skipped) VM's, is either
+/// that VM or no VM at all (every call on it then answers NotFound): no confirmation needed.
+/// A by-name candidate whose vmid another row names otherwise, or an invalid VM's, may be a
+/// note's forgery: it needs one. A by-vmid candidate never does.
+pub fn needs_confirmation(vms: &[Vm], skipped: &[u32], c: Candidate, plug: &str) -> bool {
+    c.by_name
+        && (skipped.contains(&c.vmid) || vms.iter().any(|v| v.vmid == c.vmid && v.name != plug))
+}
+
 /// Resolves a plug from the rows alone: the exact VM name, or else a numeric vmid. A name that
 /// rows of several vmids share, or a numeric plug that is both one VM's name and another VM's
 /// vmid, is ambiguous; rows repeating the same vmid are one VM. The answer is what the output
@@ -1041,6 +1066,36 @@ mod tests {
                 }
             ]
         );
+    }
+
+    #[test]
+    fn only_a_doubtful_candidate_needs_confirmation() {
+        let c = |vmid| Candidate {
+            vmid,
+            by_name: true,
+        };
+        // A phantom row with cl1's vmid: two names for vmid 2.
+        let out = phantom_inventory(&format!("x\n{}", "2      node1   [ds] n/n.vmx   g   vmx-1"));
+        let vms = parse_getallvms(&out).unwrap();
+        assert!(needs_confirmation(&vms, &[], c(2), "node1"));
+        assert!(needs_confirmation(&vms, &[], c(2), "cl1"));
+        assert!(!needs_confirmation(&vms, &[], c(1), "cl0"));
+        // A vmid no other row carries: that VM or no VM.
+        let out = phantom_inventory(&format!("x\n{}", "77     node1   [ds] n/n.vmx   g   vmx-1"));
+        let vms = parse_getallvms(&out).unwrap();
+        assert!(!needs_confirmation(&vms, &[], c(77), "node1"));
+        // ...unless it is an invalid VM's (registered, not listed).
+        assert_eq!(
+            skipped_vmids("Skipping invalid VM '77'\nSkipping invalid VM 'x'\nfoo\n"),
+            vec![77]
+        );
+        assert!(needs_confirmation(&vms, &[77], c(77), "node1"));
+        // By vmid: never.
+        let by_id = Candidate {
+            vmid: 2,
+            by_name: false,
+        };
+        assert!(!needs_confirmation(&vms, &[2], by_id, "2"));
     }
 
     #[test]
