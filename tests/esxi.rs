@@ -8,7 +8,9 @@
 //! and accepted-new host keys; an empty environment (as under Pacemaker); use_sudo through a
 //! `sudo` shim; method=cycle; faults (hang, dropped connection, garbled output, failing
 //! vim-cmd, ignored power.off, slow transitions, frozen host), each ending with exit 1 and a
-//! clear message, never success and never `Status: OFF`.
+//! clear message, never success and never `Status: OFF`. Hostile input: VM notes shaped like
+//! getallvms rows (phantom VMs, copies of real rows, a fault block, 1 MiB lines), suspended VMs
+//! (powered off, never resumed), remote stderr with escape sequences.
 //!
 //! Every run checks that the password never shows in stdout/stderr, and every success that
 //! stderr is empty. Time bounds are generous "it ended" checks only.
