@@ -3,9 +3,13 @@
 //! The plug is a VM name (exact match; spaces, brackets and non-ASCII allowed) or its numeric
 //! vmid. The VM is looked up in `vim-cmd vmsvc/getallvms`; every other command carries the
 //! numeric vmid only, so no user text ever reaches the remote shell. getallvms prints VM notes
-//! raw, so a note line can be shaped like a row: a vmid found by name is confirmed with the
-//! VM's own name from `vim-cmd vmsvc/get.config` (printed before any user text) before
-//! anything acts on it, in the same round trip as the first state read.
+//! raw, so a note line can be shaped like a row. getallvms lists every valid VM exactly once
+//! and notes can only add lines, so a vmid that only rows of the plug's name carry is that VM
+//! or no VM (NotFound to every call). A vmid found by name that another row names otherwise, or
+//! that an invalid VM has, is confirmed with the VM's own name from `vim-cmd vmsvc/get.config`
+//! (printed before any user text) before anything acts on it, in the same round trip as the
+//! first state read; several candidates are each confirmed, so copies of a real VM's row do
+//! not make it ambiguous.
 //!
 //! Power state comes from `vim-cmd vmsvc/power.getstate`: `Powered off` is OFF, `Powered on`
 //! is ON, and `Suspended` counts as ON (not fenced: its memory is saved on disk and a resume

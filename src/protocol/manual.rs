@@ -36,5 +36,5 @@
 //! A suspended VM counts as ON: resumed, a fenced node would come back with its old memory and
 //! believe it still holds its resources. `off`/`reboot` power it off, which discards the
 //! suspend state, and read `Powered off` back; `on` never resumes one (it fails and says why).
-//! A vmid found by name in `getallvms` is confirmed with the VM's own name (`get.config`)
-//! first: VM notes are printed raw and can be shaped like rows.
+//! VM notes are printed raw in `getallvms` and can be shaped like rows: a vmid found by name
+//! that another row names otherwise is confirmed with the VM's own name (`get.config`) first.
