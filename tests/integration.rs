@@ -18,6 +18,7 @@ mod demo;
 mod esxi;
 mod esxi_lib;
 mod faults;
+mod hostile_ipmi;
 mod hostile_protocol;
 mod ipmi17;
 mod ipmisim;

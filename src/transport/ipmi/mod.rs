@@ -98,6 +98,8 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
 pub use chassis::{completion_text, ChassisOp};
+#[doc(hidden)]
+pub use rmcpplus::fuzz;
 
 use crate::protocol::abort::{self, AbortGuard};
 use crate::protocol::agent::PowerState;
