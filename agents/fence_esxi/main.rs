@@ -20,6 +20,7 @@
 use std::process::ExitCode;
 
 use fencekit::device::vimcmd::{self, Vm, VmPower};
+use fencekit::protocol::action::Action;
 use fencekit::protocol::error::excerpt;
 use fencekit::protocol::log;
 use fencekit::transport::ssh::{self, LazySession, SshConfig};
@@ -57,7 +58,7 @@ struct Esxi {
     conn: LazySession,
     sudo: bool,
     /// The action being run (`on` refuses to resume a suspended VM).
-    action: String,
+    action: Option<Action>,
     vms: Option<Vec<Vm>>,
     /// vmids of invalid VMs (`Skipping invalid VM` lines of getallvms).
     skipped: Vec<u32>,
@@ -316,7 +317,7 @@ impl Agent for Esxi {
             log::debug(&format!(
                 "VM {plug:?} is suspended: counted as ON (its saved memory would come back on resume)"
             ));
-            if self.action == "on" {
+            if self.action == Some(Action::On) {
                 return Err(FenceError::Device(format!(
                     "VM {plug:?} is suspended: `on` would resume it from the memory saved when \
                      it was suspended, which fence_esxi never does; `off` powers it off and \
