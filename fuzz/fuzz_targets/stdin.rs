@@ -7,7 +7,9 @@ use libfuzzer_sys::fuzz_target;
 fuzz_target!(|data: &[u8]| {
     let table = fencekit_fuzz_table();
     let text = String::from_utf8_lossy(data);
-    let parsed = stdin::parse(&text, &table);
+    let Ok(parsed) = stdin::parse(&text, &table) else {
+        return;
+    };
     for v in parsed.values.values() {
         let _ = options::parse_secs(v);
         let _ = stdin::flag_value(v);

@@ -1,12 +1,8 @@
 // Shared by the stdin and argv targets: every option row of every feature group.
 fn fencekit_fuzz_table() -> Vec<fencekit::OptSpec> {
     use fencekit::protocol::agent::{AgentInfo, Feature};
-    static INFO: AgentInfo = AgentInfo {
-        name: "fence_fuzz",
-        shortdesc: "",
-        longdesc: "",
-        vendor_url: "",
-        features: &[
+    static INFO: AgentInfo = AgentInfo::new("fence_fuzz", "")
+        .features(&[
             Feature::Address,
             Feature::Login,
             Feature::Password,
@@ -15,13 +11,7 @@ fn fencekit_fuzz_table() -> Vec<fencekit::OptSpec> {
             Feature::Sudo,
             Feature::Method,
             Feature::MissingAsOff,
-        ],
-        options: &[],
-        defaults: &[],
-        has_list: true,
-        has_cycle: true,
-        has_diag: true,
-        needs_password: true,
-    };
-    fencekit::protocol::options::table(&INFO)
+        ])
+        .needs_password();
+    fencekit::protocol::options::table(&INFO).unwrap_or_default()
 }
