@@ -945,11 +945,11 @@ fn kvmguest_validate_all_reports_every_conf_error_with_its_line() {
         ),
         (
             "guest13 cfhost1 cluster1 cfguest13 10.0.0.300 user1 pw\n",
-            "guest_IP '10.0.0.300' is not an IPv4 or IPv6 address",
+            "guest_IP (column 5) is not an IPv4 or IPv6 address",
         ),
         (
             "guest13 cfhost1 cluster1 cfguest13 host13 user1 pw\n",
-            "guest_IP 'host13' is not an IPv4 or IPv6 address",
+            "guest_IP (column 5) is not an IPv4 or IPv6 address",
         ),
         (
             "guest13 cfhost1 cluster1 cfguest13 fe80::13 user1 pw\n",
@@ -1033,4 +1033,140 @@ fn kvmguest_validate_all_reports_every_conf_error_with_its_line() {
     let r = run(Mode::Long, &p);
     assert_eq!(r.code, 1, "{}", show(&r));
     assert!(r.stderr.contains("no guest entries"), "{}", show(&r));
+}
+
+/// validate-all / status with a hostile or unsafe guests_conf, no device needed: a sparse
+/// 2 GiB file is refused at once (not read), a FIFO does not hang, a password swapped into
+/// another column is never quoted, and a map someone else could replace (owner, directory
+/// writable by others) is refused unless relaxed, with a warning.
+#[test]
+fn kvmguest_conf_hostile_files_are_refused() {
+    use std::process::Command;
+    let dir = tempfile::tempdir().unwrap();
+    let good = "guest11 cfhost1 cluster1 cfguest11 10.20.30.50 user1 D0860AB04E1B8FA3\n";
+    let cmd = |path: &Path, action: &str, extra: &[&str]| {
+        let mut c = Command::new(bin());
+        c.args([
+            "-o",
+            action,
+            "-n",
+            "cfguest11",
+            "-l",
+            "root",
+            "-p",
+            "Xyzzy-pw-12",
+        ])
+        .arg(format!("--guests-conf={}", path.display()))
+        .args(extra)
+        .stdin(std::process::Stdio::null());
+        c
+    };
+    let limit = Duration::from_secs(20);
+    let run = |path: &Path, extra: &[&str]| {
+        crate::kvmsim::run_limited(cmd(path, "validate-all", extra), limit)
+    };
+
+    // A sparse 2 GiB map: refused by its size, quickly (the child is killed at the limit).
+    let big = dir.path().join("big.conf");
+    let f = std::fs::File::create(&big).unwrap();
+    f.set_len(2 << 30).unwrap();
+    drop(f);
+    std::fs::set_permissions(&big, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let r = run(&big, &[]);
+    assert!(
+        !r.timed_out,
+        "validate-all of a 2 GiB map did not end: {}",
+        r.err()
+    );
+    assert_eq!(r.exit(), Some(1), "{}", r.err());
+    assert!(
+        r.err().contains("larger than 16777216 bytes"),
+        "{}",
+        r.err()
+    );
+    let r = crate::kvmsim::run_limited(cmd(&big, "status", &[]), limit);
+    assert!(!r.timed_out && r.exit() == Some(1), "{}", r.err());
+    assert!(
+        r.err().contains("larger than 16777216 bytes"),
+        "{}",
+        r.err()
+    );
+
+    // A FIFO: refused, never waited on.
+    let fifo = dir.path().join("fifo.conf");
+    let ok = Command::new("mkfifo").arg(&fifo).status().unwrap();
+    assert!(ok.success());
+    let r = run(&fifo, &[]);
+    assert!(!r.timed_out && r.exit() == Some(1), "{}", r.err());
+    assert!(r.err().contains("not a regular file"), "{}", r.err());
+
+    // Mis-ordered lines: the password (plain or hex-encrypted) never shows up.
+    for line in [
+        "guest13 cfhost1 cluster1 cfguest13 Sekr1t-Pw user1 10.0.0.13\n",
+        "guest13 cfhost1 cluster1 cfguest13 Sekr1t-Pw 10.0.0.13\n",
+        "0b1cbc9e94d64f0fa1f00123456789ab cfhost1 cluster1 cfguest13 10.0.0.13 user1 g13\n",
+    ] {
+        let p = write_conf(dir.path(), "swapped.conf", &format!("{good}{line}"), 0o600);
+        let r = run(&p, &[]);
+        assert_eq!(r.exit(), Some(1), "{line}: {}", r.err());
+        assert!(r.err().contains("line 2: "), "{}", r.err());
+        assert!(!r.err().contains("Sekr1t-Pw"), "{}", r.err());
+        assert!(!r.err().contains("0b1cbc9e94d64f0fa1f0"), "{}", r.err());
+        assert!(r.out().is_empty(), "{}", r.out());
+    }
+
+    // A private map in a private directory: fine. In a sticky /tmp-like directory: fine.
+    let p = write_conf(dir.path(), "ok.conf", good, 0o600);
+    let r = run(&p, &[]);
+    assert_eq!((r.exit(), r.err().as_str()), (Some(0), ""), "{}", r.err());
+    let sticky = dir.path().join("sticky");
+    std::fs::create_dir(&sticky).unwrap();
+    std::fs::set_permissions(&sticky, std::fs::Permissions::from_mode(0o1777)).unwrap();
+    let p = write_conf(&sticky, "kvmguests.conf", good, 0o600);
+    let r = run(&p, &[]);
+    assert_eq!((r.exit(), r.err().as_str()), (Some(0), ""), "{}", r.err());
+
+    // A directory anyone may write (not sticky): the map could be replaced.
+    let open = dir.path().join("open");
+    std::fs::create_dir(&open).unwrap();
+    std::fs::set_permissions(&open, std::fs::Permissions::from_mode(0o777)).unwrap();
+    let p = write_conf(&open, "kvmguests.conf", good, 0o600);
+    let r = run(&p, &[]);
+    assert_eq!(r.exit(), Some(1), "{}", r.err());
+    let want = format!(
+        "directory {}: mode 0777 is writable by group or others",
+        open.display()
+    );
+    assert!(r.err().contains(&want), "{}", r.err());
+    // Relaxed: accepted, with the same text as a warning.
+    let r = run(&p, &["--relax-conf-permissions"]);
+    assert_eq!(r.exit(), Some(0), "{}", r.err());
+    assert!(r.err().contains(&format!("WARNING: {want}")), "{}", r.err());
+    // A symbolic link in a private directory to the map in the open one: still refused.
+    let link = dir.path().join("link.conf");
+    std::os::unix::fs::symlink(&p, &link).unwrap();
+    let r = run(&link, &[]);
+    assert_eq!(r.exit(), Some(1), "{}", r.err());
+    assert!(r.err().contains(&want), "{}", r.err());
+
+    // Owned by another user (root only can give a file away).
+    if nix::unistd::geteuid().is_root() {
+        let p = write_conf(dir.path(), "theirs.conf", good, 0o600);
+        std::os::unix::fs::chown(&p, Some(65534), None).unwrap();
+        let r = run(&p, &[]);
+        assert_eq!(r.exit(), Some(1), "{}", r.err());
+        assert!(
+            r.err().contains("owned by uid 65534, not by root"),
+            "{}",
+            r.err()
+        );
+        let theirs = dir.path().join("theirs");
+        std::fs::create_dir(&theirs).unwrap();
+        let p = write_conf(&theirs, "kvmguests.conf", good, 0o600);
+        std::os::unix::fs::chown(&theirs, Some(65534), None).unwrap();
+        let r = run(&p, &[]);
+        assert_eq!(r.exit(), Some(1), "{}", r.err());
+        let want = format!("directory {}: owned by uid 65534", theirs.display());
+        assert!(r.err().contains(&want), "{}", r.err());
+    }
 }
