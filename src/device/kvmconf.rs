@@ -652,26 +652,29 @@ fn host_char_ok(c: char) -> bool {
     c.is_ascii_alphanumeric() || c == '.' || c == '-' || c == '_'
 }
 
-fn parse_port(s: &str, item: &str) -> Result<u16, String> {
+fn parse_port(s: &str, shown: &str) -> Result<u16, String> {
     match s.parse::<u16>() {
         Ok(p) if p > 0 && s.bytes().all(|b| b.is_ascii_digit()) => Ok(p),
-        _ => Err(format!("hosts: bad port in '{item}'")),
+        _ => Err(format!("hosts: bad port in '{shown}'")),
     }
 }
 
 fn parse_host_item(item: &str) -> Result<HostAddr, String> {
+    // Quoted in errors: shortened, control characters blanked (a `\n` or ESC in the option
+    // must not forge a log line).
+    let shown = crate::protocol::error::excerpt(item);
     let Some((cfname, addr)) = item.split_once('=') else {
-        return Err(format!("hosts: '{item}' is not cfname=address[:port]"));
+        return Err(format!("hosts: '{shown}' is not cfname=address[:port]"));
     };
     let cfname = cfname.trim();
     let addr = addr.trim();
     if cfname.is_empty() || !cfname.chars().all(name_char_ok) || cfname.len() > MAX_FIELD {
-        return Err(format!("hosts: bad host cfname in '{item}'"));
+        return Err(format!("hosts: bad host cfname in '{shown}'"));
     }
     let (user, hostport) = match addr.rsplit_once('@') {
         Some((u, rest)) => {
             if u.is_empty() || !u.chars().all(name_char_ok) {
-                return Err(format!("hosts: bad user in '{item}'"));
+                return Err(format!("hosts: bad user in '{shown}'"));
             }
             (Some(u.to_owned()), rest)
         }
@@ -679,34 +682,34 @@ fn parse_host_item(item: &str) -> Result<HostAddr, String> {
     };
     let (host, port) = if let Some(rest) = hostport.strip_prefix('[') {
         let Some((v6, after)) = rest.split_once(']') else {
-            return Err(format!("hosts: missing ']' in '{item}'"));
+            return Err(format!("hosts: missing ']' in '{shown}'"));
         };
         if v6.parse::<std::net::Ipv6Addr>().is_err() {
-            return Err(format!("hosts: bad IPv6 address in '{item}'"));
+            return Err(format!("hosts: bad IPv6 address in '{shown}'"));
         }
         let port = match after {
             "" => None,
             p => match p.strip_prefix(':') {
-                Some(p) => Some(parse_port(p, item)?),
-                None => return Err(format!("hosts: junk after ']' in '{item}'")),
+                Some(p) => Some(parse_port(p, &shown)?),
+                None => return Err(format!("hosts: junk after ']' in '{shown}'")),
             },
         };
         (v6.to_owned(), port)
     } else if hostport.matches(':').count() > 1 {
         return Err(format!(
-            "hosts: IPv6 address must be in brackets ([addr]:port) in '{item}'"
+            "hosts: IPv6 address must be in brackets ([addr]:port) in '{shown}'"
         ));
     } else {
         match hostport.split_once(':') {
-            Some((h, p)) => (h.to_owned(), Some(parse_port(p, item)?)),
+            Some((h, p)) => (h.to_owned(), Some(parse_port(p, &shown)?)),
             None => (hostport.to_owned(), None),
         }
     };
     if host.is_empty() {
-        return Err(format!("hosts: empty address in '{item}'"));
+        return Err(format!("hosts: empty address in '{shown}'"));
     }
     if !host.contains(':') && !host.chars().all(host_char_ok) {
-        return Err(format!("hosts: bad address in '{item}'"));
+        return Err(format!("hosts: bad address in '{shown}'"));
     }
     Ok(HostAddr {
         cfname: cfname.to_owned(),
@@ -1027,6 +1030,13 @@ mod tests {
         }
         let errs = parse_hosts("a=1.2.3.4:x,b=[::1").unwrap_err();
         assert_eq!(errs.len(), 2);
+        // Quoted items are excerpts: no newline or ESC reaches a log line.
+        let errs = parse_hosts("c=bad\u{1b}[2J\nSuccess: Powered OFF").unwrap_err();
+        assert!(
+            errs.iter()
+                .all(|e| !e.contains('\u{1b}') && !e.contains('\n')),
+            "{errs:?}"
+        );
     }
 
     #[test]
