@@ -509,7 +509,7 @@ fn kvmguest_failed_lookup_is_not_absence() {
     // guest12: stale shut-off copy on its mapped host cfhost1, running on cfhost2.
     k.sim.define("cfhost2", "guest12", true);
     let lookup_fails = [
-        ("match", "domstate"),
+        ("match", "dominfo"),
         ("msg", "error: failed to get domain 'guest12'"),
     ];
     k.sim.fault("cfhost2", "exit", Some("1"), &lookup_fails);
@@ -556,7 +556,7 @@ fn kvmguest_faults_end_in_exit_1() {
         opt("power_timeout", None, Some("3")),
         opt("retry_on", None, Some("0")),
     ];
-    let dom = ("match", "domstate");
+    let dom = ("match", "dominfo");
     // guest12 is defined (shut off) on both hosts, so both answer with a state.
     k.sim.define("cfhost2", "guest12", false);
 
@@ -594,6 +594,31 @@ fn kvmguest_faults_end_in_exit_1() {
     k.sim.clear_faults("cfhost2");
     assert_failed(&r);
     assert!(r.stderr.contains("internal error: oops"), "{}", show(&r));
+    // Hostile stderr (issue 8 item 9): escape sequences, a forged success line, a 100 KB
+    // line: quoted only as a short excerpt with control characters blanked.
+    let long = format!("error: {}", "A".repeat(100_000));
+    for msg in [
+        "error: first\\nSuccess: Powered OFF\\nerror: \\033[2J\\033]0;owned\\007boom",
+        "\\033[31mno error prefix\\nSuccess: Powered OFF",
+        long.as_str(),
+    ] {
+        k.sim
+            .fault("cfhost2", "exit", Some("1"), &[dom, ("msg", msg)]);
+        let r = k.act(Mode::Long, "status", Some("cfguest12"), &t);
+        k.sim.clear_faults("cfhost2");
+        assert_failed(&r);
+        assert!(
+            !r.stderr.contains('\u{1b}') && !r.stderr.contains('\u{7}'),
+            "{}",
+            show(&r)
+        );
+        assert!(
+            !r.stderr.lines().any(|l| l.starts_with("Success")),
+            "{}",
+            show(&r)
+        );
+        assert!(r.stderr.lines().all(|l| l.len() < 2000), "{}", show(&r));
+    }
 
     // destroy is ignored (success text, nothing changes): timed out, guest still running.
     k.sim
@@ -813,7 +838,7 @@ fn kvmguest_names_reach_the_shell_quoted() {
     assert_eq!(r.code, 0, "{}", show(&r));
     assert!(
         r.stderr
-            .contains("executing env LC_ALL=C virsh -c 'qemu:///system' domstate -- 'guest11'"),
+            .contains("executing env LC_ALL=C virsh -c 'qemu:///system' dominfo -- 'guest11'"),
         "{}",
         show(&r)
     );
@@ -1169,4 +1194,172 @@ fn kvmguest_conf_hostile_files_are_refused() {
         let want = format!("directory {}: owned by uid 65534", theirs.display());
         assert!(r.err().contains(&want), "{}", r.err());
     }
+}
+
+/// Issue 8 item 4: a guest with a managed-save image or a crashed guest is not off. `off`
+/// discards the image (`managedsave-remove`) or destroys the crashed domain and reads it back
+/// as shut off without an image; `on` and `reboot` boot fresh (`start --force-boot`), never
+/// resume the saved memory; where the image cannot be discarded, the off fails and says why.
+#[test]
+fn kvmguest_saved_and_crashed_guests_are_not_off() {
+    let Some(k) = two_hosts("saved") else {
+        return;
+    };
+    let m = Mode::Long;
+    let managed_save = |g: &str| -> String {
+        let out = k.sim.virsh("cfhost1", &["dominfo", "--", g]);
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .find_map(|l| l.strip_prefix("Managed save:").map(|v| v.trim().to_owned()))
+            .unwrap_or_default()
+    };
+    let reason = |h: &str, g: &str| {
+        let out = k.sim.virsh(h, &["domstate", "--reason", "--", g]);
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .next()
+            .unwrap_or("")
+            .to_owned()
+    };
+    let save = |g: &str| {
+        assert!(k.sim.virsh("cfhost1", &["managedsave", g]).status.success());
+        assert_eq!(managed_save(g), "yes");
+    };
+
+    // Saved: not off for status; off discards the image and reads it back.
+    save("guest11");
+    assert_ok(&k.act(m, "status", Some("cfguest11"), &[]), "Status: ON\n");
+    assert_ok(
+        &k.act(m, "list-status", None, &[]),
+        "cfguest11,guest11,ON\ncfguest12,guest12,OFF\ncfguest21,guest21,ON\n",
+    );
+    assert_ok(
+        &k.act(m, "off", Some("cfguest11"), &[]),
+        "Success: Powered OFF\n",
+    );
+    assert_eq!(managed_save("guest11"), "no");
+    assert_eq!(k.state("cfhost1", "guest11").as_deref(), Some("shut off"));
+    assert_eq!(
+        calls_with(&k, "cfhost1", "virsh managedsave-remove guest11"),
+        1
+    );
+    assert_eq!(calls_with(&k, "cfhost1", "virsh destroy guest11"), 0);
+    // on after the fence: a fresh boot.
+    let before = events_of(&k, "cfhost1", "guest11").len();
+    assert_ok(
+        &k.act(m, "on", Some("cfguest11"), &[]),
+        "Success: Powered ON\n",
+    );
+    assert_eq!(reason("cfhost1", "guest11"), "running (booted)");
+    assert_eq!(
+        events_of(&k, "cfhost1", "guest11")
+            .get(before..)
+            .unwrap_or_default(),
+        ["Started Booted"]
+    );
+    assert!(calls_with(&k, "cfhost1", "virsh start --force-boot guest11") >= 1);
+
+    // reboot of a saved guest: image discarded, booted fresh, never restored.
+    save("guest11");
+    let before = events_of(&k, "cfhost1", "guest11").len();
+    assert_ok(
+        &k.act(m, "reboot", Some("guest11"), &[]),
+        "Success: Rebooted\n",
+    );
+    assert_eq!(reason("cfhost1", "guest11"), "running (booted)");
+    assert_eq!(managed_save("guest11"), "no");
+    assert_eq!(
+        events_of(&k, "cfhost1", "guest11")
+            .get(before..)
+            .unwrap_or_default(),
+        ["Started Booted"]
+    );
+
+    // on of a saved guest (not fenced before): boots fresh too, never "Already ON".
+    save("guest11");
+    let before = events_of(&k, "cfhost1", "guest11").len();
+    assert_ok(
+        &k.act(m, "on", Some("cfguest11"), &[]),
+        "Success: Powered ON\n",
+    );
+    assert_eq!(reason("cfhost1", "guest11"), "running (booted)");
+    assert_eq!(
+        events_of(&k, "cfhost1", "guest11")
+            .get(before..)
+            .unwrap_or_default(),
+        ["Started Booted"]
+    );
+    assert_eq!(managed_save("guest11"), "no");
+
+    // The image cannot be discarded: the off fails and says why; the image is still there.
+    save("guest11");
+    let msg = "error: Failed to remove managed save image for domain 'guest11'\\n\
+               error: Failed to remove managed save file '/var/lib/libvirt/qemu/save/guest11.save': Permission denied";
+    k.sim.fault(
+        "cfhost1",
+        "exit",
+        Some("1"),
+        &[("match", "managedsave-remove"), ("msg", msg)],
+    );
+    let r = k.act(
+        m,
+        "off",
+        Some("cfguest11"),
+        &[opt("power_timeout", None, Some("2"))],
+    );
+    assert_failed(&r);
+    assert!(
+        r.stderr
+            .contains("cannot discard the managed-save image of 'guest11'"),
+        "{}",
+        show(&r)
+    );
+    assert!(r.stderr.contains("Permission denied"), "{}", show(&r));
+    assert!(
+        r.stderr.contains("Timed out waiting to power OFF"),
+        "{}",
+        show(&r)
+    );
+    assert!(r.elapsed < Duration::from_secs(60), "{}", show(&r));
+    assert_eq!(managed_save("guest11"), "yes");
+    k.sim.clear_faults("cfhost1");
+    assert_ok(
+        &k.act(m, "off", Some("cfguest11"), &[]),
+        "Success: Powered OFF\n",
+    );
+    assert_eq!(managed_save("guest11"), "no");
+
+    // Crashed (qemu alive, on_crash=preserve): ON until destroyed; off destroys it.
+    k.sim.crash("cfhost2", "guest21");
+    assert_ok(&k.act(m, "status", Some("cfguest21"), &[]), "Status: ON\n");
+    assert_ok(
+        &k.act(m, "off", Some("cfguest21"), &[]),
+        "Success: Powered OFF\n",
+    );
+    assert_eq!(reason("cfhost2", "guest21"), "shut off (destroyed)");
+    assert_eq!(calls_with(&k, "cfhost2", "virsh destroy guest21"), 1);
+    let r = k.act(m, "status", Some("cfguest21"), &[]);
+    assert_eq!(
+        (r.code, r.stdout.as_str()),
+        (2, "Status: OFF\n"),
+        "{}",
+        show(&r)
+    );
+    // A crashed guest rebooted: destroyed, then booted fresh.
+    assert_ok(
+        &k.act(m, "on", Some("cfguest21"), &[]),
+        "Success: Powered ON\n",
+    );
+    k.sim.crash("cfhost2", "guest21");
+    let before = events_of(&k, "cfhost2", "guest21").len();
+    assert_ok(
+        &k.act(m, "reboot", Some("cfguest21"), &[]),
+        "Success: Rebooted\n",
+    );
+    assert_eq!(
+        events_of(&k, "cfhost2", "guest21")
+            .get(before..)
+            .unwrap_or_default(),
+        ["Stopped Destroyed", "Started Booted"]
+    );
 }

@@ -293,6 +293,12 @@ impl KvmSim {
             .collect()
     }
 
+    /// A running guest crashes on `host` with on_crash=preserve (qemu alive): through ssh,
+    /// virsh reports it `crashed` until it is destroyed (see tests/sim_kvm/README.md).
+    pub fn crash(&self, host: &str, guest: &str) {
+        self.run_ok("crash", &[host, guest]);
+    }
+
     /// Arms a fault on a host: `kind` (hang, exit, garble, drop, noop, slow, login_delay,
     /// sudo_denied), optional `value`, extra `key=value` settings (match, times, mode, msg, ops).
     pub fn fault(&self, host: &str, kind: &str, value: Option<&str>, kv: &[(&str, &str)]) {
