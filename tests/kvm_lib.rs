@@ -685,6 +685,28 @@ fn virsh_fixtures_parse() {
             "names" => virsh::parse_name_list(&r)
                 .map(|v| v.len().to_string())
                 .unwrap_or_else(|e| format!("{e:?}")),
+            "msremove" => action_word(&virsh::parse_managedsave_remove(&r)),
+            "view" => match virsh::HostView::from_dominfo(&r) {
+                Ok(v) => format!(
+                    "{}+{}",
+                    state_word(&Ok(v.state)),
+                    match v.managed_save {
+                        Some(true) => "saved",
+                        Some(false) => "nosave",
+                        None => "unknown",
+                    }
+                ),
+                Err(e) => state_word(&Err(e)),
+            },
+            "saved" => virsh::parse_list_table(&r)
+                .map(|v| {
+                    v.iter()
+                        .filter(|r| r.saved)
+                        .map(|r| r.name.as_str())
+                        .collect::<Vec<_>>()
+                        .join(",")
+                })
+                .unwrap_or_else(|e| format!("{e:?}")),
             "dominfo" => match virsh::parse_dominfo(&r) {
                 Ok(i) => state_word(&i.state.ok_or(VirshError::NoState)),
                 Err(e) => state_word(&Err(e)),
@@ -701,7 +723,7 @@ fn virsh_fixtures_parse() {
         }
         n += 1;
     }
-    assert_eq!(n, 30);
+    assert_eq!(n, 40);
     // Table details: names with spaces, leading blanks, C-locale escapes, UTF-8.
     let get = |name: &str| {
         let out = std::fs::read(dir.join(format!("{name}.stdout"))).unwrap();

@@ -71,6 +71,9 @@ fingerprint).",
     needs_password: true,
 };
 
+/// One host's `virsh list` rows by domain name.
+type RowsByName<'a> = HashMap<&'a str, &'a virsh::ListRow>;
+
 /// One KVM host of the map and its (lazily opened) SSH session; a configuration error of
 /// this host is kept and reported when the host is asked.
 struct Host {
@@ -431,12 +434,23 @@ would resume it from its saved memory)",
                     )
                 })
                 .collect();
+            // Each host's rows by name: one hash lookup per guest and host (linear overall).
+            let by_name: Vec<(&String, Result<RowsByName<'_>, &VirshError>)> = tables
+                .iter()
+                .map(|(h, t)| {
+                    (
+                        h,
+                        t.as_ref()
+                            .map(|rows| rows.iter().map(|r| (r.name.as_str(), r)).collect()),
+                    )
+                })
+                .collect();
             for (slot, e) in states.iter_mut().zip(&entries) {
-                let answers: Vec<(String, Result<HostView, VirshError>)> = tables
+                let answers: Vec<(String, Result<HostView, VirshError>)> = by_name
                     .iter()
                     .map(|(h, t)| {
                         let st = match t {
-                            Ok(rows) => match rows.iter().find(|r| r.name == e.guest_name) {
+                            Ok(rows) => match rows.get(e.guest_name.as_str()) {
                                 Some(r) => r
                                     .state
                                     .map(|state| HostView {
@@ -446,9 +460,9 @@ would resume it from its saved memory)",
                                     .ok_or(VirshError::NoState),
                                 None => Err(VirshError::NotFound),
                             },
-                            Err(err) => Err(err.clone()),
+                            Err(err) => Err((*err).clone()),
                         };
-                        (h.clone(), st)
+                        ((*h).clone(), st)
                     })
                     .collect();
                 *slot = virsh::locate(&e.guest_name, &answers)
