@@ -26,7 +26,7 @@ use std::process::{Command, Output, Stdio};
 use std::sync::atomic::{AtomicU16, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-/// Port range reserved for the KVM simulators (see test-peers-ssh.md §1).
+/// Port range reserved for the KVM simulators.
 const PORT_LO: u16 = 2221;
 const PORT_HI: u16 = 2299;
 
