@@ -42,7 +42,7 @@ static OPTIONS: &[OptSpec] = &[
         ..opt("ipport", None, Kind::Int, Some("22"), "[port]", "SSH port of the hosts (when the hosts option gives none)", 1)
     },
     opt("libvirt_uri", None, Kind::Str, Some(virsh::DEFAULT_URI), "[uri]", "libvirt URI used by virsh on the hosts", 1),
-    opt("relax_conf_permissions", None, Kind::Flag, None, "", "Accept a guests_conf readable by group or others (with a warning)", 1),
+    opt("relax_conf_permissions", None, Kind::Flag, None, "", "Accept a guests_conf that others could read, change or replace (mode, owner, directories), with a warning", 1),
 ];
 
 static INFO: AgentInfo = AgentInfo {
