@@ -9,6 +9,7 @@
 
 use std::process::ExitCode;
 
+use fencekit::protocol::agent::PlugFn;
 use fencekit::protocol::log;
 use fencekit::protocol::options::opt;
 use fencekit::transport::ipmi::{ChassisOp, IpmiConfig, Privilege, Session, Version};
@@ -28,10 +29,9 @@ static OPTIONS: &[OptSpec] = &[
     opt("target").short('t').value("[targetaddress]").help("IPMI bridging target (ipmitool -t): not supported by fence_bmc; setting it is refused rather than silently fencing the BMC's own chassis"),
 ];
 
-static INFO: AgentInfo = AgentInfo {
-    name: "fence_bmc",
-    shortdesc: "Fence agent for IPMI over LAN (RMCP+)",
-    longdesc: "fence_bmc is a Power Fencing agent which can be used with machines controlled by \
+static INFO: AgentInfo = AgentInfo::new("fence_bmc", "Fence agent for IPMI over LAN (RMCP+)")
+    .longdesc(
+        "fence_bmc is a Power Fencing agent which can be used with machines controlled by \
 IPMI. It speaks IPMI 2.0 RMCP+ itself (no ipmitool child, so the password never appears on any \
 command line), negotiates the strongest cipher suite the BMC offers (17 or 3; suite 0 only when \
 asked for), resends lost datagrams within login_timeout, matches every reply to its request and \
@@ -39,20 +39,16 @@ always closes its session. One session carries the whole action. It accepts fenc
 options, so it can replace fence_ipmilan in an existing configuration; lanplus (RMCP+) is the \
 default, lanplus=0 selects IPMI 1.5 with MD5 authentication.\n\nWARNING: method=cycle trusts \
 the BMC's acknowledgement of a power cycle; onoff (the default) reads the power state back.",
-    vendor_url: "https://www.intel.com/content/www/us/en/products/docs/servers/ipmi/ipmi-home.html",
-    features: &[
+    )
+    .vendor_url("https://www.intel.com/content/www/us/en/products/docs/servers/ipmi/ipmi-home.html")
+    .features(&[
         Feature::Address,
         Feature::Login,
         Feature::Password,
         Feature::Method,
-    ],
-    options: OPTIONS,
-    defaults: &[("ipport", "623"), ("power_wait", "2")],
-    has_list: false,
-    has_cycle: true,
-    has_diag: true,
-    needs_password: false,
-};
+    ])
+    .options(OPTIONS)
+    .defaults(&[("ipport", "623"), ("power_wait", "2")]);
 
 /// The options with `port_as_ip` applied: the plug is the BMC address.
 fn device_options(opts: &Options) -> Options {
@@ -93,6 +89,9 @@ impl Bmc {
 }
 
 impl Agent for Bmc {
+    const CYCLE: Option<PlugFn<Self>> = Some(Self::cycle);
+    const DIAG: Option<PlugFn<Self>> = Some(Self::diag);
+
     fn info() -> &'static AgentInfo {
         &INFO
     }
@@ -162,7 +161,10 @@ the network can forge the BMC's answers, including its power state); use 3 or 17
             PowerState::Off => ChassisOp::PowerDown,
         })
     }
+}
 
+/// What the device offers beyond on/off/status (the trait's `LIST`, `CYCLE`, `DIAG`).
+impl Bmc {
     fn cycle(&mut self, _plug: &str) -> FenceResult<()> {
         self.control(ChassisOp::PowerCycle)
     }

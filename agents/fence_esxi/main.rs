@@ -21,37 +21,36 @@ use std::process::ExitCode;
 
 use fencekit::device::vimcmd::{self, Vm, VmPower};
 use fencekit::protocol::action::Action;
+use fencekit::protocol::agent::{ListFn, PlugFn};
 use fencekit::protocol::error::excerpt;
 use fencekit::protocol::log;
 use fencekit::transport::ssh::{self, LazySession, SshConfig};
 use fencekit::{Agent, AgentInfo, Feature, FenceError, FenceResult, Options, Outlet, PowerState};
 
-static INFO: AgentInfo = AgentInfo {
-    name: "fence_esxi",
-    shortdesc: "Fence agent for VMs on free VMware ESXi over SSH",
-    longdesc: "fence_esxi is a Power Fencing agent for virtual machines on VMware ESXi hosts \
+static INFO: AgentInfo = AgentInfo::new(
+    "fence_esxi",
+    "Fence agent for VMs on free VMware ESXi over SSH",
+)
+.longdesc(
+    "fence_esxi is a Power Fencing agent for virtual machines on VMware ESXi hosts \
 without vCenter or a vSphere API licence (free ESXi). It logs in to the host over SSH \
 (keyboard-interactive or password login, or a key), finds the VM by its exact name or vmid in \
 `vim-cmd vmsvc/getallvms`, and powers it off or on with `vim-cmd vmsvc/power.off` / `power.on`, \
 confirming every change by reading the state back. The host's SSH key is verified against \
 known_hosts or a pinned fingerprint. Enable SSH on the ESXi host first.",
-    vendor_url: "https://www.vmware.com",
-    features: &[
-        Feature::Address,
-        Feature::Login,
-        Feature::Password,
-        Feature::Ssh,
-        Feature::Plugs,
-        Feature::Sudo,
-        Feature::Method,
-    ],
-    options: &[],
-    defaults: &[("ipport", "22")],
-    has_list: true,
-    has_cycle: true,
-    has_diag: false,
-    needs_password: true,
-};
+)
+.vendor_url("https://www.vmware.com")
+.features(&[
+    Feature::Address,
+    Feature::Login,
+    Feature::Password,
+    Feature::Ssh,
+    Feature::Plugs,
+    Feature::Sudo,
+    Feature::Method,
+])
+.defaults(&[("ipport", "22")])
+.needs_password();
 
 /// One SSH session to an ESXi host, reopened after a transport error.
 struct Esxi {
@@ -294,6 +293,9 @@ fn already_there(e: &vimcmd::ParseError) -> bool {
 }
 
 impl Agent for Esxi {
+    const CYCLE: Option<PlugFn<Self>> = Some(Self::cycle);
+    const LIST: Option<ListFn<Self>> = Some(Self::list);
+
     fn info() -> &'static AgentInfo {
         &INFO
     }
@@ -341,6 +343,16 @@ impl Agent for Esxi {
         }
     }
 
+    fn monitor(&mut self, _opts: &Options) -> FenceResult<()> {
+        // Cheap on any host size: login plus one light command, never a full inventory.
+        let out = self.exec(&vimcmd::host_version())?;
+        vimcmd::parse_host_version(&out)?;
+        Ok(())
+    }
+}
+
+/// What the device offers beyond on/off/status (the trait's `LIST`, `CYCLE`, `DIAG`).
+impl Esxi {
     fn cycle(&mut self, plug: &str) -> FenceResult<()> {
         let vmid = self.vmid(plug)?;
         if self.last == Some((vmid, VmPower::Suspended)) {
@@ -386,13 +398,6 @@ impl Agent for Esxi {
                 alias: v.vmid.to_string(),
             })
             .collect())
-    }
-
-    fn monitor(&mut self, _opts: &Options) -> FenceResult<()> {
-        // Cheap on any host size: login plus one light command, never a full inventory.
-        let out = self.exec(&vimcmd::host_version())?;
-        vimcmd::parse_host_version(&out)?;
-        Ok(())
     }
 }
 

@@ -28,6 +28,7 @@ use std::process::ExitCode;
 use fencekit::device::kvmconf::{self, GuestEntry, HostAddr, KvmGuests};
 use fencekit::device::virsh::{self, GuestLocation, HostView, Reply, Virsh, VirshError};
 use fencekit::protocol::action::Action;
+use fencekit::protocol::agent::ListFn;
 use fencekit::protocol::log;
 use fencekit::protocol::options::opt;
 use fencekit::transport::ssh::{LazySession, SshConfig};
@@ -43,31 +44,29 @@ static OPTIONS: &[OptSpec] = &[
     opt("relax_conf_permissions").flag().help("Accept a guests_conf that others could read, change or replace (mode, owner, directories), with a warning"),
 ];
 
-static INFO: AgentInfo = AgentInfo {
-    name: "fence_kvmguest",
-    shortdesc: "Fence agent for KVM guests located through a kvmguests.conf map",
-    longdesc: "fence_kvmguest is a Power Fencing agent for KVM guests described in a PRIMECLUSTER \
+static INFO: AgentInfo = AgentInfo::new(
+    "fence_kvmguest",
+    "Fence agent for KVM guests located through a kvmguests.conf map",
+)
+.longdesc(
+    "fence_kvmguest is a Power Fencing agent for KVM guests described in a PRIMECLUSTER \
 kvmguests.conf-style map. The plug is the guest's cfname (or its guest-name). Every KVM host of \
 the map is asked over SSH with virsh, in parallel, because guests live-migrate and the map can \
 be stale: the guest is destroyed on the host where it really runs, and it is reported off only \
 when every host answered and none runs it. Host keys are verified (known_hosts or a pinned \
 fingerprint).",
-    vendor_url: "https://libvirt.org",
-    features: &[
-        Feature::Login,
-        Feature::Password,
-        Feature::Ssh,
-        Feature::Plugs,
-        Feature::Sudo,
-        Feature::MissingAsOff,
-    ],
-    options: OPTIONS,
-    defaults: &[],
-    has_list: true,
-    has_cycle: false,
-    has_diag: false,
-    needs_password: true,
-};
+)
+.vendor_url("https://libvirt.org")
+.features(&[
+    Feature::Login,
+    Feature::Password,
+    Feature::Ssh,
+    Feature::Plugs,
+    Feature::Sudo,
+    Feature::MissingAsOff,
+])
+.options(OPTIONS)
+.needs_password();
 
 /// One host's `virsh list` rows by domain name.
 type RowsByName<'a> = HashMap<&'a str, &'a virsh::ListRow>;
@@ -314,6 +313,8 @@ from its saved memory), so it is not off"
 }
 
 impl Agent for KvmGuest {
+    const LIST: Option<ListFn<Self>> = Some(Self::list);
+
     fn info() -> &'static AgentInfo {
         &INFO
     }
@@ -414,6 +415,49 @@ would resume it from its saved memory)",
         }
     }
 
+    fn monitor(&mut self, _opts: &Options) -> FenceResult<()> {
+        // Every host must answer: a host that cannot be asked makes status unusable.
+        let names = self.host_names(None);
+        let cmd = self.virsh.version();
+        let failed: Vec<String> = self
+            .on_hosts(&names, &cmd)
+            .into_iter()
+            .filter_map(|(h, r)| match r {
+                Ok(out) if out.success() => None,
+                Ok(out) => Some(format!("{h}: virsh version exited with {:?}", out.status)),
+                Err(e) => Some(format!("{h}: {e}")),
+            })
+            .collect();
+        if failed.is_empty() {
+            Ok(())
+        } else {
+            Err(FenceError::ConnectionLost(failed.join("; ")))
+        }
+    }
+
+    fn validate(opts: &Options) -> Vec<String> {
+        let mut problems = match load_conf(opts) {
+            Ok((_, warnings)) => {
+                // Relaxed permissions: the file passes, but validate-all says what it let
+                // through (pcs shows it as a warning) rather than staying silent.
+                for w in warnings {
+                    log::warn(w.strip_prefix("warning: ").unwrap_or(&w));
+                }
+                Vec::new()
+            }
+            Err(lines) => lines,
+        };
+        if let Some(v) = opts.get("hosts") {
+            if let Err(errs) = kvmconf::parse_hosts(v) {
+                problems.extend(errs);
+            }
+        }
+        problems
+    }
+}
+
+/// What the device offers beyond on/off/status (the trait's `LIST`, `CYCLE`, `DIAG`).
+impl KvmGuest {
     fn list(&mut self, with_status: bool) -> FenceResult<Vec<Outlet>> {
         let entries: Vec<GuestEntry> = self.conf.entries().to_vec();
         let mut states: Vec<Option<PowerState>> = vec![None; entries.len()];
@@ -477,46 +521,6 @@ would resume it from its saved memory)",
                 state,
             })
             .collect())
-    }
-
-    fn monitor(&mut self, _opts: &Options) -> FenceResult<()> {
-        // Every host must answer: a host that cannot be asked makes status unusable.
-        let names = self.host_names(None);
-        let cmd = self.virsh.version();
-        let failed: Vec<String> = self
-            .on_hosts(&names, &cmd)
-            .into_iter()
-            .filter_map(|(h, r)| match r {
-                Ok(out) if out.success() => None,
-                Ok(out) => Some(format!("{h}: virsh version exited with {:?}", out.status)),
-                Err(e) => Some(format!("{h}: {e}")),
-            })
-            .collect();
-        if failed.is_empty() {
-            Ok(())
-        } else {
-            Err(FenceError::ConnectionLost(failed.join("; ")))
-        }
-    }
-
-    fn validate(opts: &Options) -> Vec<String> {
-        let mut problems = match load_conf(opts) {
-            Ok((_, warnings)) => {
-                // Relaxed permissions: the file passes, but validate-all says what it let
-                // through (pcs shows it as a warning) rather than staying silent.
-                for w in warnings {
-                    log::warn(w.strip_prefix("warning: ").unwrap_or(&w));
-                }
-                Vec::new()
-            }
-            Err(lines) => lines,
-        };
-        if let Some(v) = opts.get("hosts") {
-            if let Err(errs) = kvmconf::parse_hosts(v) {
-                problems.extend(errs);
-            }
-        }
-        problems
     }
 }
 

@@ -56,18 +56,18 @@ pub fn execute<A: Agent>(opts: &Options, action: Action) -> FenceResult<Outcome>
     match action {
         Action::ValidateAll => Ok(Outcome::Silent),
         Action::List | Action::ListStatus => {
-            if !info.has_list {
+            let Some(list) = A::LIST else {
                 return Ok(Outcome::Notice(NO_LIST));
-            }
+            };
             let mut agent = A::connect(opts)?;
-            let outlets = agent.list(action == Action::ListStatus)?;
+            let outlets = list(&mut agent, action == Action::ListStatus)?;
             Ok(Outcome::List {
                 outlets,
                 with_status: action == Action::ListStatus,
             })
         }
         Action::Monitor => {
-            if plug_agent && !info.has_list {
+            if plug_agent && A::LIST.is_none() {
                 return Ok(Outcome::Notice(NO_LIST));
             }
             let mut agent = A::connect(opts)?;
@@ -104,7 +104,7 @@ pub fn execute<A: Agent>(opts: &Options, action: Action) -> FenceResult<Outcome>
         Action::Reboot => {
             run_delay(opts);
             let mut agent = A::connect(opts)?;
-            if info.has_cycle
+            if A::CYCLE.is_some()
                 && opts
                     .get("method")
                     .is_some_and(|m| m.eq_ignore_ascii_case("cycle"))
@@ -113,10 +113,12 @@ pub fn execute<A: Agent>(opts: &Options, action: Action) -> FenceResult<Outcome>
             }
             reboot_onoff(&mut agent, opts, &plugs)
         }
-        Action::Diag if info.has_diag => {
+        Action::Diag if A::DIAG.is_some() => {
             let mut agent = A::connect(opts)?;
             for p in &plugs {
-                agent.diag(p)?;
+                if let Some(diag) = A::DIAG {
+                    diag(&mut agent, p)?;
+                }
             }
             Ok(Outcome::Success("Success: Rebooted"))
         }
@@ -261,7 +263,15 @@ fn reboot_cycle<A: Agent>(agent: &mut A, opts: &Options, plugs: &[String]) -> Fe
     for _ in 0..(1 + retries(opts)) {
         let mut ok = true;
         for p in plugs {
-            if let Err(e) = agent.cycle(p) {
+            let cycled = A::CYCLE.map_or_else(
+                || {
+                    Err(FenceError::Unsupported(
+                        "method=cycle is not supported".into(),
+                    ))
+                },
+                |cycle| cycle(agent, p),
+            );
+            if let Err(e) = cycled {
                 last = e;
                 ok = false;
                 break;
@@ -310,7 +320,6 @@ mod tests {
         options: &[],
         defaults: &[],
         has_list: false,
-        has_cycle: true,
         has_diag: false,
         needs_password: false,
     };
@@ -346,6 +355,10 @@ mod tests {
                 Ok(())
             })
         }
+        const CYCLE: Option<crate::protocol::agent::PlugFn<Self>> = Some(Self::cycle);
+    }
+
+    impl Fake {
         fn cycle(&mut self, _: &str) -> FenceResult<()> {
             S.with(|s| s.borrow_mut().calls.push("cycle".into()));
             Ok(())

@@ -287,7 +287,6 @@ mod tests {
         options: &[],
         defaults: &[("ipport", "22")],
         has_list: true,
-        has_cycle: false,
         has_diag: false,
         needs_password: true,
     };

@@ -769,7 +769,6 @@ mod tests {
             options,
             defaults,
             has_list: false,
-            has_cycle: false,
             has_diag: false,
             needs_password: false,
         }

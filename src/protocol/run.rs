@@ -210,7 +210,8 @@ fn attempt<A: Agent>(
     args: &[OsString],
     read_stdin: impl FnOnce() -> Result<String, String>,
 ) -> Result<Done, Failure> {
-    let info = A::info();
+    let described = AgentInfo::of::<A>();
+    let info = &described;
     let table = options::table(info).map_err(|e| Failure::Run(format!("option table: {e}")))?;
     let (values, warnings, verbose_count) = if args.is_empty() {
         let p = read_stdin()

@@ -126,7 +126,6 @@ mod tests {
         options: &[],
         defaults: &[],
         has_list: false,
-        has_cycle: false,
         has_diag: false,
         needs_password: true,
     };
@@ -207,7 +206,6 @@ mod tests {
         ],
         defaults: &[],
         has_list: true,
-        has_cycle: false,
         has_diag: false,
         needs_password: false,
     };

@@ -77,6 +77,10 @@
 //!         let op = match st { PowerState::On => ChassisOp::PowerUp, PowerState::Off => ChassisOp::PowerDown };
 //!         Ok(self.s.chassis_control(op)?)
 //!     }
+//!     const CYCLE: Option<PlugFn<Self>> = Some(Self::cycle);   // method=cycle
+//!     const DIAG: Option<PlugFn<Self>> = Some(Self::diag);     // the diag action
+//! }
+//! impl FenceBmc {
 //!     fn cycle(&mut self, _: &str) -> FenceResult<()> { Ok(self.s.chassis_control(ChassisOp::PowerCycle)?) }
 //!     fn diag(&mut self, _: &str) -> FenceResult<()> { Ok(self.s.chassis_control(ChassisOp::DiagInterrupt)?) }
 //! }
