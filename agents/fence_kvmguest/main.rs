@@ -126,7 +126,7 @@ impl KvmGuest {
     fn entry(&self, plug: &str) -> FenceResult<GuestEntry> {
         self.conf.find(plug).cloned().ok_or_else(|| {
             FenceError::PlugNotFound(format!(
-                "Failed: guest '{}' is not in the guests map",
+                "guest '{}' is not in the guests map",
                 fencekit::protocol::error::excerpt(plug)
             ))
         })
@@ -408,7 +408,7 @@ would resume it from its saved memory)",
                 self.act(&[target], &guest, Virsh::start, virsh::parse_start, None)
             }
             (PowerState::On, None) => Err(FenceError::PlugNotFound(format!(
-                "Failed: guest '{}' is not defined on any host",
+                "guest '{}' is not defined on any host",
                 entry.guest_name
             ))),
             _ => Ok(()),

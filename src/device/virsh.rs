@@ -162,7 +162,7 @@ impl From<VirshError> for FenceError {
     fn from(e: VirshError) -> Self {
         match e {
             VirshError::NotFound => FenceError::PlugNotFound(
-                "Failed: You have to enter existing name/UUID of virtual machine!".to_owned(),
+                "You have to enter existing name/UUID of virtual machine!".to_owned(),
             ),
             VirshError::Failed(m) => FenceError::Device(format!("virsh: {m}")),
             VirshError::BadName => FenceError::Usage(e.to_string()),
@@ -602,7 +602,7 @@ pub fn locate(
     }
     if off.is_empty() {
         return Err(FenceError::PlugNotFound(format!(
-            "Failed: guest '{guest}' is not defined on any host"
+            "guest '{guest}' is not defined on any host"
         )));
     }
     Ok(GuestLocation::Off { defined_on: off })
