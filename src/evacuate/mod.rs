@@ -11,6 +11,7 @@
 //!   situation) to a plan: which VM goes where, by which methods, in which tier, or why not.
 
 pub mod backend;
+pub mod cli;
 pub mod engine;
 pub mod inventory;
 pub mod journal;
