@@ -83,8 +83,9 @@ pub trait HostOps: Send + Sync {
     fn list_registered(&self, host: &str) -> Result<Vec<Registered>, OpError>;
     /// The power state of `vmid` on `host`.
     fn power_state(&self, host: &str, vmid: u32) -> Result<VmPower, OpError>;
-    /// The configured memory of `vmid` on `host`, MB, when the host says.
-    fn vm_memory_mb(&self, host: &str, vmid: u32) -> Result<Option<u64>, OpError>;
+    /// The configured memory of a registered VM, MB, when the host says (`get.summary`, else
+    /// the vmx's `memSize`).
+    fn vm_memory_mb(&self, host: &str, vm: &Registered) -> Result<Option<u64>, OpError>;
     /// The host's memory, MB, when the host says.
     fn host_memory_mb(&self, host: &str) -> Result<Option<u64>, OpError>;
     /// The datastores the host has mounted.
@@ -117,7 +118,7 @@ pub trait HostOps: Send + Sync {
             let power = self.power_state(host, r.vmid)?;
             let memory_mb = match memory_of(&r) {
                 Some(m) => Some(m),
-                None => self.vm_memory_mb(host, r.vmid).unwrap_or(None),
+                None => self.vm_memory_mb(host, &r).unwrap_or(None),
             };
             out.push(VmRecord {
                 datastore: datastore_of(&r.vmx).unwrap_or_default().to_string(),
@@ -508,6 +509,24 @@ pub fn parse_filesystems(out: &str) -> Vec<String> {
     out
 }
 
+/// The file path of a `[datastore] dir/name.vmx` vmx: `/vmfs/volumes/datastore/dir/name.vmx`.
+pub fn vmx_file_path(vmx: &str) -> Option<String> {
+    let n = normalize_vmx(vmx);
+    let rest = n.strip_prefix('[')?;
+    let (ds, path) = rest.split_once("] ")?;
+    (!ds.is_empty() && !path.is_empty()).then(|| format!("/vmfs/volumes/{ds}/{path}"))
+}
+
+/// `memSize = "4096"` from a vmx file.
+pub fn parse_vmx_memsize(vmx_text: &str) -> Option<u64> {
+    vmx_text.lines().find_map(|l| {
+        let (k, v) = l.split_once('=')?;
+        k.trim()
+            .eq_ignore_ascii_case("memsize")
+            .then(|| v.trim().trim_matches('"').parse().ok())?
+    })
+}
+
 /// `memorySizeMB` from `vim-cmd vmsvc/get.summary`.
 pub fn parse_summary_memory(out: &str) -> Option<u64> {
     out.lines().find_map(|l| {
@@ -580,13 +599,16 @@ impl HostOps for EsxiHosts {
             .map_err(parse_error)
     }
 
-    fn vm_memory_mb(&self, host: &str, vmid: u32) -> Result<Option<u64>, OpError> {
-        let (text, ok) = self.run(host, &get_summary_cmd(vmid), false)?;
-        Ok(if ok {
-            parse_summary_memory(&text)
-        } else {
-            None
-        })
+    fn vm_memory_mb(&self, host: &str, vm: &Registered) -> Result<Option<u64>, OpError> {
+        let (text, ok) = self.run(host, &get_summary_cmd(vm.vmid), false)?;
+        if let Some(m) = parse_summary_memory(&text).filter(|_| ok) {
+            return Ok(Some(m));
+        }
+        let Some(path) = vmx_file_path(&vm.vmx) else {
+            return Ok(None);
+        };
+        let (text, ok) = self.run(host, &format!("cat {}", shell_quote(&path)), false)?;
+        Ok(if ok { parse_vmx_memsize(&text) } else { None })
     }
 
     fn host_memory_mb(&self, host: &str) -> Result<Option<u64>, OpError> {
@@ -823,6 +845,14 @@ mod tests {
         let s = "(vim.vm.Summary) {\n   config = (vim.vm.Summary.ConfigSummary) {\n      memorySizeMB = 4096,\n   }\n}\n";
         assert_eq!(parse_summary_memory(s), Some(4096));
         assert_eq!(parse_summary_memory("junk"), None);
+        assert_eq!(
+            parse_vmx_memsize("displayName = \"a\"\nmemSize = \"2048\"\n"),
+            Some(2048)
+        );
+        assert_eq!(
+            vmx_file_path("[ds 1] a/a.vmx").as_deref(),
+            Some("/vmfs/volumes/ds 1/a/a.vmx")
+        );
         assert!(is_lock_error(
             "Powering on VM:\nPower on failed: Failed to lock the file\n"
         ));

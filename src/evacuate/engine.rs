@@ -819,6 +819,11 @@ fn skeleton(v: &PlannedVm) -> VmReport {
     }
 }
 
+/// The vmid a step returned (a registration), for its outcome record.
+fn vmid_of<T: std::any::Any>(x: &T) -> Option<u32> {
+    (x as &dyn std::any::Any).downcast_ref::<u32>().copied()
+}
+
 /// Why one method attempt failed.
 #[derive(Debug)]
 struct StepError {
@@ -899,7 +904,7 @@ impl Exec<'_, '_> {
     }
 
     /// A side effect between its intent and outcome records.
-    fn step<T>(
+    fn step<T: std::any::Any>(
         &self,
         op: Op,
         v: &PlannedVm,
@@ -907,7 +912,7 @@ impl Exec<'_, '_> {
         vmid: Option<u32>,
         f: impl FnOnce() -> Result<T, OpError>,
     ) -> Result<T, StepError> {
-        let what = format!("{op:?} on {target}").to_lowercase();
+        let what = format!("{} on {target}", op.as_str());
         self.j
             .append(&self.rec(op, Phase::Intent, v, target, vmid))
             .map_err(|e| {
@@ -927,6 +932,9 @@ impl Exec<'_, '_> {
         );
         if let Err(e) = &r {
             out.error = Some(e.to_string());
+        }
+        if out.vmid.is_none() {
+            out.vmid = r.as_ref().ok().and_then(vmid_of);
         }
         let _ = self.j.append(&out);
         r.map_err(|e| StepError::new(what, e))

@@ -42,6 +42,26 @@ pub enum Op {
     Return,
 }
 
+impl Op {
+    /// The name used in the journal (`register`, `power_on`, …).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Op::Start => "start",
+            Op::Fence => "fence",
+            Op::ConfirmDown => "confirm_down",
+            Op::Register => "register",
+            Op::PowerOn => "power_on",
+            Op::PowerOff => "power_off",
+            Op::Shutdown => "shutdown",
+            Op::Suspend => "suspend",
+            Op::Unregister => "unregister",
+            Op::AutostartOff => "autostart_off",
+            Op::Finish => "finish",
+            Op::Return => "return",
+        }
+    }
+}
+
 /// Intent, or outcome.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]

@@ -155,8 +155,8 @@ impl HostOps for Fake {
             Ok(w.hosts[host].vms[i].power)
         })
     }
-    fn vm_memory_mb(&self, host: &str, vmid: u32) -> Result<Option<u64>, OpError> {
-        self.on_host(host, format!("get.summary {vmid}"), |_| Ok(Some(1024)))
+    fn vm_memory_mb(&self, host: &str, vm: &Registered) -> Result<Option<u64>, OpError> {
+        self.on_host(host, format!("get.summary {}", vm.vmid), |_| Ok(Some(1024)))
     }
     fn host_memory_mb(&self, host: &str) -> Result<Option<u64>, OpError> {
         self.on_host(host, "hostsummary".into(), |_| Ok(None))
