@@ -494,8 +494,10 @@ fn status(eng: &Engine<'_>, json: bool, io: &mut Io<'_>) -> u8 {
             "EVACUATED (run `return` before trusting it)".to_string()
         } else if h.ssh != "ok" || h.bmc.as_deref() == Some("off") {
             "UNREACHABLE".to_string()
+        } else if h.failures > 0 {
+            format!("FAILING ({} consecutive failed probes)", h.failures)
         } else if h.failed {
-            format!("FAILING ({} failed probes)", h.failures)
+            "FAILED EARLIER (counted for the brake until `return`)".to_string()
         } else {
             "ok".to_string()
         };

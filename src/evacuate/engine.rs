@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 
 use super::backend::{normalize_vmx, BmcOps, HostOps, OpError, Registered};
 use super::inventory::{Host, Inventory, Method, Role};
-use super::journal::{now_ms, Journal, Op, Phase, Record};
+use super::journal::{now_ms, open_intents, Journal, Op, Phase, Record};
 use super::plan::{plan, Disposition, Plan, PlannedVm, Situation};
 use super::report::{deliver, HostResult, Report, Tried, VmReport, VmState};
 use super::snapshot::{datastore_of, HostSnapshot, Snapshots, VmPower, VmRecord};
@@ -280,8 +280,9 @@ impl<'a> Engine<'a> {
         }
         if count {
             if good {
+                // Consecutive failures restart from zero; the host still counts as failed
+                // (failed_since_ms) until `return`.
                 hs.failures = 0;
-                hs.failed_since_ms = None;
             } else {
                 hs.failures = hs.failures.saturating_add(1);
                 hs.failed_since_ms.get_or_insert(now);
@@ -443,6 +444,12 @@ impl<'a> Engine<'a> {
         for p in probes.values() {
             self.record_probe(p, false);
         }
+        let reachable: Vec<String> = probes
+            .values()
+            .filter(|p| p.ssh.is_ok())
+            .map(|p| p.host.clone())
+            .collect();
+        self.reconcile(host, &j, &reachable);
         let fresh = probes.get(host).and_then(|p| p.ssh.as_ref().ok());
         if planned && fresh.is_none() {
             let why = probes.get(host).map(Probe::error).unwrap_or_default();
@@ -567,6 +574,37 @@ impl<'a> Engine<'a> {
         fin.detail = Some(report.result.as_str().to_string());
         let _ = j.append(&fin);
         Ok(report)
+    }
+
+    /// On start: closes the journal's open intents about `host` (an engine stopped between a
+    /// side effect and its outcome record) with what the reachable hosts show now. This only
+    /// completes the record: every step checks the hosts again before acting.
+    fn reconcile(&self, host: &str, j: &Journal, reachable: &[String]) {
+        for o in open_intents(&j.since_return(host)) {
+            let seen = match (o.op, o.vmx.as_deref(), o.target.as_deref()) {
+                (Op::Fence, _, _) => "outcome unknown: the fence is read back again".to_string(),
+                (_, Some(vmx), Some(t)) if reachable.iter().any(|h| h == t) => {
+                    let key = normalize_vmx(vmx);
+                    match self.hosts.list_registered(t) {
+                        Ok(regs) => match regs.iter().find(|r| normalize_vmx(&r.vmx) == key) {
+                            Some(r) => match self.hosts.power_state(t, r.vmid) {
+                                Ok(p) => format!("registered on {t} as vmid {}, {p:?}", r.vmid),
+                                Err(e) => format!("registered on {t} as vmid {} ({e})", r.vmid),
+                            },
+                            None => format!("not registered on {t}"),
+                        },
+                        Err(e) => format!("{t} not listed ({e})"),
+                    }
+                }
+                (_, _, Some(t)) => format!("{t} does not answer: outcome unknown"),
+                _ => "outcome unknown".to_string(),
+            };
+            let mut r = o.clone();
+            r.ts_ms = now_ms();
+            r.phase = Phase::Reconciled;
+            r.detail = Some(seen);
+            let _ = j.append(&r);
+        }
     }
 
     /// Adds a placed VM to `target`'s stored snapshot at once (and, for a live source, removes

@@ -798,6 +798,18 @@ fn kill_and_resume(planned: bool, empty_state: bool) {
             "kill after step {k}: {}",
             r2.to_json()
         );
+        // Every intent now has an outcome (the open one was reconciled on start).
+        let recs = st.journal().unwrap().read();
+        assert!(
+            crate::evacuate::journal::open_intents(&recs).is_empty(),
+            "kill after step {k}: {recs:#?}"
+        );
+        if k < intents.len() && !planned {
+            assert!(
+                recs.iter().any(|r| r.phase == Phase::Reconciled),
+                "kill after step {k}"
+            );
+        }
         // Everything ends running, once.
         for name in ["web", "db"] {
             let key = format!("[shared] {name}/{name}.vmx");
@@ -1058,4 +1070,30 @@ fn maintenance_source_gives_a_warning_and_no_snapshot_an_error() {
     assert!(r2.reason.as_deref().unwrap().contains("no snapshot"));
     assert!(!fake2.calls().iter().any(|c| c.contains("bmc_power_off")));
     assert!(matches!(e2.run("nope", false), Err(EngineError::Usage(_))));
+}
+
+#[test]
+fn a_host_counts_as_failed_from_its_first_failed_probe_until_return() {
+    let s = Setup::new(inventory(
+        &format!("[policy]\ndetect_failures = 2\n{VMS}"),
+        &H3,
+    ));
+    let st = s.state();
+    let fake = Fake::with(three_hosts());
+    let e = engine(&s.inv, &st, &fake);
+    kill(&fake, "esx1");
+    let r = e.watch_once();
+    assert_eq!(r.failed, ["esx1"]);
+    fake.w.lock().unwrap().hosts.get_mut("esx1").unwrap().alive = true;
+    let r = e.watch_once();
+    assert!(r.failing.is_empty());
+    assert_eq!(r.failed, ["esx1"], "still failed until return");
+    // Consecutive failures start again from zero: one more failure is not a rescue.
+    kill(&fake, "esx1");
+    let r = e.watch_once();
+    assert!(r.reports.is_empty());
+    assert_eq!(st.host_state("esx1").failures, 1);
+    fake.w.lock().unwrap().hosts.get_mut("esx1").unwrap().alive = true;
+    e.return_host("esx1").unwrap();
+    assert!(e.watch_once().failed.is_empty());
 }
