@@ -223,16 +223,24 @@ fn password_from_script(script: &str, limit: Duration) -> Result<Secret, OpError
 // ---------------------------------------------------------------------------------------------
 // ESXi over SSH + vim-cmd.
 
-/// One host's session, opened on first use and dropped after a transport error.
+/// Most idle sessions kept per host.
+const MAX_IDLE: usize = 8;
+
+/// One host's sessions: opened on demand (so that VMs on the same host can be worked on in
+/// parallel), kept for reuse after a success, dropped after a transport error.
 struct HostConn {
     resolved: ResolvedSsh,
-    cfg: Option<SshConfig>,
-    session: Option<SshSession>,
+    cfg: Mutex<Option<SshConfig>>,
+    idle: Mutex<Vec<SshSession>>,
 }
 
 impl HostConn {
-    fn config(&mut self) -> Result<SshConfig, OpError> {
-        if let Some(c) = &self.cfg {
+    fn config(&self) -> Result<SshConfig, OpError> {
+        let mut g = self
+            .cfg
+            .lock()
+            .map_err(|_| OpError::Failed("session lock poisoned".into()))?;
+        if let Some(c) = g.as_ref() {
             return Ok(c.clone());
         }
         let r = &self.resolved;
@@ -261,21 +269,31 @@ impl HostConn {
         };
         cfg.connect_timeout = login;
         cfg.command_timeout = Duration::from_secs(r.shell_timeout_s.max(1));
-        self.cfg = Some(cfg.clone());
+        *g = Some(cfg.clone());
         Ok(cfg)
     }
 
-    fn exec(&mut self, cmd: &str, timeout: Duration) -> Result<ExecOutput, OpError> {
+    /// Runs `cmd` on an idle session or a new one. A read-only command that fails on a reused
+    /// session (the server may have closed it) is run once more on a new session.
+    fn exec(&self, cmd: &str, timeout: Duration, mutating: bool) -> Result<ExecOutput, OpError> {
         let cfg = self.config()?;
-        let session = match self.session.as_mut() {
+        let reused = self.idle.lock().ok().and_then(|mut v| v.pop());
+        let was_reused = reused.is_some();
+        let mut session = match reused {
             Some(s) => s,
-            None => self
-                .session
-                .insert(SshSession::connect(&cfg).map_err(ssh_error)?),
+            None => SshSession::connect(&cfg).map_err(ssh_error)?,
         };
-        let r = session.exec(cmd, timeout);
-        if r.is_err() {
-            self.session = None;
+        let mut r = session.exec(cmd, timeout);
+        if r.is_err() && was_reused && !mutating {
+            session = SshSession::connect(&cfg).map_err(ssh_error)?;
+            r = session.exec(cmd, timeout);
+        }
+        if r.is_ok() {
+            if let Ok(mut v) = self.idle.lock() {
+                if v.len() < MAX_IDLE {
+                    v.push(session);
+                }
+            }
         }
         r.map_err(ssh_error)
     }
@@ -291,7 +309,7 @@ fn ssh_error(e: SshError) -> OpError {
 
 /// [`HostOps`] for ESXi hosts over SSH and `vim-cmd`, from the inventory's resolved settings.
 pub struct EsxiHosts {
-    conns: BTreeMap<String, Arc<Mutex<HostConn>>>,
+    conns: BTreeMap<String, Arc<HostConn>>,
     /// How long a power-on is read back before it counts as failed.
     pub power_wait: Duration,
 }
@@ -305,10 +323,10 @@ impl EsxiHosts {
             .map(|h| {
                 let c = HostConn {
                     resolved: inv.ssh_for(h),
-                    cfg: None,
-                    session: None,
+                    cfg: Mutex::new(None),
+                    idle: Mutex::new(Vec::new()),
                 };
-                (h.name.clone(), Arc::new(Mutex::new(c)))
+                (h.name.clone(), Arc::new(c))
             })
             .collect();
         EsxiHosts {
@@ -317,7 +335,7 @@ impl EsxiHosts {
         }
     }
 
-    fn conn(&self, host: &str) -> Result<Arc<Mutex<HostConn>>, OpError> {
+    fn conn(&self, host: &str) -> Result<Arc<HostConn>, OpError> {
         self.conns
             .get(host)
             .cloned()
@@ -326,10 +344,7 @@ impl EsxiHosts {
 
     fn timeouts(&self, host: &str) -> Result<(Duration, Duration), OpError> {
         let c = self.conn(host)?;
-        let g = c
-            .lock()
-            .map_err(|_| OpError::Failed("session lock poisoned".into()))?;
-        let short = Duration::from_secs(g.resolved.shell_timeout_s.max(1));
+        let short = Duration::from_secs(c.resolved.shell_timeout_s.max(1));
         Ok((short, short.max(OP_TIMEOUT_FLOOR)))
     }
 
@@ -337,10 +352,7 @@ impl EsxiHosts {
     fn run(&self, host: &str, cmd: &str, mutating: bool) -> Result<(String, bool), OpError> {
         let (short, long) = self.timeouts(host)?;
         let c = self.conn(host)?;
-        let mut g = c
-            .lock()
-            .map_err(|_| OpError::Failed("session lock poisoned".into()))?;
-        let out = g.exec(cmd, if mutating { long } else { short })?;
+        let out = c.exec(cmd, if mutating { long } else { short }, mutating)?;
         let mut text = out.stdout_text();
         let err = out.stderr_text();
         if !err.is_empty() {
@@ -355,10 +367,7 @@ impl EsxiHosts {
     fn run_stdout(&self, host: &str, cmd: &str) -> Result<String, OpError> {
         let (short, _) = self.timeouts(host)?;
         let c = self.conn(host)?;
-        let mut g = c
-            .lock()
-            .map_err(|_| OpError::Failed("session lock poisoned".into()))?;
-        let out = g.exec(cmd, short)?;
+        let out = c.exec(cmd, short, false)?;
         Ok(out.stdout_text())
     }
 
