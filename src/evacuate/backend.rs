@@ -351,8 +351,19 @@ impl EsxiHosts {
     /// Runs `cmd` on `host`; stdout and stderr joined, and the exit status.
     fn run(&self, host: &str, cmd: &str, mutating: bool) -> Result<(String, bool), OpError> {
         let (short, long) = self.timeouts(host)?;
+        self.run_within(host, cmd, if mutating { long } else { short }, mutating)
+    }
+
+    /// [`EsxiHosts::run`] with an explicit timeout.
+    fn run_within(
+        &self,
+        host: &str,
+        cmd: &str,
+        timeout: Duration,
+        mutating: bool,
+    ) -> Result<(String, bool), OpError> {
         let c = self.conn(host)?;
-        let out = c.exec(cmd, if mutating { long } else { short }, mutating)?;
+        let out = c.exec(cmd, timeout, mutating)?;
         let mut text = out.stdout_text();
         let err = out.stderr_text();
         if !err.is_empty() {
@@ -655,7 +666,11 @@ impl HostOps for EsxiHosts {
     }
 
     fn power_on(&self, host: &str, vmid: u32) -> Result<(), OpError> {
-        let r = self.run(host, &vimcmd::power_on(vmid), true);
+        // A power-on that stops at the "moved or copied" question does not return until it is
+        // answered: wait only the short timeout, then look for a question and read the state
+        // back (the power-on goes on in hostd whatever happens to this vim-cmd).
+        let (short, _) = self.timeouts(host)?;
+        let r = self.run_within(host, &vimcmd::power_on(vmid), short, true);
         let failure = match r {
             Ok((text, ok)) => match vimcmd::check_power_op(&text) {
                 Ok(()) if ok => None,
