@@ -552,15 +552,22 @@ impl<'a> Engine<'a> {
             .map(|h| h.name.clone())
             .filter(|h| probes.get(h).is_some_and(|p| p.ssh.is_ok()))
             .filter(|h| h != host || planned)
-            .filter(|h| h == host || !self.state.host_state(h).evacuated)
             .collect();
         live.sort();
+        // Evacuated hosts not yet returned are searched too (a copy running there counts as
+        // running), but their registrations are stale: never reused.
+        let stale: BTreeSet<String> = live
+            .iter()
+            .filter(|h| *h != host && self.state.host_state(h).evacuated)
+            .cloned()
+            .collect();
         let exec = Exec {
             eng: self,
             j: &j,
             source: host,
             planned,
             live,
+            stale,
             failed: Mutex::new(BTreeSet::new()),
         };
         report.vms = exec.execute(&p);
@@ -889,6 +896,8 @@ struct Exec<'e, 'a> {
     planned: bool,
     /// Hosts whose registrations are searched before any step (the source too when live).
     live: Vec<String>,
+    /// Evacuated hosts among them: a copy running there is found, a registration not reused.
+    stale: BTreeSet<String>,
     /// VMs that could not be moved (their dependents are not started).
     failed: Mutex<BTreeSet<String>>,
 }
@@ -1102,6 +1111,7 @@ impl Exec<'_, '_> {
         let elsewhere: Vec<&Found> = found
             .iter()
             .filter(|f| f.host != self.source || !self.planned)
+            .filter(|f| !self.stale.contains(&f.host))
             .collect();
         if let Some(f) = elsewhere
             .iter()

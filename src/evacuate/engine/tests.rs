@@ -1097,3 +1097,33 @@ fn a_host_counts_as_failed_from_its_first_failed_probe_until_return() {
     e.return_host("esx1").unwrap();
     assert!(e.watch_once().failed.is_empty());
 }
+
+#[test]
+fn a_copy_running_on_an_evacuated_host_is_found_and_its_stale_registrations_never_reused() {
+    let s = Setup::new(inventory(VMS, &H3));
+    let st = s.state();
+    let fake = Fake::with(three_hosts());
+    let e = engine(&s.inv, &st, &fake);
+    e.probe_all(false);
+    kill(&fake, "esx2");
+    assert_eq!(e.run("esx2", false).unwrap().result, HostResult::Ok);
+    // esx2 comes back (not returned) with app powered on again by its autostart, and a stale
+    // registration of web (off); then esx1 dies.
+    {
+        let mut w = fake.w.lock().unwrap();
+        let h2 = w.hosts.get_mut("esx2").unwrap();
+        h2.alive = true;
+        h2.bmc_on = true;
+        h2.vms.push(FVm {
+            vmid: 77,
+            ..vm("web", VmPower::Off)
+        });
+    }
+    e.probe_all(false);
+    kill(&fake, "esx1");
+    let r = e.run("esx1", false).unwrap();
+    assert_eq!(r.result, HostResult::Ok, "{}", r.to_json());
+    // web was registered on esx3 (the stale copy on esx2 was not powered on).
+    assert_eq!(vm_report(&r, "web").target.as_deref(), Some("esx3"));
+    assert!(!fake.calls().iter().any(|c| c == "esx2 power_on 77"));
+}
