@@ -814,7 +814,8 @@ impl<'a> Engine<'a> {
             .filter(|(_, s)| s.failures >= self.inv.policy.detect_failures.max(1))
             .filter(|(h, _)| {
                 self.state.evacuation(h).map_or(true, |ev| {
-                    ev.finished_ms.is_none() || ev.result.as_deref() == Some("error")
+                    ev.finished_ms.is_none()
+                        || (ev.result.as_deref() == Some("error") && self.retries_left(h))
                 })
             })
             .map(|(h, _)| h.clone())
@@ -830,6 +831,22 @@ impl<'a> Engine<'a> {
             }
         }
         round
+    }
+}
+
+impl Engine<'_> {
+    /// Whether `watch` may run the evacuation of `host` again after it ended in error: at most
+    /// `1 + vm_retry_limit` runs since the host was last returned (bounded, never endless).
+    fn retries_left(&self, host: &str) -> bool {
+        let runs = self
+            .state
+            .journal_ro()
+            .since_return(host)
+            .iter()
+            .filter(|r| r.op == Op::Finish)
+            .count();
+        let limit = 1 + usize::try_from(self.inv.policy.vm_retry_limit).unwrap_or(usize::MAX);
+        runs < limit
     }
 }
 

@@ -1127,3 +1127,23 @@ fn a_copy_running_on_an_evacuated_host_is_found_and_its_stale_registrations_neve
     assert_eq!(vm_report(&r, "web").target.as_deref(), Some("esx3"));
     assert!(!fake.calls().iter().any(|c| c == "esx2 power_on 77"));
 }
+
+#[test]
+fn watch_retries_a_failed_evacuation_a_bounded_number_of_times() {
+    let s = Setup::new(inventory(
+        &format!("[policy]\ndetect_failures = 1\nvm_retry_limit = 1\n{VMS}"),
+        &H3,
+    ));
+    let st = s.state();
+    let fake = Fake::with(three_hosts());
+    let e = engine(&s.inv, &st, &fake);
+    e.watch_once();
+    {
+        let mut w = fake.w.lock().unwrap();
+        w.hosts.get_mut("esx1").unwrap().alive = false;
+        w.held
+            .insert("[shared] web/web.vmx".into(), "nobody".into());
+    }
+    let runs: usize = (0..5).map(|_| e.watch_once().reports.len()).sum();
+    assert_eq!(runs, 2, "1 + vm_retry_limit runs");
+}
