@@ -450,13 +450,13 @@ fn kvm_cells() -> Vec<Cell> {
             assert!(out.status.success(), "restart guest11: {out:?}");
         }
     };
-    let dom = ("match", "domstate");
+    let dom = ("match", "dominfo");
 
     k.sim.fault("cfhost1", "hang", Some("120"), &[dom]);
     cell(
         &k,
         "hang",
-        "`virsh domstate` sleeps 120 s",
+        "`virsh dominfo` sleeps 120 s",
         "guest11",
         quick,
         &[],
@@ -499,7 +499,7 @@ fn kvm_cells() -> Vec<Cell> {
     cell(
         &k,
         "garbage",
-        "`virsh domstate` prints junk",
+        "`virsh dominfo` prints junk",
         "guest11",
         quick,
         &[],
@@ -515,7 +515,7 @@ fn kvm_cells() -> Vec<Cell> {
     cell(
         &k,
         "device error",
-        "`virsh domstate` exits 1 (`internal error: oops`)",
+        "`virsh dominfo` exits 1 (`internal error: oops`)",
         "guest11",
         quick,
         &[],
