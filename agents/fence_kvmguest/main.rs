@@ -31,7 +31,7 @@ use fencekit::protocol::action::Action;
 use fencekit::protocol::agent::ListFn;
 use fencekit::protocol::log;
 use fencekit::protocol::options::opt;
-use fencekit::transport::ssh::{LazySession, SshConfig};
+use fencekit::transport::ssh::{LazySession, RemoteShell, SshConfig};
 use fencekit::{
     Agent, AgentInfo, Feature, FenceError, FenceResult, OptSpec, Options, Outlet, PowerState,
 };
@@ -72,18 +72,17 @@ fingerprint).",
 type RowsByName<'a> = HashMap<&'a str, &'a virsh::ListRow>;
 
 /// One KVM host of the map and its (lazily opened) SSH session; a configuration error of
-/// this host is kept and reported when the host is asked.
+/// this host is kept and reported when the host is asked. The virsh builder puts `sudo -n`
+/// in the command itself (after `env LC_ALL=C`), so the shell adds no prefix.
 struct Host {
     cfname: String,
-    conn: Result<LazySession, FenceError>,
+    shell: Result<RemoteShell, FenceError>,
 }
 
 impl Host {
     /// Runs one command; a transport failure drops the session (reopened next time).
     fn run(&mut self, cmd: &str) -> FenceResult<fencekit::transport::ssh::ExecOutput> {
-        let conn = self.conn.as_mut().map_err(|e| e.clone())?;
-        log::debug(&format!("{}: executing {cmd}", self.cfname));
-        Ok(conn.exec(cmd)?)
+        self.shell.as_mut().map_err(|e| e.clone())?.exec(cmd)
     }
 }
 
@@ -341,7 +340,8 @@ impl Agent for KvmGuest {
             .iter()
             .map(|cf| Host {
                 cfname: cf.clone(),
-                conn: host_config(opts, cf, &addrs).map(LazySession::new),
+                shell: host_config(opts, cf, &addrs)
+                    .map(|cfg| RemoteShell::new(LazySession::new(cfg), false).named(cf.clone())),
             })
             .collect();
         Ok(KvmGuest {

@@ -23,7 +23,8 @@
 //! Layout: this file holds the session ([`SshSession`], [`LazySession`]), its configuration
 //! and its errors; `known_hosts` verifies and records host keys (OpenSSH files and pinned
 //! fingerprints); `base64` is the codec both need; `shell` is what goes to the remote shell
-//! (quoting, the sudo prefix). What callers use is re-exported here.
+//! (quoting, the sudo prefix) and [`RemoteShell`], which runs one remote command the way every
+//! agent does. What callers use is re-exported here.
 
 use std::io::{ErrorKind, Read};
 use std::net::TcpStream;
@@ -47,7 +48,7 @@ use known_hosts::{
     check_known_hosts, host_key_preference, key_type_name, known_hosts_files, parse_fingerprints,
     read_known_hosts,
 };
-pub use shell::{shell_quote, sudo_prefix};
+pub use shell::{first_line, log_command, shell_quote, sudo_prefix, RemoteShell};
 
 /// Default cap on the bytes collected from one command (stdout and stderr together).
 pub const DEFAULT_MAX_OUTPUT: usize = 16 * 1024 * 1024;
