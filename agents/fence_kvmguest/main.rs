@@ -25,8 +25,10 @@ use std::collections::HashMap;
 use std::path::Path;
 use std::process::ExitCode;
 
+use fencekit::device::fanout::Named;
+use fencekit::device::guests::{self, Output, VirshHost};
 use fencekit::device::kvmconf::{self, GuestEntry, HostAddr, KvmGuests};
-use fencekit::device::virsh::{self, GuestLocation, HostView, Reply, Virsh, VirshError};
+use fencekit::device::virsh::{self, GuestLocation, HostView, Virsh, VirshError};
 use fencekit::protocol::action::Action;
 use fencekit::protocol::agent::ListFn;
 use fencekit::protocol::log;
@@ -79,10 +81,24 @@ struct Host {
     shell: Result<RemoteShell, FenceError>,
 }
 
-impl Host {
+impl Named for Host {
+    fn name(&self) -> &str {
+        &self.cfname
+    }
+}
+
+impl VirshHost for Host {
     /// Runs one command; a transport failure drops the session (reopened next time).
-    fn run(&mut self, cmd: &str) -> FenceResult<fencekit::transport::ssh::ExecOutput> {
-        self.shell.as_mut().map_err(|e| e.clone())?.exec(cmd)
+    fn run(&mut self, cmd: &str) -> Result<Output, VirshError> {
+        let shell = self.shell.as_mut().map_err(|e| e.clone());
+        match shell.and_then(|sh| sh.exec(cmd)) {
+            Ok(out) => Ok(Output {
+                exit: out.status,
+                stdout: out.stdout,
+                stderr: out.stderr,
+            }),
+            Err(e) => Err(VirshError::Failed(format!("cannot ask host: {e}"))),
+        }
     }
 }
 
@@ -131,53 +147,6 @@ impl KvmGuest {
         })
     }
 
-    /// Runs `cmd(host cfname)` on the given hosts in parallel; results in the order given.
-    fn on_hosts(
-        &mut self,
-        names: &[String],
-        cmd: &str,
-    ) -> Vec<(
-        String,
-        Result<fencekit::transport::ssh::ExecOutput, VirshError>,
-    )> {
-        let mut results: Vec<(
-            String,
-            Result<fencekit::transport::ssh::ExecOutput, VirshError>,
-        )> = Vec::new();
-        std::thread::scope(|scope| {
-            let handles: Vec<_> = self
-                .hosts
-                .iter_mut()
-                .filter(|h| names.contains(&h.cfname))
-                .map(|h| {
-                    scope.spawn(move || {
-                        let r = h
-                            .run(cmd)
-                            .map_err(|e| VirshError::Failed(format!("cannot ask host: {e}")));
-                        (h.cfname.clone(), r)
-                    })
-                })
-                .collect();
-            for handle in handles {
-                if let Ok(r) = handle.join() {
-                    results.push(r);
-                }
-            }
-        });
-        // A host that gave no result at all (its worker died) was not asked: an error, never
-        // an absence that `locate` could read as "not there".
-        for n in names {
-            if !results.iter().any(|(h, _)| h == n) {
-                results.push((
-                    n.clone(),
-                    Err(VirshError::Failed("cannot ask host: no result".to_owned())),
-                ));
-            }
-        }
-        results.sort_by_key(|(name, _)| names.iter().position(|n| n == name).unwrap_or(usize::MAX));
-        results
-    }
-
     /// Every known host, `first` leading.
     fn host_names(&self, first: Option<&str>) -> Vec<String> {
         let mut names: Vec<String> = first.map(str::to_string).into_iter().collect();
@@ -192,97 +161,27 @@ impl KvmGuest {
     /// Asks every host (mapped one first) where the guest runs.
     fn locate(&mut self, entry: &GuestEntry) -> FenceResult<Option<GuestLocation>> {
         let names = self.host_names(Some(&entry.host_cfname));
-        let guest = entry.guest_name.clone();
-        let cmd = self.virsh.dominfo(&guest)?;
-        let mut answers: Vec<(String, Result<HostView, VirshError>)> = self
-            .on_hosts(&names, &cmd)
-            .into_iter()
-            .map(|(h, r)| {
-                let st = r.and_then(|out| {
-                    HostView::from_dominfo(&Reply::new(out.status, &out.stdout, &out.stderr))
-                });
-                (h, st)
-            })
-            .collect();
-        self.confirm_absent(&guest, &mut answers);
-        for (h, a) in &answers {
-            log::debug(&format!("{h}: {}: {a:?}", entry.guest_name));
-        }
-        match virsh::locate(&entry.guest_name, &answers) {
+        match guests::locate(&mut self.hosts, &names, &self.virsh, &entry.guest_name) {
             Ok(loc) => Ok(Some(loc)),
             Err(FenceError::PlugNotFound(_)) if self.missing_as_off => Ok(None),
             Err(e) => Err(e),
         }
     }
 
-    /// virsh says `failed to get domain` for any failed lookup (not defined, but also access
-    /// denied or an RPC error), so "not found" is only believed when the host's full list of
-    /// domains, read on the same session, does not hold the guest. Otherwise the answer
-    /// becomes an error: the guest might run on that host.
-    fn confirm_absent(
-        &mut self,
-        guest: &str,
-        answers: &mut [(String, Result<HostView, VirshError>)],
-    ) {
-        let unsure: Vec<String> = answers
-            .iter()
-            .filter(|(_, a)| matches!(a, Err(VirshError::NotFound)))
-            .map(|(h, _)| h.clone())
-            .collect();
-        if unsure.is_empty() {
-            return;
-        }
-        let cmd = self.virsh.list_names();
-        let listed = self.on_hosts(&unsure, &cmd);
-        for (h, a) in answers.iter_mut() {
-            let Some((_, l)) = listed.iter().find(|(x, _)| x == h) else {
-                continue;
-            };
-            let names = l
-                .as_ref()
-                .map_err(Clone::clone)
-                .and_then(|o| virsh::parse_name_list(&Reply::new(o.status, &o.stdout, &o.stderr)));
-            *a = match names {
-                Ok(n) if !n.iter().any(|x| x == guest) => Err(VirshError::NotFound),
-                Ok(_) => Err(VirshError::Unrecognised(format!(
-                    "virsh could not look '{guest}' up, yet lists it"
-                ))),
-                Err(e) => Err(e),
-            };
-        }
-    }
-
-    /// Runs a domain command on some hosts and checks each answer with `parse`. `what`
-    /// (when given) says what a failure means, in front of virsh's own words.
+    /// Runs a domain command on some hosts and checks each answer (see [`guests::act`]).
     fn act(
         &mut self,
         hosts: &[String],
         guest: &str,
         build: fn(&Virsh, &str) -> Result<String, VirshError>,
-        parse: fn(&Reply<'_>) -> Result<virsh::ActionOutcome, VirshError>,
+        parse: fn(&virsh::Reply<'_>) -> Result<virsh::ActionOutcome, VirshError>,
         what: Option<&str>,
     ) -> FenceResult<()> {
         if hosts.is_empty() {
             return Ok(());
         }
         let cmd = build(&self.virsh, guest)?;
-        let mut first_err = None;
-        for (h, r) in self.on_hosts(hosts, &cmd) {
-            let res = r.and_then(|out| parse(&Reply::new(out.status, &out.stdout, &out.stderr)));
-            if let Err(e) = res {
-                log::debug(&format!("{h}: {e}"));
-                first_err.get_or_insert_with(|| match (e, what) {
-                    // Gone between the lookup and the command (migrated away): not a bad
-                    // plug; the engine's read-back decides.
-                    (VirshError::NotFound, _) => {
-                        FenceError::Device(format!("{h}: '{guest}' is no longer on this host"))
-                    }
-                    (e, Some(what)) => FenceError::Device(format!("{h}: {what}: {e}")),
-                    (e, None) => FenceError::from(e),
-                });
-            }
-        }
-        first_err.map_or(Ok(()), Err)
+        guests::act(&mut self.hosts, hosts, guest, &cmd, parse, what)
     }
 
     /// Where the guest is: the location the last status read found (once), else asked now.
@@ -419,12 +318,11 @@ would resume it from its saved memory)",
         // Every host must answer: a host that cannot be asked makes status unusable.
         let names = self.host_names(None);
         let cmd = self.virsh.version();
-        let failed: Vec<String> = self
-            .on_hosts(&names, &cmd)
+        let failed: Vec<String> = guests::on_hosts(&mut self.hosts, &names, &cmd)
             .into_iter()
             .filter_map(|(h, r)| match r {
-                Ok(out) if out.success() => None,
-                Ok(out) => Some(format!("{h}: virsh version exited with {:?}", out.status)),
+                Ok(out) if out.exit == Some(0) => None,
+                Ok(out) => Some(format!("{h}: virsh version exited with {:?}", out.exit)),
                 Err(e) => Some(format!("{h}: {e}")),
             })
             .collect();
@@ -464,18 +362,11 @@ impl KvmGuest {
         if with_status {
             let names = self.host_names(None);
             let cmd = self.virsh.list_all();
-            let tables: Vec<(String, Result<Vec<virsh::ListRow>, VirshError>)> = self
-                .on_hosts(&names, &cmd)
-                .into_iter()
-                .map(|(h, r)| {
-                    (
-                        h,
-                        r.and_then(|o| {
-                            virsh::parse_list_table(&Reply::new(o.status, &o.stdout, &o.stderr))
-                        }),
-                    )
-                })
-                .collect();
+            let tables: Vec<(String, Result<Vec<virsh::ListRow>, VirshError>)> =
+                guests::on_hosts(&mut self.hosts, &names, &cmd)
+                    .into_iter()
+                    .map(|(h, r)| (h, r.and_then(|o| virsh::parse_list_table(&o.reply()))))
+                    .collect();
             // Each host's rows by name: one hash lookup per guest and host (linear overall).
             let by_name: Vec<(&String, Result<RowsByName<'_>, &VirshError>)> = tables
                 .iter()
