@@ -28,7 +28,7 @@ use std::process::ExitCode;
 use fencekit::device::fanout::Named;
 use fencekit::device::guests::{self, Output, VirshHost};
 use fencekit::device::kvmconf::{self, GuestEntry, HostAddr, KvmGuests};
-use fencekit::device::virsh::{self, GuestLocation, HostView, Virsh, VirshError};
+use fencekit::device::virsh::{self, GuestLocation, Virsh, VirshError};
 use fencekit::protocol::action::Action;
 use fencekit::protocol::agent::ListFn;
 use fencekit::protocol::log;
@@ -69,9 +69,6 @@ fingerprint).",
 ])
 .options(OPTIONS)
 .needs_password();
-
-/// One host's `virsh list` rows by domain name.
-type RowsByName<'a> = HashMap<&'a str, &'a virsh::ListRow>;
 
 /// One KVM host of the map and its (lazily opened) SSH session; a configuration error of
 /// this host is kept and reported when the host is asked. The virsh builder puts `sudo -n`
@@ -317,15 +314,7 @@ would resume it from its saved memory)",
     fn monitor(&mut self, _opts: &Options) -> FenceResult<()> {
         // Every host must answer: a host that cannot be asked makes status unusable.
         let names = self.host_names(None);
-        let cmd = self.virsh.version();
-        let failed: Vec<String> = guests::on_hosts(&mut self.hosts, &names, &cmd)
-            .into_iter()
-            .filter_map(|(h, r)| match r {
-                Ok(out) if out.exit == Some(0) => None,
-                Ok(out) => Some(format!("{h}: virsh version exited with {:?}", out.exit)),
-                Err(e) => Some(format!("{h}: {e}")),
-            })
-            .collect();
+        let failed = guests::unanswered(&mut self.hosts, &names, &self.virsh);
         if failed.is_empty() {
             Ok(())
         } else {
@@ -361,47 +350,8 @@ impl KvmGuest {
         let mut states: Vec<Option<PowerState>> = vec![None; entries.len()];
         if with_status {
             let names = self.host_names(None);
-            let cmd = self.virsh.list_all();
-            let tables: Vec<(String, Result<Vec<virsh::ListRow>, VirshError>)> =
-                guests::on_hosts(&mut self.hosts, &names, &cmd)
-                    .into_iter()
-                    .map(|(h, r)| (h, r.and_then(|o| virsh::parse_list_table(&o.reply()))))
-                    .collect();
-            // Each host's rows by name: one hash lookup per guest and host (linear overall).
-            let by_name: Vec<(&String, Result<RowsByName<'_>, &VirshError>)> = tables
-                .iter()
-                .map(|(h, t)| {
-                    (
-                        h,
-                        t.as_ref()
-                            .map(|rows| rows.iter().map(|r| (r.name.as_str(), r)).collect()),
-                    )
-                })
-                .collect();
-            for (slot, e) in states.iter_mut().zip(&entries) {
-                let answers: Vec<(String, Result<HostView, VirshError>)> = by_name
-                    .iter()
-                    .map(|(h, t)| {
-                        let st = match t {
-                            Ok(rows) => match rows.get(e.guest_name.as_str()) {
-                                Some(r) => r
-                                    .state
-                                    .map(|state| HostView {
-                                        state,
-                                        managed_save: Some(r.saved),
-                                    })
-                                    .ok_or(VirshError::NoState),
-                                None => Err(VirshError::NotFound),
-                            },
-                            Err(err) => Err((*err).clone()),
-                        };
-                        ((*h).clone(), st)
-                    })
-                    .collect();
-                *slot = virsh::locate(&e.guest_name, &answers)
-                    .ok()
-                    .map(|l| l.power());
-            }
+            let wanted: Vec<&str> = entries.iter().map(|e| e.guest_name.as_str()).collect();
+            states = guests::power_states(&mut self.hosts, &names, &self.virsh, &wanted);
         }
         Ok(entries
             .into_iter()

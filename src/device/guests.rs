@@ -9,10 +9,13 @@
 //! host's full list of domains, read on the same session, does not hold the guest
 //! ([`confirm_absent`]).
 
+use std::collections::HashMap;
+
 use crate::device::fanout::{self, Named};
 use crate::device::virsh::{
     self, ActionOutcome, GuestLocation, HostView, Reply, Virsh, VirshError,
 };
+use crate::protocol::agent::PowerState;
 use crate::protocol::error::FenceError;
 use crate::protocol::log;
 
@@ -154,10 +157,77 @@ pub fn act<H: VirshHost>(
     first_err.map_or(Ok(()), Err)
 }
 
+/// One host's `virsh list` rows by domain name.
+type RowsByName<'a> = HashMap<&'a str, &'a virsh::ListRow>;
+
+/// The power state of each guest of `guests` (guest-names), from one `virsh list --all` per
+/// host, all hosts at once, each judged by [`virsh::locate`]: `None` where the answers do not
+/// settle it (a host that did not answer, a guest defined nowhere). A guest missing from a
+/// host's full list is absent there (the list is the confirmation).
+pub fn power_states<H: VirshHost>(
+    hosts: &mut [H],
+    names: &[String],
+    virsh: &Virsh,
+    guests: &[&str],
+) -> Vec<Option<PowerState>> {
+    let tables: Vec<(String, Result<Vec<virsh::ListRow>, VirshError>)> =
+        on_hosts(hosts, names, &virsh.list_all())
+            .into_iter()
+            .map(|(h, r)| (h, r.and_then(|o| virsh::parse_list_table(&o.reply()))))
+            .collect();
+    // Each host's rows by name: one hash lookup per guest and host (linear overall).
+    let by_name: Vec<(&String, Result<RowsByName<'_>, &VirshError>)> = tables
+        .iter()
+        .map(|(h, t)| {
+            let rows = t
+                .as_ref()
+                .map(|rows| rows.iter().map(|r| (r.name.as_str(), r)).collect());
+            (h, rows)
+        })
+        .collect();
+    guests
+        .iter()
+        .map(|guest| {
+            let answers: Vec<(String, Result<HostView, VirshError>)> = by_name
+                .iter()
+                .map(|(h, t)| {
+                    let st = match t {
+                        Ok(rows) => match rows.get(guest) {
+                            Some(r) => r
+                                .state
+                                .map(|state| HostView {
+                                    state,
+                                    managed_save: Some(r.saved),
+                                })
+                                .ok_or(VirshError::NoState),
+                            None => Err(VirshError::NotFound),
+                        },
+                        Err(err) => Err((*err).clone()),
+                    };
+                    ((*h).clone(), st)
+                })
+                .collect();
+            virsh::locate(guest, &answers).ok().map(|l| l.power())
+        })
+        .collect()
+}
+
+/// The hosts of `names` that do not answer `virsh version` with success, each with why: a
+/// host that cannot be asked makes every status unusable.
+pub fn unanswered<H: VirshHost>(hosts: &mut [H], names: &[String], virsh: &Virsh) -> Vec<String> {
+    on_hosts(hosts, names, &virsh.version())
+        .into_iter()
+        .filter_map(|(h, r)| match r {
+            Ok(out) if out.exit == Some(0) => None,
+            Ok(out) => Some(format!("{h}: virsh version exited with {:?}", out.exit)),
+            Err(e) => Some(format!("{h}: {e}")),
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::protocol::agent::PowerState;
 
     /// A host with fixed answers: `dominfo` gives the guest's state (`None`: not defined),
     /// `list` its domain list; `down` hosts cannot be asked at all.
@@ -207,6 +277,18 @@ mod tests {
                     names.push_str("g\n");
                 }
                 return Ok(ok(&format!("{names}\n")));
+            }
+            if cmd.contains(" list --all --managed-save") {
+                let row = match self.state {
+                    Some(st) => format!(" -    g      {st}\n"),
+                    None => String::new(),
+                };
+                return Ok(ok(&format!(
+                    " Id   Name   State\n--------------------\n -    other  shut off\n{row}\n"
+                )));
+            }
+            if cmd.ends_with(" version") {
+                return Ok(ok("Compiled against library: libvirt 9.0.0\n"));
             }
             if cmd.contains(" dominfo ") {
                 return Ok(match self.state {
@@ -387,5 +469,28 @@ Security model: none\nSecurity DOI:   0\n\n"
             act(&mut hs, &[], "g", &cmd, virsh::parse_destroy, None),
             Ok(())
         );
+    }
+
+    #[test]
+    fn list_states_and_monitor_never_guess() {
+        let v = Virsh::new(virsh::DEFAULT_URI, false);
+        let mut hs = vec![fake("h1", Some("shut off")), fake("h2", Some("running"))];
+        let n = names(&hs);
+        assert_eq!(
+            power_states(&mut hs, &n, &v, &["g", "other", "nowhere"]),
+            [Some(PowerState::On), Some(PowerState::Off), None]
+        );
+        assert!(unanswered(&mut hs, &n, &v).is_empty());
+        // A host that cannot be asked: off is never concluded, and monitor names it.
+        let mut hs = vec![fake("h1", Some("shut off"))];
+        hs.push(Fake {
+            down: true,
+            ..fake("h2", None)
+        });
+        let n = names(&hs);
+        assert_eq!(power_states(&mut hs, &n, &v, &["g", "other"]), [None, None]);
+        let down = unanswered(&mut hs, &n, &v);
+        assert_eq!(down.len(), 1);
+        assert!(down.first().is_some_and(|d| d.starts_with("h2: ")));
     }
 }
