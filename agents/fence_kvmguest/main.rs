@@ -17,6 +17,10 @@
 //! ON" for a guest that does not run. Where the image cannot be discarded, the off fails and
 //! the warning says why.
 //!
+//! The orchestration across hosts (asking every host at once, confirming an absence with the
+//! host's domain list, the verdict, acting where the guest is) is `fencekit::device::guests`,
+//! unit-tested there; this file maps the options, the map and the hosts onto it.
+//!
 //! Round trips: the location a status read found is reused by the power command that follows
 //! it (the engine always reads the status first), and the read-back decides anyway, so an
 //! `off` is one `dominfo` round, one `destroy` round and one `dominfo` read-back round.
