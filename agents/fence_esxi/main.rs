@@ -24,7 +24,7 @@ use fencekit::protocol::action::Action;
 use fencekit::protocol::agent::{ListFn, PlugFn};
 use fencekit::protocol::error::excerpt;
 use fencekit::protocol::log;
-use fencekit::transport::ssh::{self, LazySession, SshConfig};
+use fencekit::transport::ssh::{first_line, ExecOutput, LazySession, RemoteShell, SshConfig};
 use fencekit::{Agent, AgentInfo, Feature, FenceError, FenceResult, Options, Outlet, PowerState};
 
 static INFO: AgentInfo = AgentInfo::new(
@@ -54,8 +54,7 @@ known_hosts or a pinned fingerprint. Enable SSH on the ESXi host first.",
 
 /// One SSH session to an ESXi host, reopened after a transport error.
 struct Esxi {
-    conn: LazySession,
-    sudo: bool,
+    shell: RemoteShell,
     /// The action being run (`on` refuses to resume a suspended VM).
     action: Option<Action>,
     vms: Option<Vec<Vm>>,
@@ -69,45 +68,33 @@ struct Esxi {
 }
 
 impl Esxi {
-    /// `sudo -n ` when use_sudo is set, else nothing: goes in front of every remote command.
-    fn sudo_prefix(&self) -> &'static str {
-        ssh::sudo_prefix(self.sudo)
+    /// Runs one command (through `sudo -n` when use_sudo is set); its stdout.
+    fn exec(&mut self, cmd: &str) -> FenceResult<String> {
+        self.exec_output(cmd).map(|out| out.stdout_text())
     }
 
-    /// Runs one command (through `sudo -n` when use_sudo is set).
-    fn exec(&mut self, cmd: &str) -> FenceResult<String> {
-        let full = format!("{}{cmd}", self.sudo_prefix());
+    /// Runs one command (through `sudo -n` when use_sudo is set); all it returned.
+    fn exec_output(&mut self, cmd: &str) -> FenceResult<ExecOutput> {
+        let full = format!("{}{cmd}", self.shell.sudo_prefix());
         self.exec_line(&full, cmd)
     }
 
     /// Runs a shell line as it is (a script puts the sudo prefix before each command itself;
-    /// `sudo -n for ...` would be a syntax error). `cmd` names it in errors.
-    fn exec_line(&mut self, full: &str, cmd: &str) -> FenceResult<String> {
-        self.exec_status(full, cmd).map(|(stdout, _, _)| stdout)
-    }
-
-    /// As [`Self::exec_line`], with whether the command exited with status 0 and its stderr.
-    fn exec_status(&mut self, full: &str, cmd: &str) -> FenceResult<(String, bool, String)> {
-        log::debug(&format!("Executing: {full}"));
-        let out = self.conn.exec(full)?;
-        let stdout = out.stdout_text();
-        let stderr = out.stderr_text();
-        if stdout.trim().is_empty() && !out.success() {
-            return Err(FenceError::Device(format!(
-                "`{cmd}` failed with status {}: {}",
-                out.status
-                    .map_or_else(|| "unknown".to_string(), |s| s.to_string()),
-                first_line(&stderr)
-            )));
+    /// `sudo -n for ...` would be a syntax error). `cmd` names it in errors. A failed exit
+    /// status is an error only when nothing came on stdout: vim-cmd prints its faults there,
+    /// and the parsers name them better.
+    fn exec_line(&mut self, full: &str, cmd: &str) -> FenceResult<ExecOutput> {
+        let out = self.shell.exec_line(full)?;
+        if out.stdout_text().trim().is_empty() {
+            out.check(cmd)?;
         }
-        Ok((stdout, out.success(), stderr))
+        Ok(out)
     }
 
     fn inventory(&mut self) -> FenceResult<&[Vm]> {
         if self.vms.is_none() {
-            let cmd = vimcmd::getallvms();
-            let (out, _, stderr) =
-                self.exec_status(&format!("{}{cmd}", self.sudo_prefix()), &cmd)?;
+            let got = self.exec_output(&vimcmd::getallvms())?;
+            let (out, stderr) = (got.stdout_text(), got.stderr_text());
             let vms =
                 vimcmd::parse_getallvms(&out).map_err(|e| FenceError::Device(e.to_string()))?;
             self.skipped = vimcmd::skipped_vmids(&stderr);
@@ -214,9 +201,10 @@ impl Esxi {
             let out = self.exec(&vimcmd::power_getstate(vmid))?;
             vimcmd::parse_power_state(&out).map_err(|e| not_found(plug, vmid, e))?
         } else {
-            let line = vimcmd::getstate_then_config(vmid, self.sudo_prefix());
+            let line = vimcmd::getstate_then_config(vmid, self.shell.sudo_prefix());
             let cmd = format!("vim-cmd vmsvc/power.getstate {vmid} + get.config {vmid}");
-            let (out, _, stderr) = self.exec_status(&line, &cmd)?;
+            let got = self.exec_line(&line, &cmd)?;
+            let (out, stderr) = (got.stdout_text(), got.stderr_text());
             let (state_out, config_out) = vimcmd::split_getstate_then_config(&out)?;
             match vimcmd::parse_config_name(config_out) {
                 Ok(name) if name == plug => self.mark_confirmed(plug),
@@ -243,18 +231,6 @@ impl Esxi {
         self.last = Some((vmid, p));
         Ok(p)
     }
-}
-
-/// The first non-blank line of remote stderr, quoted through `excerpt` (capped, control
-/// characters blanked): remote text never reaches an error line raw.
-fn first_line(stderr: &str) -> String {
-    excerpt(
-        stderr
-            .lines()
-            .map(str::trim)
-            .find(|l| !l.is_empty())
-            .unwrap_or("no output"),
-    )
 }
 
 /// A NotFound fault for the vmid a plug was resolved to: the VM is not (or no longer) on the
@@ -303,8 +279,7 @@ impl Agent for Esxi {
     fn connect(opts: &Options) -> FenceResult<Self> {
         let cfg = SshConfig::from_options(opts)?;
         Ok(Esxi {
-            conn: LazySession::connected(cfg)?,
-            sudo: opts.flag("use_sudo"),
+            shell: RemoteShell::new(LazySession::connected(cfg)?, opts.flag("use_sudo")),
             action: opts.action(),
             vms: None,
             skipped: Vec::new(),
@@ -361,9 +336,9 @@ impl Esxi {
         // method=cycle has no read-back (the VM never shows "off"), so the acknowledgement
         // must be exact: vim-cmd's own `Reset VM:` line and exit status 0, nothing else.
         let cmd = vimcmd::power_reset(vmid);
-        let (out, exited_0, _) = self.exec_status(&format!("{}{cmd}", self.sudo_prefix()), &cmd)?;
-        vimcmd::check_reset(&out)?;
-        if exited_0 {
+        let out = self.exec_output(&cmd)?;
+        vimcmd::check_reset(&out.stdout_text())?;
+        if out.success() {
             Ok(())
         } else {
             Err(FenceError::Device(format!(
@@ -380,9 +355,9 @@ impl Esxi {
             let script = format!(
                 "for i in {}; do echo \"@@fencekit-vmid $i\"; {}vim-cmd vmsvc/power.getstate $i 2>&1; done",
                 ids.join(" "),
-                self.sudo_prefix()
+                self.shell.sudo_prefix()
             );
-            let out = self.exec_line(&script, &script)?;
+            let out = self.exec_line(&script, &script)?.stdout_text();
             split_states(&out)
         } else {
             Vec::new()

@@ -17,6 +17,10 @@
 //! ON" for a guest that does not run. Where the image cannot be discarded, the off fails and
 //! the warning says why.
 //!
+//! The orchestration across hosts (asking every host at once, confirming an absence with the
+//! host's domain list, the verdict, acting where the guest is) is `fencekit::device::guests`,
+//! unit-tested there; this file maps the options, the map and the hosts onto it.
+//!
 //! Round trips: the location a status read found is reused by the power command that follows
 //! it (the engine always reads the status first), and the read-back decides anyway, so an
 //! `off` is one `dominfo` round, one `destroy` round and one `dominfo` read-back round.
@@ -25,13 +29,15 @@ use std::collections::HashMap;
 use std::path::Path;
 use std::process::ExitCode;
 
+use fencekit::device::fanout::Named;
+use fencekit::device::guests::{self, Output, VirshHost};
 use fencekit::device::kvmconf::{self, GuestEntry, HostAddr, KvmGuests};
-use fencekit::device::virsh::{self, GuestLocation, HostView, Reply, Virsh, VirshError};
+use fencekit::device::virsh::{self, GuestLocation, Virsh, VirshError};
 use fencekit::protocol::action::Action;
 use fencekit::protocol::agent::ListFn;
 use fencekit::protocol::log;
 use fencekit::protocol::options::opt;
-use fencekit::transport::ssh::{LazySession, SshConfig};
+use fencekit::transport::ssh::{LazySession, RemoteShell, SshConfig};
 use fencekit::{
     Agent, AgentInfo, Feature, FenceError, FenceResult, OptSpec, Options, Outlet, PowerState,
 };
@@ -68,22 +74,32 @@ fingerprint).",
 .options(OPTIONS)
 .needs_password();
 
-/// One host's `virsh list` rows by domain name.
-type RowsByName<'a> = HashMap<&'a str, &'a virsh::ListRow>;
-
 /// One KVM host of the map and its (lazily opened) SSH session; a configuration error of
-/// this host is kept and reported when the host is asked.
+/// this host is kept and reported when the host is asked. The virsh builder puts `sudo -n`
+/// in the command itself (after `env LC_ALL=C`), so the shell adds no prefix.
 struct Host {
     cfname: String,
-    conn: Result<LazySession, FenceError>,
+    shell: Result<RemoteShell, FenceError>,
 }
 
-impl Host {
+impl Named for Host {
+    fn name(&self) -> &str {
+        &self.cfname
+    }
+}
+
+impl VirshHost for Host {
     /// Runs one command; a transport failure drops the session (reopened next time).
-    fn run(&mut self, cmd: &str) -> FenceResult<fencekit::transport::ssh::ExecOutput> {
-        let conn = self.conn.as_mut().map_err(|e| e.clone())?;
-        log::debug(&format!("{}: executing {cmd}", self.cfname));
-        Ok(conn.exec(cmd)?)
+    fn run(&mut self, cmd: &str) -> Result<Output, VirshError> {
+        let shell = self.shell.as_mut().map_err(|e| e.clone());
+        match shell.and_then(|sh| sh.exec(cmd)) {
+            Ok(out) => Ok(Output {
+                exit: out.status,
+                stdout: out.stdout,
+                stderr: out.stderr,
+            }),
+            Err(e) => Err(VirshError::Failed(format!("cannot ask host: {e}"))),
+        }
     }
 }
 
@@ -132,53 +148,6 @@ impl KvmGuest {
         })
     }
 
-    /// Runs `cmd(host cfname)` on the given hosts in parallel; results in the order given.
-    fn on_hosts(
-        &mut self,
-        names: &[String],
-        cmd: &str,
-    ) -> Vec<(
-        String,
-        Result<fencekit::transport::ssh::ExecOutput, VirshError>,
-    )> {
-        let mut results: Vec<(
-            String,
-            Result<fencekit::transport::ssh::ExecOutput, VirshError>,
-        )> = Vec::new();
-        std::thread::scope(|scope| {
-            let handles: Vec<_> = self
-                .hosts
-                .iter_mut()
-                .filter(|h| names.contains(&h.cfname))
-                .map(|h| {
-                    scope.spawn(move || {
-                        let r = h
-                            .run(cmd)
-                            .map_err(|e| VirshError::Failed(format!("cannot ask host: {e}")));
-                        (h.cfname.clone(), r)
-                    })
-                })
-                .collect();
-            for handle in handles {
-                if let Ok(r) = handle.join() {
-                    results.push(r);
-                }
-            }
-        });
-        // A host that gave no result at all (its worker died) was not asked: an error, never
-        // an absence that `locate` could read as "not there".
-        for n in names {
-            if !results.iter().any(|(h, _)| h == n) {
-                results.push((
-                    n.clone(),
-                    Err(VirshError::Failed("cannot ask host: no result".to_owned())),
-                ));
-            }
-        }
-        results.sort_by_key(|(name, _)| names.iter().position(|n| n == name).unwrap_or(usize::MAX));
-        results
-    }
-
     /// Every known host, `first` leading.
     fn host_names(&self, first: Option<&str>) -> Vec<String> {
         let mut names: Vec<String> = first.map(str::to_string).into_iter().collect();
@@ -193,97 +162,27 @@ impl KvmGuest {
     /// Asks every host (mapped one first) where the guest runs.
     fn locate(&mut self, entry: &GuestEntry) -> FenceResult<Option<GuestLocation>> {
         let names = self.host_names(Some(&entry.host_cfname));
-        let guest = entry.guest_name.clone();
-        let cmd = self.virsh.dominfo(&guest)?;
-        let mut answers: Vec<(String, Result<HostView, VirshError>)> = self
-            .on_hosts(&names, &cmd)
-            .into_iter()
-            .map(|(h, r)| {
-                let st = r.and_then(|out| {
-                    HostView::from_dominfo(&Reply::new(out.status, &out.stdout, &out.stderr))
-                });
-                (h, st)
-            })
-            .collect();
-        self.confirm_absent(&guest, &mut answers);
-        for (h, a) in &answers {
-            log::debug(&format!("{h}: {}: {a:?}", entry.guest_name));
-        }
-        match virsh::locate(&entry.guest_name, &answers) {
+        match guests::locate(&mut self.hosts, &names, &self.virsh, &entry.guest_name) {
             Ok(loc) => Ok(Some(loc)),
             Err(FenceError::PlugNotFound(_)) if self.missing_as_off => Ok(None),
             Err(e) => Err(e),
         }
     }
 
-    /// virsh says `failed to get domain` for any failed lookup (not defined, but also access
-    /// denied or an RPC error), so "not found" is only believed when the host's full list of
-    /// domains, read on the same session, does not hold the guest. Otherwise the answer
-    /// becomes an error: the guest might run on that host.
-    fn confirm_absent(
-        &mut self,
-        guest: &str,
-        answers: &mut [(String, Result<HostView, VirshError>)],
-    ) {
-        let unsure: Vec<String> = answers
-            .iter()
-            .filter(|(_, a)| matches!(a, Err(VirshError::NotFound)))
-            .map(|(h, _)| h.clone())
-            .collect();
-        if unsure.is_empty() {
-            return;
-        }
-        let cmd = self.virsh.list_names();
-        let listed = self.on_hosts(&unsure, &cmd);
-        for (h, a) in answers.iter_mut() {
-            let Some((_, l)) = listed.iter().find(|(x, _)| x == h) else {
-                continue;
-            };
-            let names = l
-                .as_ref()
-                .map_err(Clone::clone)
-                .and_then(|o| virsh::parse_name_list(&Reply::new(o.status, &o.stdout, &o.stderr)));
-            *a = match names {
-                Ok(n) if !n.iter().any(|x| x == guest) => Err(VirshError::NotFound),
-                Ok(_) => Err(VirshError::Unrecognised(format!(
-                    "virsh could not look '{guest}' up, yet lists it"
-                ))),
-                Err(e) => Err(e),
-            };
-        }
-    }
-
-    /// Runs a domain command on some hosts and checks each answer with `parse`. `what`
-    /// (when given) says what a failure means, in front of virsh's own words.
+    /// Runs a domain command on some hosts and checks each answer (see [`guests::act`]).
     fn act(
         &mut self,
         hosts: &[String],
         guest: &str,
         build: fn(&Virsh, &str) -> Result<String, VirshError>,
-        parse: fn(&Reply<'_>) -> Result<virsh::ActionOutcome, VirshError>,
+        parse: fn(&virsh::Reply<'_>) -> Result<virsh::ActionOutcome, VirshError>,
         what: Option<&str>,
     ) -> FenceResult<()> {
         if hosts.is_empty() {
             return Ok(());
         }
         let cmd = build(&self.virsh, guest)?;
-        let mut first_err = None;
-        for (h, r) in self.on_hosts(hosts, &cmd) {
-            let res = r.and_then(|out| parse(&Reply::new(out.status, &out.stdout, &out.stderr)));
-            if let Err(e) = res {
-                log::debug(&format!("{h}: {e}"));
-                first_err.get_or_insert_with(|| match (e, what) {
-                    // Gone between the lookup and the command (migrated away): not a bad
-                    // plug; the engine's read-back decides.
-                    (VirshError::NotFound, _) => {
-                        FenceError::Device(format!("{h}: '{guest}' is no longer on this host"))
-                    }
-                    (e, Some(what)) => FenceError::Device(format!("{h}: {what}: {e}")),
-                    (e, None) => FenceError::from(e),
-                });
-            }
-        }
-        first_err.map_or(Ok(()), Err)
+        guests::act(&mut self.hosts, hosts, guest, &cmd, parse, what)
     }
 
     /// Where the guest is: the location the last status read found (once), else asked now.
@@ -341,7 +240,8 @@ impl Agent for KvmGuest {
             .iter()
             .map(|cf| Host {
                 cfname: cf.clone(),
-                conn: host_config(opts, cf, &addrs).map(LazySession::new),
+                shell: host_config(opts, cf, &addrs)
+                    .map(|cfg| RemoteShell::new(LazySession::new(cfg), false).named(cf.clone())),
             })
             .collect();
         Ok(KvmGuest {
@@ -418,16 +318,7 @@ would resume it from its saved memory)",
     fn monitor(&mut self, _opts: &Options) -> FenceResult<()> {
         // Every host must answer: a host that cannot be asked makes status unusable.
         let names = self.host_names(None);
-        let cmd = self.virsh.version();
-        let failed: Vec<String> = self
-            .on_hosts(&names, &cmd)
-            .into_iter()
-            .filter_map(|(h, r)| match r {
-                Ok(out) if out.success() => None,
-                Ok(out) => Some(format!("{h}: virsh version exited with {:?}", out.status)),
-                Err(e) => Some(format!("{h}: {e}")),
-            })
-            .collect();
+        let failed = guests::unanswered(&mut self.hosts, &names, &self.virsh);
         if failed.is_empty() {
             Ok(())
         } else {
@@ -463,54 +354,8 @@ impl KvmGuest {
         let mut states: Vec<Option<PowerState>> = vec![None; entries.len()];
         if with_status {
             let names = self.host_names(None);
-            let cmd = self.virsh.list_all();
-            let tables: Vec<(String, Result<Vec<virsh::ListRow>, VirshError>)> = self
-                .on_hosts(&names, &cmd)
-                .into_iter()
-                .map(|(h, r)| {
-                    (
-                        h,
-                        r.and_then(|o| {
-                            virsh::parse_list_table(&Reply::new(o.status, &o.stdout, &o.stderr))
-                        }),
-                    )
-                })
-                .collect();
-            // Each host's rows by name: one hash lookup per guest and host (linear overall).
-            let by_name: Vec<(&String, Result<RowsByName<'_>, &VirshError>)> = tables
-                .iter()
-                .map(|(h, t)| {
-                    (
-                        h,
-                        t.as_ref()
-                            .map(|rows| rows.iter().map(|r| (r.name.as_str(), r)).collect()),
-                    )
-                })
-                .collect();
-            for (slot, e) in states.iter_mut().zip(&entries) {
-                let answers: Vec<(String, Result<HostView, VirshError>)> = by_name
-                    .iter()
-                    .map(|(h, t)| {
-                        let st = match t {
-                            Ok(rows) => match rows.get(e.guest_name.as_str()) {
-                                Some(r) => r
-                                    .state
-                                    .map(|state| HostView {
-                                        state,
-                                        managed_save: Some(r.saved),
-                                    })
-                                    .ok_or(VirshError::NoState),
-                                None => Err(VirshError::NotFound),
-                            },
-                            Err(err) => Err((*err).clone()),
-                        };
-                        ((*h).clone(), st)
-                    })
-                    .collect();
-                *slot = virsh::locate(&e.guest_name, &answers)
-                    .ok()
-                    .map(|l| l.power());
-            }
+            let wanted: Vec<&str> = entries.iter().map(|e| e.guest_name.as_str()).collect();
+            states = guests::power_states(&mut self.hosts, &names, &self.virsh, &wanted);
         }
         Ok(entries
             .into_iter()

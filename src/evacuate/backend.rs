@@ -24,7 +24,7 @@ use crate::protocol::error::excerpt;
 use crate::protocol::secret::Secret;
 use crate::transport::ipmi::{ChassisOp, IpmiConfig, Session};
 use crate::transport::ssh::{
-    shell_quote, ExecOutput, HostKeyPolicy, SshAuth, SshConfig, SshError, SshSession,
+    log_command, shell_quote, ExecOutput, HostKeyPolicy, SshAuth, SshConfig, SshError, SshSession,
 };
 
 use super::inventory::{Inventory, ResolvedBmc, ResolvedSsh};
@@ -273,10 +273,12 @@ impl HostConn {
         Ok(cfg)
     }
 
-    /// Runs `cmd` on an idle session or a new one. A read-only command that fails on a reused
+    /// Runs `cmd` on an idle session or a new one (several at once per host, so not through
+    /// one `RemoteShell`; the same debug line). A read-only command that fails on a reused
     /// session (the server may have closed it) is run once more on a new session.
     fn exec(&self, cmd: &str, timeout: Duration, mutating: bool) -> Result<ExecOutput, OpError> {
         let cfg = self.config()?;
+        log_command(Some(&self.resolved.address), cmd);
         let reused = self.idle.lock().ok().and_then(|mut v| v.pop());
         let was_reused = reused.is_some();
         let mut session = match reused {
@@ -639,11 +641,11 @@ impl HostOps for EsxiHosts {
     }
 
     fn datastores(&self, host: &str) -> Result<Vec<String>, OpError> {
-        let (text, ok) = self.run(host, DATASTORES_CMD, false)?;
-        if !ok {
-            return Err(OpError::Failed(format!("datastores: {}", excerpt(&text))));
-        }
-        Ok(parse_filesystems(&text))
+        let (short, _) = self.timeouts(host)?;
+        let out = self.conn(host)?.exec(DATASTORES_CMD, short, false)?;
+        out.check(DATASTORES_CMD)
+            .map_err(|e| OpError::Failed(e.to_string()))?;
+        Ok(parse_filesystems(&out.stdout_text()))
     }
 
     fn register(&self, host: &str, vmx: &str) -> Result<u32, OpError> {

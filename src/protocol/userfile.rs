@@ -9,6 +9,8 @@ use std::io::Read;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 
+use nix::fcntl::OFlag;
+
 /// Largest `known_hosts` file read (OpenSSH's are a few KiB; 16 MiB is thousands of hosts).
 pub const KNOWN_HOSTS_CAP: u64 = 16 << 20;
 
@@ -21,7 +23,7 @@ fn open_checked(
 ) -> Result<(File, Metadata), String> {
     let shown = path.display();
     let file = opts
-        .custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY)
+        .custom_flags((OFlag::O_NONBLOCK | OFlag::O_NOCTTY).bits())
         .open(path)
         .map_err(|e| format!("{what} {shown}: cannot open: {}", io_reason(&e)))?;
     let meta = file
