@@ -194,65 +194,53 @@ fn sshcmd_on_off_reboot_status_read_back() {
     assert!(r.stderr.contains("Running status_command"), "{r:?}");
 }
 
+/// The whole line of a status output matching `which` ("neither", "both") of the regexes.
+fn unmatched(which: &str, output: &str) -> String {
+    format!(
+        "ERROR: Failed: Unable to obtain correct plug status or plug is not available (the \
+         output of status_command matches {which} of status_on_regex and status_off_regex: \
+         {output})"
+    )
+}
+
+/// vmid `id`'s commands, then `extra`.
+fn vm_and(id: u32, extra: &[O]) -> Vec<O> {
+    vm(id).into_iter().chain(extra.iter().cloned()).collect()
+}
+
 #[test]
 fn sshcmd_status_matching_neither_or_both_is_an_error_never_off() {
     let Some(f) = default_fx() else { return };
-    let unable = "ERROR: Failed: Unable to obtain correct plug status or plug is not available";
     // vmid 6 is suspended: `Suspended` matches neither regex.
-    let neither = format!(
-        "{unable} (the output of status_command matches neither of status_on_regex and \
-         status_off_regex: Retrieved runtime info Suspended)"
-    );
+    let neither = unmatched("neither", "Retrieved runtime info Suspended");
     for mode in MODES {
-        let r = run(
-            &f,
-            mode,
-            &[],
-            &vm(6)
-                .into_iter()
-                .chain([o("action", "status")])
-                .collect::<Vec<_>>(),
-        );
+        let r = run(&f, mode, &[], &vm_and(6, &[o("action", "status")]));
         failed(&r, &[&neither]);
     }
-    let r = run(
-        &f,
-        Mode::Stdin,
-        &[],
-        &vm(6)
-            .into_iter()
-            .chain([o("action", "off")])
-            .collect::<Vec<_>>(),
-    );
+    let r = run(&f, Mode::Stdin, &[], &vm_and(6, &[o("action", "off")]));
     failed(&r, &[&neither]);
     assert_eq!(f.host.vm_state("dbvm").as_deref(), Some("suspended"));
     // Empty output matches neither.
-    let r = run(
-        &f,
-        Mode::Long,
-        &[],
-        &[o("action", "status"), o("status_command", "echo; echo")],
+    let extra = [o("action", "status"), o("status_command", "echo; echo")];
+    failed(
+        &run(&f, Mode::Long, &[], &extra),
+        &[&unmatched("neither", "(empty)")],
     );
-    failed(&r, &[&format!("{unable} (the output of status_command matches neither of status_on_regex and status_off_regex: (empty))")]);
     // vmid 3 is off; `Powered` matches its output too: both, so not OFF.
-    let both = [
-        o("status_on_regex", "Powered"),
-        o("status_off_regex", "Powered off"),
-    ];
+    let both = unmatched("both", "Retrieved runtime info Powered off");
     for action in ["status", "off", "reboot"] {
-        let extra: Vec<O> = vm(3)
-            .into_iter()
-            .chain(both.clone())
-            .chain([o("action", action)])
-            .collect();
-        let r = run(&f, Mode::Stdin, &[], &extra);
-        failed(&r, &[&format!("{unable} (the output of status_command matches both of status_on_regex and status_off_regex: Retrieved runtime info Powered off)")]);
+        let extra = vm_and(
+            3,
+            &[
+                o("status_on_regex", "Powered"),
+                o("status_off_regex", "Powered off"),
+                o("action", action),
+            ],
+        );
+        failed(&run(&f, Mode::Stdin, &[], &extra), &[&both]);
     }
-    assert!(
-        calls(&f).iter().all(|c| !c.contains("power.o")),
-        "{:?}",
-        calls(&f)
-    );
+    let c = calls(&f);
+    assert!(c.iter().all(|c| !c.contains("power.o")), "{c:?}");
 }
 
 #[test]
@@ -335,7 +323,12 @@ fn sshcmd_unknown_host_key_and_wrong_password_are_refused() {
     assert_eq!((r.code, r.stdout.as_str()), (1, ""), "{r:?}");
     let m = messages(&r);
     assert_eq!(m.len(), 1, "{r:?}");
-    let head = format!("ERROR: Failed: Host key verification failed: host key for [127.0.0.1]:{} is unknown (ssh-ed25519 {})", f.host.port(), f.host.fingerprint());
+    let head = format!(
+        "ERROR: Failed: Host key verification failed: host key for [127.0.0.1]:{} is unknown \
+         (ssh-ed25519 {})",
+        f.host.port(),
+        f.host.fingerprint()
+    );
     assert!(m[0].starts_with(&head), "{r:?}");
     assert!(calls(&f).is_empty(), "commands ran on an untrusted host");
     for mode in MODES {

@@ -83,6 +83,11 @@ fn compile(opts: &Options, name: &str) -> Result<Option<Regex>, String> {
     })
 }
 
+/// A required row missing: validation refuses that before `connect`, so it is only a fallback.
+fn missing(name: &str) -> FenceError {
+    FenceError::Usage(format!("You have to set --{}", name.replace('_', "-")))
+}
+
 /// How a command that did not exit with status 0 ended.
 fn how_it_ended(out: &ExecOutput) -> String {
     match (out.status, &out.signal) {
@@ -95,13 +100,7 @@ fn how_it_ended(out: &ExecOutput) -> String {
 impl SshCmd {
     /// Runs the command of option `name`; its stdout when it exited with status 0.
     fn run(&mut self, name: &str) -> FenceResult<String> {
-        let cmd = self
-            .opts
-            .get(name)
-            .ok_or_else(|| {
-                FenceError::Usage(format!("You have to set --{}", name.replace('_', "-")))
-            })?
-            .to_owned();
+        let cmd = self.opts.get(name).ok_or_else(|| missing(name))?.to_owned();
         log::debug(&format!("Running {name}"));
         let out = self.conn.exec(&cmd)?;
         if out.success() {
@@ -130,9 +129,7 @@ impl Agent for SshCmd {
         let regex = |name: &str| {
             compile(opts, name)
                 .map_err(FenceError::Usage)?
-                .ok_or_else(|| {
-                    FenceError::Usage(format!("You have to set --{}", name.replace('_', "-")))
-                })
+                .ok_or_else(|| missing(name))
         };
         let (on, off) = (regex("status_on_regex")?, regex("status_off_regex")?);
         Ok(SshCmd {
