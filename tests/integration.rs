@@ -34,4 +34,5 @@ mod pacemaker_smoke;
 mod protocol;
 mod regression;
 mod sim;
+mod sshcmd;
 mod util;
