@@ -60,6 +60,16 @@ fn evacuate_simulator_locks_and_bmc() {
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(text.contains("memorySize = 17179869184,"), "{text}");
 
+    // Datastores as esxcli lists them.
+    let out = sim.ssh("esx1", "esxcli storage filesystem list");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.starts_with("Mount Point "), "{text}");
+    assert!(
+        text.contains("  local1  ") && text.contains("  shared1  "),
+        "{text}"
+    );
+    let out = sim.ssh("esx2", "esxcli storage filesystem list");
+    assert!(!String::from_utf8_lossy(&out.stdout).contains("local1"));
     // esx2 sees shared1 but not local1.
     let out = sim.ssh_vim("esx2", "solo/registervm '[local1] loc1/loc1.vmx'");
     let text = String::from_utf8_lossy(&out.stdout);
@@ -191,6 +201,7 @@ fn evacuate_simulator_locks_and_bmc() {
     for want in [
         "esx2 register",
         "esx2 power_on_failed",
+        "esx2 question",
         "esx2 answer",
         "esx2 lock_taken",
         "esx2 power_on",

@@ -675,12 +675,17 @@ impl Sim {
 
     /// Runs vim-cmd on `host` over real SSH (the client wrapper of the fake hosts).
     pub fn ssh_vim(&self, host: &str, args: &str) -> Output {
+        self.ssh(host, &format!("vim-cmd {args}"))
+    }
+
+    /// Runs a command line on `host` over real SSH.
+    pub fn ssh(&self, host: &str, cmdline: &str) -> Output {
         let h = &self.host(host).esxi;
         Command::new(h.ssh_wrapper())
             .args(["-o", "ConnectTimeout=3", "-o", "BatchMode=yes", "-p"])
             .arg(h.port().to_string())
             .arg(format!("{}@127.0.0.1", h.user()))
-            .arg(format!("vim-cmd {args}"))
+            .arg(cmdline)
             .stdin(Stdio::null())
             .output()
             .expect("run ssh")

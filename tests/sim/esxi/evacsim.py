@@ -237,11 +237,27 @@ def vim_cmd(v, cmd, rest, st, settings, faults, res):
     return handled
 
 
-def after_call(res):
-    """Called by vimsim.py once the host's state is unlocked, before the answer is written."""
-    secs = getattr(res, "stall", 0)
-    if secs:
-        time.sleep(secs)
+def esxcli(v, args, st, settings, res):
+    """`esxcli storage filesystem list` of an evacuation host (column layout guessed: widths
+    from the widest cell or title, two blanks between columns)."""
+    ev = load(os.path.join(v.hostdir(), "evac.json"))
+    if ev is None or " ".join(args) != "storage filesystem list":
+        return False
+    titles = ["Mount Point", "Volume Name", "UUID", "Mounted", "Type", "Size", "Free"]
+    rows = []
+    for i, ds in enumerate(sorted(ev.get("datastores", []))):
+        uuid = "5f8d%04x-2c4d1a3e-%04x-0011223344%02x" % (i, i, i)
+        rows.append(["/vmfs/volumes/" + uuid, ds, uuid, "true", "VMFS-6", "1099243192320",
+                     "549621596160"])
+    rows.append(["/vmfs/volumes/5f8dffff-bootbank", "BOOTBANK1", "5f8dffff-bootbank", "true",
+                 "vfat", "4293591040", "4000000000"])
+    w = [max([len(t)] + [len(r[i]) for r in rows]) for i, t in enumerate(titles)]
+    right = {3, 5, 6}
+    fmt = lambda r: "  ".join(c.rjust(w[i]) if i in right else c.ljust(w[i])
+                              for i, c in enumerate(r))
+    res.o("\n".join([fmt(titles), "  ".join("-" * x for x in w)] + [fmt(r) for r in rows])
+          + "\n")
+    return True
 
 
 def sync_locks(scn, me, st):
@@ -323,40 +339,30 @@ def power_on(v, ev, vm, st, settings, faults, res, layout, frc):
                 os.unlink(lock_path(scn, key))
             except FileNotFoundError:
                 pass
-        if vm.get("question"):
-            # The "moved or copied" question blocks the power-on until someone answers it.
-            deadline = time.time() + float(ev.get("question_wait_s", 30))
+        if vm.get("moved") or vm.get("question"):
+            # The "moved or copied" question: the power-on task waits for an answer, and an
+            # answer (vmsvc/message) finishes it even when this client has gone away.
+            vm.pop("moved", None)
+            vm.setdefault("question", {"id": "_vmx%d" % vm["vmid"], "answer": None})
+            vm["question"]["task"] = True
+            st.save()
+            event(scn, me, "question", vm=vm["name"], vmid=vm["vmid"])
+            deadline = time.time() + float(ev.get("question_wait_s", 600))
             vmid = vm["vmid"]
             while True:
-                st.save()
                 st.unlock()
                 time.sleep(0.1)
                 st.__init__(v.hostdir())
                 vm = st.vm(str(vmid))
-                if vm is None:
-                    res.o("Powering on VM:\n")
-                    res.o(v.not_found(layout, str(vmid)))
-                    res.rc = frc
-                    return
-                q = vm.get("question")
-                if not q or q.get("answer") is not None:
+                if vm is None or not vm.get("question") or time.time() > deadline:
                     break
-                if time.time() > deadline:
-                    res.o("Powering on VM:\n")
-                    res.o(v.fault_block(layout, "vmodl.fault.RequestCanceled", [
-                        ("msg", '"The task was canceled by a user."')]))
-                    res.rc = frc
-                    return
-            q = vm.pop("question", None)
-            if q and q.get("answer") == "0":
-                res.o("Powering on VM:\n")
-                res.o(v.fault_block(layout, "vmodl.fault.RequestCanceled", [
-                    ("msg", '"The task was canceled by a user."')]))
-                res.rc = frc
-                st.save()
-                event(scn, me, "power_on_failed", vm=vm["name"], vmid=vm["vmid"], vmx=key,
-                      reason="question cancelled")
+            res.o("Powering on VM:\n")
+            if vm is not None and vm["power"] == "on":
                 return
+            res.o(v.fault_block(layout, "vmodl.fault.RequestCanceled", [
+                ("msg", '"The task was canceled by a user."')]))
+            res.rc = frc
+            return
     before = vm["power"]
     v.power_op("power.on", vm, st, settings, faults, res, layout, frc)
     if res.rc == 0 and vm["power"] == "on" and before != "on":
@@ -397,7 +403,7 @@ def register(v, ev, rest, st, res, layout, frc):
                          "power": "off", "memory": int(vmx.get("memSize", "2048"))}, 0)
     meta = load(ds_file(scn, ds, path) + ".sim.json", {})
     if ev.get("ask_moved") and meta.get("last_host") not in (None, me):
-        vm["question"] = {"id": "_vmx%d" % vmid, "answer": None}
+        vm["moved"] = True
     st.data["vms"].append(vm)
     st.save()
     event(scn, me, "register", vm=name, vmid=vmid, vmx=key)
@@ -461,7 +467,7 @@ def message(v, scn, me, vm, rest, st, res, layout, frc):
     (0 Cancel, 1 I _moved it, 2 I _copied it). Texts guessed."""
     q = vm.get("question")
     if not rest:
-        if not q or q.get("answer") is not None:
+        if not q:
             res.o("No message.\n")
             return
         res.o("Virtual machine message %s:\n" % q["id"] + QUESTION +
@@ -471,14 +477,32 @@ def message(v, scn, me, vm, rest, st, res, layout, frc):
               "   vim-cmd vmsvc/message %d %s <choice>\n" % (vm["vmid"], q["id"]))
         return
     if not q or len(rest) < 2 or rest[0] != q["id"] or rest[1] not in ("0", "1", "2"):
+        # guessed
         res.o(v.fault_block(layout, "vmodl.fault.InvalidArgument", [
             ("invalidProperty", "<unset>"),
             ("msg", '"A specified parameter was not correct: questionId"')]))
         res.rc = frc
         return
-    q["answer"] = rest[1]
+    vm.pop("question")
     st.save()
     event(scn, me, "answer", vm=vm["name"], vmid=vm["vmid"], choice=rest[1])
+    if not q.get("task"):
+        return
+    key = v.vmx_key(vm["datastore"], vm["path"])
+    if rest[1] == "0":
+        event(scn, me, "power_on_failed", vm=vm["name"], vmid=vm["vmid"], vmx=key,
+              reason="question cancelled")
+        return
+    owner = lock_owner(scn, key)
+    if owner and owner != me and alive(scn, owner) and running_on(scn, owner, key):
+        event(scn, me, "power_on_failed", vm=vm["name"], vmid=vm["vmid"], vmx=key,
+              reason="locked", owner=owner)
+        return
+    vm["power"] = "on"
+    st.save()
+    take_lock(scn, me, key)
+    event(scn, me, "power_on", vm=vm["name"], vmid=vm["vmid"], vmx=key)
+    save(ds_file(scn, vm["datastore"], vm["path"]) + ".sim.json", {"last_host": me})
 
 
 def listsummary(scn, ev):

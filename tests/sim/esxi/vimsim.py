@@ -492,6 +492,8 @@ def power_op(op, vm, st, settings, faults, res, layout, frc):
 
 
 def esxcli(args, st, settings, res):
+    if evac_esxcli(args, st, settings, res):
+        return
     a = " ".join(args)
     if a == "vm process list":
         for v in sorted(st.data["vms"], key=lambda v: v["vmid"]):
@@ -640,6 +642,14 @@ def evac_vim_cmd(cmd, rest, st, settings, faults, res):
     sys.path.insert(0, os.path.dirname(os.path.realpath(__file__)))
     import evacsim
     return evacsim.vim_cmd(sys.modules[__name__], cmd, rest, st, settings, faults, res)
+
+
+def evac_esxcli(args, st, settings, res):
+    if not os.path.exists(os.path.join(hostdir(), "evac.json")):
+        return False
+    sys.path.insert(0, os.path.dirname(os.path.realpath(__file__)))
+    import evacsim
+    return evacsim.esxcli(sys.modules[__name__], args, st, settings, res)
 
 
 def evac_after_call(res):
