@@ -680,6 +680,16 @@ def power(scn, host, what, why):
         except FileNotFoundError:
             pass
         release_locks_of(scn, host, "lease expired")
+        # Its VMs died with it (the registrations stay).
+        with open(os.path.join(hd, "state.lock"), "a+") as lk:
+            fcntl.flock(lk, fcntl.LOCK_EX)
+            st = load(os.path.join(hd, "state.json"), {"vms": []})
+            for vm in st.get("vms", []):
+                vm["power"] = "off"
+                vm.pop("pending", None)
+            save(os.path.join(hd, "state.json"), st)
+            subprocess.run(["chown", "%s:%s" % (TUSER, TUSER), os.path.join(hd, "state.json")],
+                           check=False)
         event(scn, host, "host_down", why=why)
         return 0
     # Boot: every VM starts powered off (no autostart in the simulator).
