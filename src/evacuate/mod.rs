@@ -10,9 +10,15 @@
 //! - [`plan`](mod@plan): a pure, deterministic planner from (inventory, snapshots, failed host,
 //!   situation) to a plan: which VM goes where, by which methods, in which tier, or why not.
 
+pub mod backend;
+pub mod cli;
+pub mod engine;
 pub mod inventory;
+pub mod journal;
 pub mod plan;
+pub mod report;
 pub mod snapshot;
+pub mod state;
 
 pub use inventory::{Inventory, Method, Scope};
 pub use plan::{plan, Plan, Situation};
