@@ -201,10 +201,16 @@ def vim_cmd(v, cmd, rest, st, settings, faults, res):
             return True
         op = cmd[len("vmsvc/"):]
         if op == "unregister":
-            if vm["power"] != "off":
+            # The API refuses only a powered-on VM; a suspended one keeps its checkpoint
+            # with its files (registered elsewhere, it is still suspended and resumes).
+            if vm["power"] == "on":
                 res.o(v.invalid_power_state(layout, "off", vm["power"]))
                 res.rc = frc
                 return True
+            meta = ds_file(scn, vm["datastore"], vm["path"]) + ".sim.json"
+            m = load(meta, {})
+            m["suspended"] = vm["power"] == "suspended"
+            save(meta, m)
             st.data["vms"].remove(vm)
             for k in ("autostart",):
                 st.data.get(k, {}).pop(str(vm["vmid"]), None)
@@ -367,11 +373,12 @@ def power_on(v, ev, vm, st, settings, faults, res, layout, frc):
     v.power_op("power.on", vm, st, settings, faults, res, layout, frc)
     if res.rc == 0 and vm["power"] == "on" and before != "on":
         take_lock(scn, me, key)
-        event(scn, me, "power_on", vm=vm["name"], vmid=vm["vmid"], vmx=key)
+        event(scn, me, "power_on", vm=vm["name"], vmid=vm["vmid"], vmx=key,
+              resumed=before == "suspended")
         vmx = read_vmx(ds_file(scn, vm["datastore"], vm["path"]))
         if vmx is not None:
             meta = ds_file(scn, vm["datastore"], vm["path"]) + ".sim.json"
-            save(meta, {"last_host": me})
+            save(meta, {"last_host": me, "suspended": False})
 
 
 def register(v, ev, rest, st, res, layout, frc):
@@ -399,9 +406,10 @@ def register(v, ev, rest, st, res, layout, frc):
     vmid = st.data["next_vmid"]
     st.data["next_vmid"] = vmid + 1
     name = rest[1] if len(rest) > 1 else vmx.get("displayName", path)
-    vm = v.normalise_vm({"vmid": vmid, "name": name, "datastore": ds, "path": path,
-                         "power": "off", "memory": int(vmx.get("memSize", "2048"))}, 0)
     meta = load(ds_file(scn, ds, path) + ".sim.json", {})
+    vm = v.normalise_vm({"vmid": vmid, "name": name, "datastore": ds, "path": path,
+                         "power": "suspended" if meta.get("suspended") else "off",
+                         "memory": int(vmx.get("memSize", "2048"))}, 0)
     if ev.get("ask_moved") and meta.get("last_host") not in (None, me):
         vm["moved"] = True
     st.data["vms"].append(vm)
