@@ -83,8 +83,9 @@ pub trait HostOps: Send + Sync {
     fn list_registered(&self, host: &str) -> Result<Vec<Registered>, OpError>;
     /// The power state of `vmid` on `host`.
     fn power_state(&self, host: &str, vmid: u32) -> Result<VmPower, OpError>;
-    /// The configured memory of `vmid` on `host`, MB, when the host says.
-    fn vm_memory_mb(&self, host: &str, vmid: u32) -> Result<Option<u64>, OpError>;
+    /// The configured memory of a registered VM, MB, when the host says (`get.summary`, else
+    /// the vmx's `memSize`).
+    fn vm_memory_mb(&self, host: &str, vm: &Registered) -> Result<Option<u64>, OpError>;
     /// The host's memory, MB, when the host says.
     fn host_memory_mb(&self, host: &str) -> Result<Option<u64>, OpError>;
     /// The datastores the host has mounted.
@@ -117,7 +118,7 @@ pub trait HostOps: Send + Sync {
             let power = self.power_state(host, r.vmid)?;
             let memory_mb = match memory_of(&r) {
                 Some(m) => Some(m),
-                None => self.vm_memory_mb(host, r.vmid).unwrap_or(None),
+                None => self.vm_memory_mb(host, &r).unwrap_or(None),
             };
             out.push(VmRecord {
                 datastore: datastore_of(&r.vmx).unwrap_or_default().to_string(),
@@ -222,16 +223,24 @@ fn password_from_script(script: &str, limit: Duration) -> Result<Secret, OpError
 // ---------------------------------------------------------------------------------------------
 // ESXi over SSH + vim-cmd.
 
-/// One host's session, opened on first use and dropped after a transport error.
+/// Most idle sessions kept per host.
+const MAX_IDLE: usize = 8;
+
+/// One host's sessions: opened on demand (so that VMs on the same host can be worked on in
+/// parallel), kept for reuse after a success, dropped after a transport error.
 struct HostConn {
     resolved: ResolvedSsh,
-    cfg: Option<SshConfig>,
-    session: Option<SshSession>,
+    cfg: Mutex<Option<SshConfig>>,
+    idle: Mutex<Vec<SshSession>>,
 }
 
 impl HostConn {
-    fn config(&mut self) -> Result<SshConfig, OpError> {
-        if let Some(c) = &self.cfg {
+    fn config(&self) -> Result<SshConfig, OpError> {
+        let mut g = self
+            .cfg
+            .lock()
+            .map_err(|_| OpError::Failed("session lock poisoned".into()))?;
+        if let Some(c) = g.as_ref() {
             return Ok(c.clone());
         }
         let r = &self.resolved;
@@ -260,21 +269,31 @@ impl HostConn {
         };
         cfg.connect_timeout = login;
         cfg.command_timeout = Duration::from_secs(r.shell_timeout_s.max(1));
-        self.cfg = Some(cfg.clone());
+        *g = Some(cfg.clone());
         Ok(cfg)
     }
 
-    fn exec(&mut self, cmd: &str, timeout: Duration) -> Result<ExecOutput, OpError> {
+    /// Runs `cmd` on an idle session or a new one. A read-only command that fails on a reused
+    /// session (the server may have closed it) is run once more on a new session.
+    fn exec(&self, cmd: &str, timeout: Duration, mutating: bool) -> Result<ExecOutput, OpError> {
         let cfg = self.config()?;
-        let session = match self.session.as_mut() {
+        let reused = self.idle.lock().ok().and_then(|mut v| v.pop());
+        let was_reused = reused.is_some();
+        let mut session = match reused {
             Some(s) => s,
-            None => self
-                .session
-                .insert(SshSession::connect(&cfg).map_err(ssh_error)?),
+            None => SshSession::connect(&cfg).map_err(ssh_error)?,
         };
-        let r = session.exec(cmd, timeout);
-        if r.is_err() {
-            self.session = None;
+        let mut r = session.exec(cmd, timeout);
+        if r.is_err() && was_reused && !mutating {
+            session = SshSession::connect(&cfg).map_err(ssh_error)?;
+            r = session.exec(cmd, timeout);
+        }
+        if r.is_ok() {
+            if let Ok(mut v) = self.idle.lock() {
+                if v.len() < MAX_IDLE {
+                    v.push(session);
+                }
+            }
         }
         r.map_err(ssh_error)
     }
@@ -290,7 +309,7 @@ fn ssh_error(e: SshError) -> OpError {
 
 /// [`HostOps`] for ESXi hosts over SSH and `vim-cmd`, from the inventory's resolved settings.
 pub struct EsxiHosts {
-    conns: BTreeMap<String, Arc<Mutex<HostConn>>>,
+    conns: BTreeMap<String, Arc<HostConn>>,
     /// How long a power-on is read back before it counts as failed.
     pub power_wait: Duration,
 }
@@ -304,10 +323,10 @@ impl EsxiHosts {
             .map(|h| {
                 let c = HostConn {
                     resolved: inv.ssh_for(h),
-                    cfg: None,
-                    session: None,
+                    cfg: Mutex::new(None),
+                    idle: Mutex::new(Vec::new()),
                 };
-                (h.name.clone(), Arc::new(Mutex::new(c)))
+                (h.name.clone(), Arc::new(c))
             })
             .collect();
         EsxiHosts {
@@ -316,7 +335,7 @@ impl EsxiHosts {
         }
     }
 
-    fn conn(&self, host: &str) -> Result<Arc<Mutex<HostConn>>, OpError> {
+    fn conn(&self, host: &str) -> Result<Arc<HostConn>, OpError> {
         self.conns
             .get(host)
             .cloned()
@@ -325,21 +344,26 @@ impl EsxiHosts {
 
     fn timeouts(&self, host: &str) -> Result<(Duration, Duration), OpError> {
         let c = self.conn(host)?;
-        let g = c
-            .lock()
-            .map_err(|_| OpError::Failed("session lock poisoned".into()))?;
-        let short = Duration::from_secs(g.resolved.shell_timeout_s.max(1));
+        let short = Duration::from_secs(c.resolved.shell_timeout_s.max(1));
         Ok((short, short.max(OP_TIMEOUT_FLOOR)))
     }
 
     /// Runs `cmd` on `host`; stdout and stderr joined, and the exit status.
     fn run(&self, host: &str, cmd: &str, mutating: bool) -> Result<(String, bool), OpError> {
         let (short, long) = self.timeouts(host)?;
+        self.run_within(host, cmd, if mutating { long } else { short }, mutating)
+    }
+
+    /// [`EsxiHosts::run`] with an explicit timeout.
+    fn run_within(
+        &self,
+        host: &str,
+        cmd: &str,
+        timeout: Duration,
+        mutating: bool,
+    ) -> Result<(String, bool), OpError> {
         let c = self.conn(host)?;
-        let mut g = c
-            .lock()
-            .map_err(|_| OpError::Failed("session lock poisoned".into()))?;
-        let out = g.exec(cmd, if mutating { long } else { short })?;
+        let out = c.exec(cmd, timeout, mutating)?;
         let mut text = out.stdout_text();
         let err = out.stderr_text();
         if !err.is_empty() {
@@ -354,10 +378,7 @@ impl EsxiHosts {
     fn run_stdout(&self, host: &str, cmd: &str) -> Result<String, OpError> {
         let (short, _) = self.timeouts(host)?;
         let c = self.conn(host)?;
-        let mut g = c
-            .lock()
-            .map_err(|_| OpError::Failed("session lock poisoned".into()))?;
-        let out = g.exec(cmd, short)?;
+        let out = c.exec(cmd, short, false)?;
         Ok(out.stdout_text())
     }
 
@@ -508,6 +529,24 @@ pub fn parse_filesystems(out: &str) -> Vec<String> {
     out
 }
 
+/// The file path of a `[datastore] dir/name.vmx` vmx: `/vmfs/volumes/datastore/dir/name.vmx`.
+pub fn vmx_file_path(vmx: &str) -> Option<String> {
+    let n = normalize_vmx(vmx);
+    let rest = n.strip_prefix('[')?;
+    let (ds, path) = rest.split_once("] ")?;
+    (!ds.is_empty() && !path.is_empty()).then(|| format!("/vmfs/volumes/{ds}/{path}"))
+}
+
+/// `memSize = "4096"` from a vmx file.
+pub fn parse_vmx_memsize(vmx_text: &str) -> Option<u64> {
+    vmx_text.lines().find_map(|l| {
+        let (k, v) = l.split_once('=')?;
+        k.trim()
+            .eq_ignore_ascii_case("memsize")
+            .then(|| v.trim().trim_matches('"').parse().ok())?
+    })
+}
+
 /// `memorySizeMB` from `vim-cmd vmsvc/get.summary`.
 pub fn parse_summary_memory(out: &str) -> Option<u64> {
     out.lines().find_map(|l| {
@@ -580,13 +619,16 @@ impl HostOps for EsxiHosts {
             .map_err(parse_error)
     }
 
-    fn vm_memory_mb(&self, host: &str, vmid: u32) -> Result<Option<u64>, OpError> {
-        let (text, ok) = self.run(host, &get_summary_cmd(vmid), false)?;
-        Ok(if ok {
-            parse_summary_memory(&text)
-        } else {
-            None
-        })
+    fn vm_memory_mb(&self, host: &str, vm: &Registered) -> Result<Option<u64>, OpError> {
+        let (text, ok) = self.run(host, &get_summary_cmd(vm.vmid), false)?;
+        if let Some(m) = parse_summary_memory(&text).filter(|_| ok) {
+            return Ok(Some(m));
+        }
+        let Some(path) = vmx_file_path(&vm.vmx) else {
+            return Ok(None);
+        };
+        let (text, ok) = self.run(host, &format!("cat {}", shell_quote(&path)), false)?;
+        Ok(if ok { parse_vmx_memsize(&text) } else { None })
     }
 
     fn host_memory_mb(&self, host: &str) -> Result<Option<u64>, OpError> {
@@ -624,7 +666,11 @@ impl HostOps for EsxiHosts {
     }
 
     fn power_on(&self, host: &str, vmid: u32) -> Result<(), OpError> {
-        let r = self.run(host, &vimcmd::power_on(vmid), true);
+        // A power-on that stops at the "moved or copied" question does not return until it is
+        // answered: wait only the short timeout, then look for a question and read the state
+        // back (the power-on goes on in hostd whatever happens to this vim-cmd).
+        let (short, _) = self.timeouts(host)?;
+        let r = self.run_within(host, &vimcmd::power_on(vmid), short, true);
         let failure = match r {
             Ok((text, ok)) => match vimcmd::check_power_op(&text) {
                 Ok(()) if ok => None,
@@ -823,6 +869,14 @@ mod tests {
         let s = "(vim.vm.Summary) {\n   config = (vim.vm.Summary.ConfigSummary) {\n      memorySizeMB = 4096,\n   }\n}\n";
         assert_eq!(parse_summary_memory(s), Some(4096));
         assert_eq!(parse_summary_memory("junk"), None);
+        assert_eq!(
+            parse_vmx_memsize("displayName = \"a\"\nmemSize = \"2048\"\n"),
+            Some(2048)
+        );
+        assert_eq!(
+            vmx_file_path("[ds 1] a/a.vmx").as_deref(),
+            Some("/vmfs/volumes/ds 1/a/a.vmx")
+        );
         assert!(is_lock_error(
             "Powering on VM:\nPower on failed: Failed to lock the file\n"
         ));

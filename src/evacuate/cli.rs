@@ -492,8 +492,12 @@ fn status(eng: &Engine<'_>, json: bool, io: &mut Io<'_>) -> u8 {
     for h in &s.hosts {
         let state = if h.evacuated {
             "EVACUATED (run `return` before trusting it)".to_string()
+        } else if h.ssh != "ok" || h.bmc.as_deref() == Some("off") {
+            "UNREACHABLE".to_string()
+        } else if h.failures > 0 {
+            format!("FAILING ({} consecutive failed probes)", h.failures)
         } else if h.failed {
-            format!("FAILING ({} failed probes)", h.failures)
+            "FAILED EARLIER (counted for the brake until `return`)".to_string()
         } else {
             "ok".to_string()
         };
@@ -525,4 +529,78 @@ fn status(eng: &Engine<'_>, json: bool, io: &mut Io<'_>) -> u8 {
 /// True when stderr is a terminal (progress lines are shown then).
 pub fn stderr_is_terminal() -> bool {
     std::io::stderr().is_terminal()
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used, reason = "test code")]
+    use super::*;
+
+    fn run(args: &[&str]) -> (u8, String, String) {
+        let mut out = Vec::new();
+        let mut err = Vec::new();
+        let code = {
+            let mut io = Io {
+                out: &mut out,
+                err: &mut err,
+                tty: false,
+            };
+            main_with(args.iter().map(OsString::from).collect(), &mut io)
+        };
+        (
+            code,
+            String::from_utf8(out).unwrap(),
+            String::from_utf8(err).unwrap(),
+        )
+    }
+
+    #[test]
+    fn usage_and_inventory_errors_exit_2() {
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = dir.path().join("evacuate.toml");
+        let st = dir.path().join("st");
+        let (c, out, _) = run(&["--help"]);
+        assert_eq!(c, EXIT_OK);
+        assert!(out.contains("confirm-down"));
+        assert_eq!(run(&[]).0, EXIT_USAGE);
+        assert_eq!(run(&["frobnicate"]).0, EXIT_USAGE);
+        assert_eq!(run(&["run"]).0, EXIT_USAGE, "--host is required");
+        let c = cfg.to_str().unwrap();
+        let s = st.to_str().unwrap();
+        assert_eq!(run(&["check", "--config", c]).0, EXIT_USAGE, "missing file");
+        std::fs::write(&cfg, "[policy]\nbogus = 1\n").unwrap();
+        let (code, _, err) = run(&["--config", c, "status"]);
+        assert_eq!(code, EXIT_USAGE);
+        assert!(err.contains("bogus"), "{err}");
+        std::fs::write(
+            &cfg,
+            "[ssh]\nusername = \"root\"\n[[host]]\nname = \"esx1\"\naddress = \"192.0.2.1\"\nbmc_address = \"192.0.2.2\"\n",
+        )
+        .unwrap();
+        let (code, _, err) = run(&["plan", "--host", "nope", "--config", c, "--state-dir", s]);
+        assert_eq!(code, EXIT_USAGE, "{err}");
+        let (code, out, _) = run(&[
+            "confirm-down",
+            "--host",
+            "esx1",
+            "--config",
+            c,
+            "--state-dir",
+            s,
+        ]);
+        assert_eq!(code, EXIT_OK);
+        assert!(out.contains("esx1"));
+        assert!(st.join("confirmed/esx1.json").exists());
+        // A password readable by others is an inventory error.
+        std::fs::write(
+            &cfg,
+            "[ssh]\nusername = \"root\"\n[bmc]\npassword = \"x\"\n[[host]]\nname = \"esx1\"\naddress = \"192.0.2.1\"\nbmc_address = \"192.0.2.2\"\n",
+        )
+        .unwrap();
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&cfg, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let (code, _, err) = run(&["--config", c, "check"]);
+        assert_eq!(code, EXIT_USAGE);
+        assert!(err.contains("0644"), "{err}");
+    }
 }

@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 
 use super::backend::{normalize_vmx, BmcOps, HostOps, OpError, Registered};
 use super::inventory::{Host, Inventory, Method, Role};
-use super::journal::{now_ms, Journal, Op, Phase, Record};
+use super::journal::{now_ms, open_intents, Journal, Op, Phase, Record};
 use super::plan::{plan, Disposition, Plan, PlannedVm, Situation};
 use super::report::{deliver, HostResult, Report, Tried, VmReport, VmState};
 use super::snapshot::{datastore_of, HostSnapshot, Snapshots, VmPower, VmRecord};
@@ -280,8 +280,9 @@ impl<'a> Engine<'a> {
         }
         if count {
             if good {
+                // Consecutive failures restart from zero; the host still counts as failed
+                // (failed_since_ms) until `return`.
                 hs.failures = 0;
-                hs.failed_since_ms = None;
             } else {
                 hs.failures = hs.failures.saturating_add(1);
                 hs.failed_since_ms.get_or_insert(now);
@@ -443,6 +444,12 @@ impl<'a> Engine<'a> {
         for p in probes.values() {
             self.record_probe(p, false);
         }
+        let reachable: Vec<String> = probes
+            .values()
+            .filter(|p| p.ssh.is_ok())
+            .map(|p| p.host.clone())
+            .collect();
+        self.reconcile(host, &j, &reachable);
         let fresh = probes.get(host).and_then(|p| p.ssh.as_ref().ok());
         if planned && fresh.is_none() {
             let why = probes.get(host).map(Probe::error).unwrap_or_default();
@@ -545,15 +552,22 @@ impl<'a> Engine<'a> {
             .map(|h| h.name.clone())
             .filter(|h| probes.get(h).is_some_and(|p| p.ssh.is_ok()))
             .filter(|h| h != host || planned)
-            .filter(|h| h == host || !self.state.host_state(h).evacuated)
             .collect();
         live.sort();
+        // Evacuated hosts not yet returned are searched too (a copy running there counts as
+        // running), but their registrations are stale: never reused.
+        let stale: BTreeSet<String> = live
+            .iter()
+            .filter(|h| *h != host && self.state.host_state(h).evacuated)
+            .cloned()
+            .collect();
         let exec = Exec {
             eng: self,
             j: &j,
             source: host,
             planned,
             live,
+            stale,
             failed: Mutex::new(BTreeSet::new()),
         };
         report.vms = exec.execute(&p);
@@ -567,6 +581,37 @@ impl<'a> Engine<'a> {
         fin.detail = Some(report.result.as_str().to_string());
         let _ = j.append(&fin);
         Ok(report)
+    }
+
+    /// On start: closes the journal's open intents about `host` (an engine stopped between a
+    /// side effect and its outcome record) with what the reachable hosts show now. This only
+    /// completes the record: every step checks the hosts again before acting.
+    fn reconcile(&self, host: &str, j: &Journal, reachable: &[String]) {
+        for o in open_intents(&j.since_return(host)) {
+            let seen = match (o.op, o.vmx.as_deref(), o.target.as_deref()) {
+                (Op::Fence, _, _) => "outcome unknown: the fence is read back again".to_string(),
+                (_, Some(vmx), Some(t)) if reachable.iter().any(|h| h == t) => {
+                    let key = normalize_vmx(vmx);
+                    match self.hosts.list_registered(t) {
+                        Ok(regs) => match regs.iter().find(|r| normalize_vmx(&r.vmx) == key) {
+                            Some(r) => match self.hosts.power_state(t, r.vmid) {
+                                Ok(p) => format!("registered on {t} as vmid {}, {p:?}", r.vmid),
+                                Err(e) => format!("registered on {t} as vmid {} ({e})", r.vmid),
+                            },
+                            None => format!("not registered on {t}"),
+                        },
+                        Err(e) => format!("{t} not listed ({e})"),
+                    }
+                }
+                (_, _, Some(t)) => format!("{t} does not answer: outcome unknown"),
+                _ => "outcome unknown".to_string(),
+            };
+            let mut r = o.clone();
+            r.ts_ms = now_ms();
+            r.phase = Phase::Reconciled;
+            r.detail = Some(seen);
+            let _ = j.append(&r);
+        }
     }
 
     /// Adds a placed VM to `target`'s stored snapshot at once (and, for a live source, removes
@@ -769,7 +814,8 @@ impl<'a> Engine<'a> {
             .filter(|(_, s)| s.failures >= self.inv.policy.detect_failures.max(1))
             .filter(|(h, _)| {
                 self.state.evacuation(h).map_or(true, |ev| {
-                    ev.finished_ms.is_none() || ev.result.as_deref() == Some("error")
+                    ev.finished_ms.is_none()
+                        || (ev.result.as_deref() == Some("error") && self.retries_left(h))
                 })
             })
             .map(|(h, _)| h.clone())
@@ -785,6 +831,22 @@ impl<'a> Engine<'a> {
             }
         }
         round
+    }
+}
+
+impl Engine<'_> {
+    /// Whether `watch` may run the evacuation of `host` again after it ended in error: at most
+    /// `1 + vm_retry_limit` runs since the host was last returned (bounded, never endless).
+    fn retries_left(&self, host: &str) -> bool {
+        let runs = self
+            .state
+            .journal_ro()
+            .since_return(host)
+            .iter()
+            .filter(|r| r.op == Op::Finish)
+            .count();
+        let limit = 1 + usize::try_from(self.inv.policy.vm_retry_limit).unwrap_or(usize::MAX);
+        runs < limit
     }
 }
 
@@ -819,6 +881,11 @@ fn skeleton(v: &PlannedVm) -> VmReport {
     }
 }
 
+/// The vmid a step returned (a registration), for its outcome record.
+fn vmid_of<T: std::any::Any>(x: &T) -> Option<u32> {
+    (x as &dyn std::any::Any).downcast_ref::<u32>().copied()
+}
+
 /// Why one method attempt failed.
 #[derive(Debug)]
 struct StepError {
@@ -846,6 +913,8 @@ struct Exec<'e, 'a> {
     planned: bool,
     /// Hosts whose registrations are searched before any step (the source too when live).
     live: Vec<String>,
+    /// Evacuated hosts among them: a copy running there is found, a registration not reused.
+    stale: BTreeSet<String>,
     /// VMs that could not be moved (their dependents are not started).
     failed: Mutex<BTreeSet<String>>,
 }
@@ -899,7 +968,7 @@ impl Exec<'_, '_> {
     }
 
     /// A side effect between its intent and outcome records.
-    fn step<T>(
+    fn step<T: std::any::Any>(
         &self,
         op: Op,
         v: &PlannedVm,
@@ -907,7 +976,7 @@ impl Exec<'_, '_> {
         vmid: Option<u32>,
         f: impl FnOnce() -> Result<T, OpError>,
     ) -> Result<T, StepError> {
-        let what = format!("{op:?} on {target}").to_lowercase();
+        let what = format!("{} on {target}", op.as_str());
         self.j
             .append(&self.rec(op, Phase::Intent, v, target, vmid))
             .map_err(|e| {
@@ -927,6 +996,9 @@ impl Exec<'_, '_> {
         );
         if let Err(e) = &r {
             out.error = Some(e.to_string());
+        }
+        if out.vmid.is_none() {
+            out.vmid = r.as_ref().ok().and_then(vmid_of);
         }
         let _ = self.j.append(&out);
         r.map_err(|e| StepError::new(what, e))
@@ -1056,6 +1128,7 @@ impl Exec<'_, '_> {
         let elsewhere: Vec<&Found> = found
             .iter()
             .filter(|f| f.host != self.source || !self.planned)
+            .filter(|f| !self.stale.contains(&f.host))
             .collect();
         if let Some(f) = elsewhere
             .iter()

@@ -42,6 +42,26 @@ pub enum Op {
     Return,
 }
 
+impl Op {
+    /// The name used in the journal (`register`, `power_on`, …).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Op::Start => "start",
+            Op::Fence => "fence",
+            Op::ConfirmDown => "confirm_down",
+            Op::Register => "register",
+            Op::PowerOn => "power_on",
+            Op::PowerOff => "power_off",
+            Op::Shutdown => "shutdown",
+            Op::Suspend => "suspend",
+            Op::Unregister => "unregister",
+            Op::AutostartOff => "autostart_off",
+            Op::Finish => "finish",
+            Op::Return => "return",
+        }
+    }
+}
+
 /// Intent, or outcome.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -52,6 +72,9 @@ pub enum Phase {
     Done,
     /// Failed (`error` says why).
     Failed,
+    /// An intent left without its outcome (the engine was stopped in between), closed on the
+    /// next start with what the live hosts showed then (`detail`).
+    Reconciled,
 }
 
 /// One journal line.
@@ -122,6 +145,20 @@ fn ends_torn(f: &mut File) -> bool {
     }
     let mut b = [0u8; 1];
     f.read_exact(&mut b).is_ok() && b != [b'\n']
+}
+
+/// The intents among `records` that have no outcome record after them (same operation, VM and
+/// target).
+pub fn open_intents(records: &[Record]) -> Vec<Record> {
+    let mut open: Vec<Record> = Vec::new();
+    for r in records {
+        if r.phase == Phase::Intent {
+            open.push(r.clone());
+        } else {
+            open.retain(|o| !(o.op == r.op && o.vmx == r.vmx && o.target == r.target));
+        }
+    }
+    open
 }
 
 /// The append-only journal file.

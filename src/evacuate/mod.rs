@@ -9,6 +9,13 @@
 //!   host is dead.
 //! - [`plan`](mod@plan): a pure, deterministic planner from (inventory, snapshots, failed host,
 //!   situation) to a plan: which VM goes where, by which methods, in which tier, or why not.
+//! - [`backend`]: what is done to hosts and BMCs ([`backend::HostOps`] over SSH + `vim-cmd`,
+//!   [`backend::BmcOps`] over IPMI), behind traits so the engine is tested with fakes.
+//! - [`state`] and [`journal`]: the state directory (snapshots, probe history, confirmations,
+//!   evacuation records, reports, the engine lock) and the fsynced intent/outcome journal.
+//! - [`engine`]: probe, fence and confirm, plan, execute with fallback, return, watch + brake.
+//! - [`report`]: the per-VM JSON report and the host result (`ok`, `warning`, `error`).
+//! - [`cli`]: the `vm-evacuate` command line.
 
 pub mod backend;
 pub mod cli;

@@ -51,7 +51,8 @@ pub struct HostState {
     /// Consecutive failed probes.
     #[serde(default)]
     pub failures: u32,
-    /// When the first of those failed probes was (Unix ms).
+    /// When its first failed probe since the last `return` was (Unix ms): from then on the
+    /// host counts as failed (for the brake) until `return`, even if later probes are good.
     #[serde(default)]
     pub failed_since_ms: Option<u64>,
     /// Last probe.
@@ -66,9 +67,9 @@ pub struct HostState {
 }
 
 impl HostState {
-    /// Failed: from its first failed probe, or once evacuated, until `return`.
+    /// Failed: from its first failed probe (or its evacuation) until `return`.
     pub fn failed(&self) -> bool {
-        self.failures > 0 || self.evacuated
+        self.failures > 0 || self.evacuated || self.failed_since_ms.is_some()
     }
 }
 

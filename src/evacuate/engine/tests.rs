@@ -155,8 +155,8 @@ impl HostOps for Fake {
             Ok(w.hosts[host].vms[i].power)
         })
     }
-    fn vm_memory_mb(&self, host: &str, vmid: u32) -> Result<Option<u64>, OpError> {
-        self.on_host(host, format!("get.summary {vmid}"), |_| Ok(Some(1024)))
+    fn vm_memory_mb(&self, host: &str, vm: &Registered) -> Result<Option<u64>, OpError> {
+        self.on_host(host, format!("get.summary {}", vm.vmid), |_| Ok(Some(1024)))
     }
     fn host_memory_mb(&self, host: &str) -> Result<Option<u64>, OpError> {
         self.on_host(host, "hostsummary".into(), |_| Ok(None))
@@ -798,6 +798,18 @@ fn kill_and_resume(planned: bool, empty_state: bool) {
             "kill after step {k}: {}",
             r2.to_json()
         );
+        // Every intent now has an outcome (the open one was reconciled on start).
+        let recs = st.journal().unwrap().read();
+        assert!(
+            crate::evacuate::journal::open_intents(&recs).is_empty(),
+            "kill after step {k}: {recs:#?}"
+        );
+        if k < intents.len() && !planned {
+            assert!(
+                recs.iter().any(|r| r.phase == Phase::Reconciled),
+                "kill after step {k}"
+            );
+        }
         // Everything ends running, once.
         for name in ["web", "db"] {
             let key = format!("[shared] {name}/{name}.vmx");
@@ -1058,4 +1070,80 @@ fn maintenance_source_gives_a_warning_and_no_snapshot_an_error() {
     assert!(r2.reason.as_deref().unwrap().contains("no snapshot"));
     assert!(!fake2.calls().iter().any(|c| c.contains("bmc_power_off")));
     assert!(matches!(e2.run("nope", false), Err(EngineError::Usage(_))));
+}
+
+#[test]
+fn a_host_counts_as_failed_from_its_first_failed_probe_until_return() {
+    let s = Setup::new(inventory(
+        &format!("[policy]\ndetect_failures = 2\n{VMS}"),
+        &H3,
+    ));
+    let st = s.state();
+    let fake = Fake::with(three_hosts());
+    let e = engine(&s.inv, &st, &fake);
+    kill(&fake, "esx1");
+    let r = e.watch_once();
+    assert_eq!(r.failed, ["esx1"]);
+    fake.w.lock().unwrap().hosts.get_mut("esx1").unwrap().alive = true;
+    let r = e.watch_once();
+    assert!(r.failing.is_empty());
+    assert_eq!(r.failed, ["esx1"], "still failed until return");
+    // Consecutive failures start again from zero: one more failure is not a rescue.
+    kill(&fake, "esx1");
+    let r = e.watch_once();
+    assert!(r.reports.is_empty());
+    assert_eq!(st.host_state("esx1").failures, 1);
+    fake.w.lock().unwrap().hosts.get_mut("esx1").unwrap().alive = true;
+    e.return_host("esx1").unwrap();
+    assert!(e.watch_once().failed.is_empty());
+}
+
+#[test]
+fn a_copy_running_on_an_evacuated_host_is_found_and_its_stale_registrations_never_reused() {
+    let s = Setup::new(inventory(VMS, &H3));
+    let st = s.state();
+    let fake = Fake::with(three_hosts());
+    let e = engine(&s.inv, &st, &fake);
+    e.probe_all(false);
+    kill(&fake, "esx2");
+    assert_eq!(e.run("esx2", false).unwrap().result, HostResult::Ok);
+    // esx2 comes back (not returned) with app powered on again by its autostart, and a stale
+    // registration of web (off); then esx1 dies.
+    {
+        let mut w = fake.w.lock().unwrap();
+        let h2 = w.hosts.get_mut("esx2").unwrap();
+        h2.alive = true;
+        h2.bmc_on = true;
+        h2.vms.push(FVm {
+            vmid: 77,
+            ..vm("web", VmPower::Off)
+        });
+    }
+    e.probe_all(false);
+    kill(&fake, "esx1");
+    let r = e.run("esx1", false).unwrap();
+    assert_eq!(r.result, HostResult::Ok, "{}", r.to_json());
+    // web was registered on esx3 (the stale copy on esx2 was not powered on).
+    assert_eq!(vm_report(&r, "web").target.as_deref(), Some("esx3"));
+    assert!(!fake.calls().iter().any(|c| c == "esx2 power_on 77"));
+}
+
+#[test]
+fn watch_retries_a_failed_evacuation_a_bounded_number_of_times() {
+    let s = Setup::new(inventory(
+        &format!("[policy]\ndetect_failures = 1\nvm_retry_limit = 1\n{VMS}"),
+        &H3,
+    ));
+    let st = s.state();
+    let fake = Fake::with(three_hosts());
+    let e = engine(&s.inv, &st, &fake);
+    e.watch_once();
+    {
+        let mut w = fake.w.lock().unwrap();
+        w.hosts.get_mut("esx1").unwrap().alive = false;
+        w.held
+            .insert("[shared] web/web.vmx".into(), "nobody".into());
+    }
+    let runs: usize = (0..5).map(|_| e.watch_once().reports.len()).sum();
+    assert_eq!(runs, 2, "1 + vm_retry_limit runs");
 }
