@@ -17,6 +17,7 @@ mod bmc_lib;
 mod demo;
 mod esxi;
 mod esxi_lib;
+mod evacuate;
 mod faults;
 mod hostile_ipmi;
 mod hostile_protocol;

@@ -13,6 +13,7 @@
     clippy::print_stderr
 )]
 
+pub mod evac;
 pub mod sshd;
 
 /// True when a missing simulator must fail the test instead of skipping it.

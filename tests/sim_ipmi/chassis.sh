@@ -22,6 +22,10 @@ fi
 
 log() { echo "$(date +%s.%N) $* -> $result" >> events; }
 
+# Optional hook (the evacuation simulator ties the BMC to its host): DIR/hook ACTION VALUE with
+# ACTION get (after a power read), set (before a power change; non-zero = error) or ignored.
+hook() { [ -x ./hook ] || return 0; ./hook "$@" </dev/null >/dev/null 2>>hook.log; }
+
 apply_pending() {
     [ -f pending ] || return 0
     read -r target deadline < pending
@@ -48,6 +52,7 @@ case "$1 $2" in
     if [ -n "$slow" ] && [ "$slow" != 0 ]; then sleep "$slow"; fi
     p=$(cat power 2>/dev/null)
     case $p in 0|1) ;; *) p=0 ;; esac
+    hook get "$p"
     echo "power:$p"
     result=$p
     ;;
@@ -58,8 +63,8 @@ case "$1 $2" in
     if [ "$3" = 1 ]; then f=$poweron; else f=$poweroff; fi
     case $f in
         error) result=error; log "$@"; exit 1 ;;
-        ignore) result=ignored ;;
-        *) set_power "$3" ;;
+        ignore) result=ignored; hook ignored "$3" ;;
+        *) if ! hook set "$3"; then result=error; log "$@"; exit 1; fi; set_power "$3" ;;
     esac
     ;;
 "set reset")

@@ -224,7 +224,9 @@ EOF
             if grep -q 'Address already in use' "$H/sshd.log"; then RC=3 die "port $IP:$PORT is in use"; fi
             die "sshd died at start; see $H/sshd.log"
         fi
-        if ss -Hltn "sport = :$PORT" 2>/dev/null | grep -qF "$IP:$PORT"; then up=1; break; fi
+        # Our own sshd must be the listener: another host started at the same moment on the
+        # same port may have won the bind (ours then dies with "Address already in use").
+        if ss -Hltnp "sport = :$PORT" 2>/dev/null | grep -F "$IP:$PORT" | grep -qF "pid=$pid,"; then up=1; break; fi
         sleep 0.01
     done
     [ $up = 1 ] || { stop_host "$NAME"; die "sshd did not listen on $IP:$PORT"; }

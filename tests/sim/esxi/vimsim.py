@@ -425,6 +425,8 @@ def vim_cmd(args, st, settings, faults, res):
               "hostsvc/      proxysvc/     vimsvc/       help\n")
         return
     cmd, rest = args[0], args[1:]
+    if evac_vim_cmd(cmd, rest, st, settings, faults, res):
+        return
     if cmd == "vmsvc/getallvms":
         vms = sorted(st.data["vms"], key=lambda v: v["vmid"])
         for v in vms:
@@ -572,6 +574,8 @@ def power_op(op, vm, st, settings, faults, res, layout, frc):
 
 
 def esxcli(args, st, settings, res):
+    if evac_esxcli(args, st, settings, res):
+        return
     a = " ".join(args)
     if a == "vm process list":
         for v in sorted(st.data["vms"], key=lambda v: v["vmid"]):
@@ -696,6 +700,7 @@ def main():
             res.rc = 127
     finally:
         st.unlock()
+    evac_after_call(res)
 
     if drop is not None and drop.get("mode") == "after":
         log_call(hd, [tool] + args, -1, faults, t0)
@@ -710,6 +715,32 @@ def main():
     sys.stdout.flush()
     log_call(hd, [tool] + args, res.rc, faults, t0)
     return res.rc
+
+
+# ----------------------------------------------------------------------------------------------
+# Evacuation simulator (evacsim.py, copied next to this file by its setup): hosts with an
+# evac.json share datastores with leased locks; their calls go there first.
+
+
+def evac_vim_cmd(cmd, rest, st, settings, faults, res):
+    if not os.path.exists(os.path.join(hostdir(), "evac.json")):
+        return False
+    sys.path.insert(0, os.path.dirname(os.path.realpath(__file__)))
+    import evacsim
+    return evacsim.vim_cmd(sys.modules[__name__], cmd, rest, st, settings, faults, res)
+
+
+def evac_esxcli(args, st, settings, res):
+    if not os.path.exists(os.path.join(hostdir(), "evac.json")):
+        return False
+    sys.path.insert(0, os.path.dirname(os.path.realpath(__file__)))
+    import evacsim
+    return evacsim.esxcli(sys.modules[__name__], args, st, settings, res)
+
+
+def evac_after_call(res):
+    if getattr(res, "stall", 0):
+        time.sleep(res.stall)
 
 
 if __name__ == "__main__":
