@@ -226,18 +226,28 @@ def main():
              "# packaging/bundled.py from `cargo tree -e normal,no-proc-macro`).",
              "# Their licence files are in LICENSES.bundled/NAME-VERSION/.",
              "# name version licence (SPDX)"]
+    seen = {}
     for kind, name, version, lic, vdir in components:
         lines.append(f"{name} {version} {lic}")
         dest = os.path.join(lic_dir, f"{name}-{version}")
         os.makedirs(dest)
         found = False
+        # Identical texts (the same Apache-2.0 file in many crates) are stored once; the
+        # others are relative symlinks to the first copy.
         for d in (vdir, os.path.join(vdir, "LICENSES")):
             full = os.path.join(src, d)
             if not os.path.isdir(full):
                 continue
             for f in sorted(os.listdir(full)):
                 if LICENSE_FILE.match(f) and os.path.isfile(os.path.join(full, f)):
-                    shutil.copyfile(os.path.join(full, f), os.path.join(dest, f))
+                    with open(os.path.join(full, f), "rb") as fh:
+                        text = fh.read()
+                    first = seen.setdefault(text, os.path.join(f"{name}-{version}", f))
+                    if first == os.path.join(f"{name}-{version}", f):
+                        with open(os.path.join(dest, f), "wb") as fh:
+                            fh.write(text)
+                    else:
+                        os.symlink(os.path.join("..", first), os.path.join(dest, f))
                     found = True
         if not found:
             # Some crates ship no licence file; record that instead of inventing one.
