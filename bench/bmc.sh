@@ -2,7 +2,8 @@
 # Benchmark (not a test): fence_bmc side by side with fence_ipmilan, ipmitool and FreeIPMI's
 # ipmipower, in one run against the same OpenIPMI ipmi_sim BMC on 127.0.0.1 (tests/sim_ipmi).
 #
-# Usage: bench/bmc.sh [RUNS]          (default 30 runs per status row, RUNS/3 per reboot row)
+# Usage: bench/bmc.sh [RUNS]          (default 30 runs per status row, RUNS/3 per reboot row,
+#                                     in alternating rounds; BENCH_OUT: see bench/lib.sh)
 #   FENCE_BMC=path/to/fence_bmc       (default target/release/fence_bmc: cargo build --release)
 #   PORT=9400                         first UDP port tried for the simulator
 # Needs: ipmi_sim, hyperfine, jq, /usr/bin/time (apt-get install time); optional: fence_ipmilan,
@@ -71,36 +72,54 @@ for k in "${!CMD[@]}"; do
     out=$(${CMD[$k]} 2>&1) || { echo "${LABEL[$k]} failed: $out" >&2; exit 1; }
 done
 
-declare -A MED RSS
-measure() { # key runs
-    local k=$1 n=$2 json=$DIR/$1.json
-    hyperfine -N --style none --warmup 2 --runs "$n" --export-json "$json" "${CMD[$k]}" >/dev/null 2>&1 \
-        || { echo "hyperfine failed for ${LABEL[$k]}" >&2; exit 1; }
-    MED[$k]=$(jq '.results[0].median * 1000' "$json")
-    # Peak RSS: the largest of 3 runs (ru_maxrss covers the process and the children it waited
-    # for, e.g. fence_ipmilan's python plus its ipmitool).
-    RSS[$k]=$(for _ in 1 2 3; do /usr/bin/time -f %M ${CMD[$k]} 2>&1 >/dev/null | tail -1; done | sort -n | tail -1)
-}
+# Alternating rounds (bench/lib.sh): every row runs in each round, so load spikes of the
+# shared machine hit every row alike.
+BENCH_TMP=$DIR
+. bench/lib.sh
+ROUNDS=5
+alt_reset
 for k in bmc bmc3 ipmilan ipmitool ipmipower; do
-    [ -n "${CMD[$k]:-}" ] && measure "$k" "$RUNS"
+    [ -n "${CMD[$k]:-}" ] && alt_row "${LABEL[$k]}" true "${CMD[$k]}"
 done
+alt_run bmc-status "$ROUNDS" $(( RUNS / ROUNDS > 1 ? RUNS / ROUNDS : 1 )) || exit 1
+alt_reset
 for k in bmcreboot ipmilanreboot; do
-    [ -n "${CMD[$k]:-}" ] && measure "$k" "$RRUNS"
+    [ -n "${CMD[$k]:-}" ] && alt_row "${LABEL[$k]}" true "${CMD[$k]}"
+done
+alt_run bmc-reboot 3 $(( RRUNS / 3 > 1 ? RRUNS / 3 : 1 )) || exit 1
+# The metadata (no device contact): the cost of the process itself.
+CMD[bmcmeta]="$BIN -o metadata"
+LABEL[bmcmeta]="fence_bmc -o metadata"
+alt_reset
+alt_row "${LABEL[bmcmeta]}" true "${CMD[bmcmeta]}"
+if have fence_ipmilan; then
+    CMD[ipmilanmeta]="fence_ipmilan -o metadata"
+    LABEL[ipmilanmeta]="fence_ipmilan -o metadata"
+    alt_row "${LABEL[ipmilanmeta]}" true "${CMD[ipmilanmeta]}"
+fi
+alt_run metadata "$ROUNDS" $(( RUNS / ROUNDS > 1 ? RUNS / ROUNDS : 1 )) || exit 1
+# Peak RSS: the largest of 3 runs (ru_maxrss covers the process and the children it waited
+# for, e.g. fence_ipmilan's python plus its ipmitool).
+declare -A KMED KRSS
+for k in bmc bmc3 ipmilan ipmitool ipmipower bmcreboot ipmilanreboot bmcmeta ipmilanmeta; do
+    [ -n "${CMD[$k]:-}" ] || continue
+    KMED[$k]=${MED[${LABEL[$k]}]}
+    case $k in *meta) ;; *) alt_rss rss "${LABEL[$k]}" ${CMD[$k]}; KRSS[$k]=${RSS[${LABEL[$k]}]} ;; esac
 done
 "$SIM" power "$DIR" 1
 
 ratio() { # a b -> "b/a"
-    if [ -n "${MED[$1]:-}" ] && [ -n "${MED[$2]:-}" ]; then
-        echo "${MED[$2]} / ${MED[$1]}" | bc -l | xargs printf '%.1fx'
+    if [ -n "${KMED[$1]:-}" ] && [ -n "${KMED[$2]:-}" ]; then
+        echo "${KMED[$2]} / ${KMED[$1]}" | bc -l | xargs printf '%.1fx'
     else echo "-"; fi
 }
 echo
-echo "ipmi_sim 127.0.0.1:$port, $(nproc) CPUs, hyperfine medians ($RUNS runs per status row, $RRUNS per reboot row)"
+echo "ipmi_sim 127.0.0.1:$port, $(nproc) CPUs, hyperfine medians (about $RUNS runs per status row, $RRUNS per reboot row, alternating)"
 printf '| %-46s | %10s | %13s |\n' "command (new process + session each)" "median ms" "peak RSS KiB"
 printf '|%s|%s|%s|\n' "------------------------------------------------" "------------" "---------------"
-for k in bmc bmc3 ipmilan ipmitool ipmipower bmcreboot ipmilanreboot; do
-    [ -n "${MED[$k]:-}" ] || continue
-    printf '| %-46s | %10.1f | %13s |\n' "${LABEL[$k]}" "${MED[$k]}" "${RSS[$k]}"
+for k in bmc bmc3 ipmilan ipmitool ipmipower bmcreboot ipmilanreboot bmcmeta ipmilanmeta; do
+    [ -n "${KMED[$k]:-}" ] || continue
+    printf '| %-46s | %10.1f | %13s |\n' "${LABEL[$k]}" "${KMED[$k]}" "${KRSS[$k]:--}"
 done
 echo
 echo "fence_bmc -o status is ..."
@@ -109,3 +128,5 @@ printf '  %-8s faster than one ipmitool call       (target >= 4x)\n' "$(ratio bm
 printf '  %-8s faster than ipmipower               (target >= 1.5x)\n' "$(ratio bmc ipmipower)"
 echo "fence_bmc -o reboot (power_wait=0) is ..."
 printf '  %-8s faster than fence_ipmilan -o reboot (target >= 5x)\n' "$(ratio bmcreboot ipmilanreboot)"
+echo "fence_bmc -o metadata is ..."
+printf '  %-8s faster than fence_ipmilan -o metadata\n' "$(ratio bmcmeta ipmilanmeta)"

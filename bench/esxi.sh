@@ -8,7 +8,8 @@
 #                                     `cargo build --release`)
 #   BIG=2000                         VMs on the second host for the big `-o list` rows (0 = skip)
 #   PORT=2290                        first port tried for the fake hosts
-# Uses hyperfine when installed (medians, user+sys CPU), else a plain loop (medians only).
+#   SIZES="100 2000 20000"           inventory sizes for the cost-growth `-o list` rows (default BIG)
+# Needs hyperfine; rows run in alternating rounds (bench/lib.sh; BENCH_OUT collects results).
 # Targets (issue 3): fence_esxi -o status, VM given by name (two remote commands), <= 0.8 x the
 # raw ssh call; -o list on 2,000 VMs: < 50 ms of client-side time beyond the transfer.
 set -u
@@ -19,12 +20,15 @@ ROOT=/tmp/fk-bench-$$
 H=tests/sim/esxi/esxi-host.sh
 BIN=${FENCE_ESXI:-target/release/fence_esxi}
 PORT=${PORT:-2290}
-RES=$ROOT/results.tsv
 
 [ "$(id -u)" = 0 ] || { echo "bench/esxi.sh: run as root (the fake host's sshd needs it)" >&2; exit 1; }
 [ -x "$BIN" ] || { echo "bench/esxi.sh: $BIN not built (cargo build --release)" >&2; exit 1; }
 
-cleanup() { $H "$ROOT" destroy b1 >/dev/null 2>&1; $H "$ROOT" destroy b2 >/dev/null 2>&1; rm -rf "$ROOT"; }
+cleanup() {
+    local d
+    for d in "$ROOT"/h/*; do [ -d "$d" ] && $H "$ROOT" destroy "$(basename "$d")" >/dev/null 2>&1; done
+    rm -rf "$ROOT"
+}
 trap cleanup EXIT
 
 start() { # name port [inventory] -> key=value lines
@@ -45,80 +49,77 @@ KH=$ROOT/kh
 sed -n 's/^known_hosts=//p' <<<"$INFO" > "$KH"
 KEY=$ROOT/client/id_ed25519
 SSH=$ROOT/client/ssh
-: > "$RES"
 
-HAVE_HF=0
-command -v hyperfine >/dev/null 2>&1 && HAVE_HF=1
-
-# measure LABEL PREPARE CMD: median wall and mean user+sys (ms) appended to $RES.
-# PREPARE runs before each timed run ("true" for none). Both are split into words like a shell
-# would (hyperfine -N: no shell in the timed path), so no pipes or redirections outside quotes.
-measure() {
-    local label=$1 prep=$2 cmd=$3
-    if [ $HAVE_HF = 1 ]; then
-        hyperfine -N --style none --warmup 2 --runs "$RUNS" --prepare "$prep" \
-            --export-json "$ROOT/hf.json" "$cmd" >/dev/null 2>&1 \
-            || { echo "measure failed: $label" >&2; return 1; }
-        python3 - "$ROOT/hf.json" "$label" >> "$RES" <<'EOF'
-import json, sys
-r = json.load(open(sys.argv[1]))["results"][0]
-print("%s\t%.1f\t%.1f\t%.1f" % (sys.argv[2], r["median"] * 1e3, r["min"] * 1e3,
-                                (r["user"] + r["system"]) * 1e3))
-EOF
-    else
-        local i t0 t1
-        for i in $(seq 1 "$RUNS"); do
-            bash -c "$prep" >/dev/null 2>&1
-            t0=$(date +%s%N); bash -c "$cmd" >/dev/null 2>&1; t1=$(date +%s%N)
-            echo $(( (t1 - t0) / 1000 ))
-        done | sort -n | awk -v l="$label" '{a[NR]=$1} END {printf "%s\t%.1f\t%.1f\t-\n", l, a[int((NR+1)/2)]/1000, a[1]/1000}' >> "$RES"
-    fi
-}
-get() { awk -F'\t' -v l="$1" '$1 == l {print $2}' "$RES"; }
-getcpu() { awk -F'\t' -v l="$1" '$1 == l {print $4}' "$RES"; }
+command -v hyperfine >/dev/null 2>&1 || { echo "bench/esxi.sh: hyperfine missing" >&2; exit 1; }
+BENCH_TMP=$ROOT
+. bench/lib.sh
+get() { echo "${MED[$1]:-}"; }
+getcpu() { echo "${CPU[$1]:--}"; }
 
 FE="$BIN --ip 127.0.0.1 --ipport $P1 --username fencetest --known-hosts $KH"
 FEK="$FE --identity-file $KEY"
 # Before each off: power the VM on locally (no ssh); a fault when it is already on is fine.
 ON2="bash -c '$H $ROOT vim b1 vmsvc/power.on 2 >/dev/null 2>&1 || true'"
 
-echo "fake ESXi host 127.0.0.1:$P1 ($RUNS runs per row after 2 warm-ups; hyperfine=$HAVE_HF)" >&2
-measure "raw ssh power.getstate (OpenSSH, key)" "true" "$SSH -p $P1 fencetest@127.0.0.1 'vim-cmd vmsvc/power.getstate 4'"
-measure "fence_esxi -o status, by name (key)" "true" "$FEK -o status -n 'node 3 with spaces'"
-measure "fence_esxi -o status, by vmid (key)" "true" "$FEK -o status -n 4"
-measure "fence_esxi -o status, by name (kbd-int pw)" "true" "$FE --password fencetest-pw -o status -n 'node 3 with spaces'"
-measure "fence_esxi -o list (8 VMs, key)" "true" "$FEK -o list"
-measure "fence_esxi -o list-status (8 VMs, key)" "true" "$FEK -o list-status"
-measure "fence_esxi -o monitor (key)" "true" "$FEK -o monitor"
-measure "fence_esxi -o off (VM on before, key)" "$ON2" "$FEK -o off -n cl1 --stonith-status-sleep 0.05"
-measure "raw ssh power.off (OpenSSH, key)" "$ON2" "$SSH -p $P1 fencetest@127.0.0.1 'vim-cmd vmsvc/power.off 2'"
-
-if [ "$BIG" -gt 0 ] 2>/dev/null; then
-    python3 -c "import json; print(json.dumps([{'vmid': i, 'name': 'vm %04d' % i, 'power': 'on', 'annotation': 'bench'} for i in range(1, $BIG + 1)]))" > "$ROOT/big.json"
-    INFO2=$(start b2 $((P1 + 1)) "$ROOT/big.json") || { echo "cannot start the big host" >&2; exit 1; }
-    P2=$(sed -n 's/^port=//p' <<<"$INFO2")
+# The hosts for the cost-growth rows: one per inventory size (BIG is always among them).
+SIZES=${SIZES:-$BIG}
+case " $SIZES " in *" $BIG "*) ;; *) [ "$BIG" -gt 0 ] 2>/dev/null && SIZES="$SIZES $BIG" ;; esac
+declare -A SPORT SBYTES SLINES
+for n in $SIZES; do
+    [ "$n" -gt 0 ] 2>/dev/null || continue
+    python3 -c "import json; print(json.dumps([{'vmid': i, 'name': 'vm %04d' % i, 'power': 'on', 'annotation': 'bench'} for i in range(1, $n + 1)]))" > "$ROOT/inv$n.json"
+    INFO2=$(start "s$n" $((P1 + 1)) "$ROOT/inv$n.json") || { echo "cannot start the $n-VM host" >&2; exit 1; }
+    SPORT[$n]=$(sed -n 's/^port=//p' <<<"$INFO2")
     sed -n 's/^known_hosts=//p' <<<"$INFO2" >> "$KH"
-    BYTES=$($SSH -p "$P2" fencetest@127.0.0.1 'vim-cmd vmsvc/getallvms' 2>/dev/null | wc -c)
-    LINES=$($BIN --ip 127.0.0.1 --ipport "$P2" --username fencetest --known-hosts "$KH" --identity-file "$KEY" -o list | wc -l)
-    measure "fence_esxi -o list ($BIG VMs, key)" "true" "$BIN --ip 127.0.0.1 --ipport $P2 --username fencetest --known-hosts $KH --identity-file $KEY -o list"
-    measure "raw ssh getallvms ($BIG VMs, transfer)" "true" "$SSH -p $P2 fencetest@127.0.0.1 'vim-cmd vmsvc/getallvms'"
-    measure "raw ssh getallvms > /dev/null remotely" "true" "$SSH -p $P2 fencetest@127.0.0.1 'vim-cmd vmsvc/getallvms >/dev/null'"
-    measure "fence_esxi -o status, by name ($BIG VMs)" "true" "$BIN --ip 127.0.0.1 --ipport $P2 --username fencetest --known-hosts $KH --identity-file $KEY -o status -n 'vm 1999'"
-fi
+    SBYTES[$n]=$($SSH -p "${SPORT[$n]}" fencetest@127.0.0.1 'vim-cmd vmsvc/getallvms' 2>/dev/null | wc -c)
+    SLINES[$n]=$($BIN --ip 127.0.0.1 --ipport "${SPORT[$n]}" --username fencetest --known-hosts "$KH" --identity-file "$KEY" -o list | wc -l)
+    [ "${SLINES[$n]}" = "$n" ] || { echo "-o list on $n VMs printed ${SLINES[$n]} lines" >&2; exit 1; }
+done
+FB() { echo "$BIN --ip 127.0.0.1 --ipport ${SPORT[$1]} --username fencetest --known-hosts $KH --identity-file $KEY"; }
 
-# Peak RSS (KiB).
-rss() { /usr/bin/time -f %M "$@" 2>&1 >/dev/null | tail -1; }
+ROUNDS=5
+PER=$(( RUNS / ROUNDS > 1 ? RUNS / ROUNDS : 1 ))
+echo "fake ESXi host 127.0.0.1:$P1 (about $RUNS runs per row in $ROUNDS alternating rounds)" >&2
+alt_reset
+alt_row "raw ssh power.getstate (OpenSSH, key)" true "$SSH -p $P1 fencetest@127.0.0.1 'vim-cmd vmsvc/power.getstate 4'"
+alt_row "fence_esxi -o status, by name (key)" true "$FEK -o status -n 'node 3 with spaces'"
+alt_row "fence_esxi -o status, by vmid (key)" true "$FEK -o status -n 4"
+alt_row "fence_esxi -o status, by name (kbd-int pw)" true "$FE --password fencetest-pw -o status -n 'node 3 with spaces'"
+alt_row "fence_esxi -o list (8 VMs, key)" true "$FEK -o list"
+alt_row "fence_esxi -o list-status (8 VMs, key)" true "$FEK -o list-status"
+alt_row "fence_esxi -o monitor (key)" true "$FEK -o monitor"
+alt_row "fence_esxi -o off (VM on before, key)" "$ON2" "$FEK -o off -n cl1 --stonith-status-sleep 0.05"
+alt_row "raw ssh power.off (OpenSSH, key)" "$ON2" "$SSH -p $P1 fencetest@127.0.0.1 'vim-cmd vmsvc/power.off 2'"
+alt_run esxi "$ROUNDS" "$PER" || exit 1
+for n in $SIZES; do
+    [ -n "${SPORT[$n]:-}" ] || continue
+    alt_reset
+    alt_row "fence_esxi -o list ($n VMs, key)" true "$(FB "$n") -o list"
+    alt_row "raw ssh getallvms ($n VMs, transfer)" true "$SSH -p ${SPORT[$n]} fencetest@127.0.0.1 'vim-cmd vmsvc/getallvms'"
+    if [ "$n" = "$BIG" ]; then
+        alt_row "raw ssh getallvms > /dev/null remotely" true "$SSH -p ${SPORT[$n]} fencetest@127.0.0.1 'vim-cmd vmsvc/getallvms >/dev/null'"
+        alt_row "fence_esxi -o status, by name ($BIG VMs)" true "$(FB "$n") -o status -n 'vm 1999'"
+    fi
+    alt_run "esxi-list-$n" 3 $(( PER > 1 ? PER - 1 : 1 )) || exit 1
+    bench_note "esxi-list-$n" "-o list on $n VMs: ${SLINES[$n]} lines out of ${SBYTES[$n]} bytes of getallvms"
+done
+P2=${SPORT[$BIG]:-}
+BYTES=${SBYTES[$BIG]:-}
+LINES=${SLINES[$BIG]:-}
+
+# Peak RSS (KiB), the largest of 3 runs.
 RSS_ST=-; RSS_BIG=-; RSS_SSH=-
 if [ -x /usr/bin/time ]; then
-    RSS_ST=$(rss $FEK -o status -n cl0)
-    RSS_SSH=$(rss "$SSH" -p "$P1" fencetest@127.0.0.1 'vim-cmd vmsvc/power.getstate 1')
-    [ "$BIG" -gt 0 ] && RSS_BIG=$(rss $BIN --ip 127.0.0.1 --ipport "$P2" --username fencetest --known-hosts "$KH" --identity-file "$KEY" -o list)
+    alt_rss rss "fence_esxi -o status" $FEK -o status -n cl0; RSS_ST=${RSS["fence_esxi -o status"]}
+    alt_rss rss "OpenSSH ssh (getstate)" "$SSH" -p "$P1" fencetest@127.0.0.1 'vim-cmd vmsvc/power.getstate 1'
+    RSS_SSH=${RSS["OpenSSH ssh (getstate)"]}
+    for n in $SIZES; do
+        [ -n "${SPORT[$n]:-}" ] || continue
+        alt_rss rss "fence_esxi -o list ($n VMs)" $(FB "$n") -o list
+    done
+    [ -n "$P2" ] && RSS_BIG=${RSS["fence_esxi -o list ($BIG VMs)"]}
 fi
 
-echo
-printf '%-46s %10s %10s %14s\n' "row" "median ms" "min ms" "user+sys ms"
-printf '%-46s %10s %10s %14s\n' "----------------------------------------------" "---------" "------" "-----------"
-while IFS=$'\t' read -r l m mn c; do printf '%-46s %10s %10s %14s\n' "$l" "$m" "$mn" "$c"; done < "$RES"
 echo
 RAW=$(get "raw ssh power.getstate (OpenSSH, key)")
 ST=$(get "fence_esxi -o status, by name (key)")

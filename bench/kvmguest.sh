@@ -8,7 +8,10 @@
 # all against the SAME host, then fence_kvmguest with 8 hosts in the map: status of a guest on
 # the first host vs a guest on the last host.
 #
-# Usage: bench/kvmguest.sh [RUNS]      (root; default 15 runs per row, 2 warm-ups; hyperfine)
+# Usage: bench/kvmguest.sh [RUNS]      (root; default 15 runs per row in alternating rounds;
+#                                      hyperfine via bench/lib.sh, BENCH_OUT collects results)
+#   CONF_SIZES="100 10000 100000"      also time validate-all and status with maps of that many
+#                                      lines (CONF_LIMIT=60 s per run, then "timed out")
 #   FENCE_KVMGUEST=path                (default target/release/fence_kvmguest)
 # Targets (issue 5): >= 5x faster than fence_virsh; <= 0.8x the raw ssh time; last host of 8
 # within 1.5x of the first. Prints medians, ratios, peak RSS; exit 1 if a target is missed.
@@ -84,23 +87,57 @@ check "raw ssh virsh domstate" 0 "$RAW"
 check "fence_kvmguest 8, first" 0 "$KG8_FIRST"
 check "fence_kvmguest 8, last" 0 "$KG8_LAST"
 
-J=$ROOT/h.json
-echo "== timing: hyperfine, $RUNS runs + 2 warm-ups per row, one host each call"
-hyperfine -N --style basic --runs "$RUNS" --warmup 2 --export-json "$J" \
-    -n kvmguest "$KG1" -n fence_virsh "$FV" -n raw_ssh "$RAW" \
-    -n kvmguest8_first "$KG8_FIRST" -n kvmguest8_last "$KG8_LAST" >/dev/null 2>&1 \
-    || { echo "hyperfine failed" >&2; exit 1; }
-med() { jq -r --arg n "$1" '.results[] | select(.command == $n) | .median' "$J"; }
-rss() { # peak RSS (KiB) of one run, largest of 3
-    local i m=0 r
-    for i in 1 2 3; do
-        r=$(/usr/bin/time -f %M $1 2>&1 >/dev/null | tail -n1)
-        [ "$r" -gt "$m" ] 2>/dev/null && m=$r
+BENCH_TMP=$ROOT
+. bench/lib.sh
+ROUNDS=5
+echo "== timing: hyperfine, about $RUNS runs per row in $ROUNDS alternating rounds, one host each call"
+alt_reset
+alt_row "fence_kvmguest -o status (map: 1 host)" true "$KG1"
+alt_row "fence_virsh -o status (Debian 4.12)" true "$FV"
+alt_row "ssh host virsh domstate NAME (OpenSSH)" true "$RAW"
+alt_row "fence_kvmguest, 8 hosts, guest on first" true "$KG8_FIRST"
+alt_row "fence_kvmguest, 8 hosts, guest on last" true "$KG8_LAST"
+alt_run kvmguest "$ROUNDS" $(( RUNS / ROUNDS > 1 ? RUNS / ROUNDS : 1 )) || exit 1
+sec() { echo "${MED[$1]} / 1000" | bc -l; }
+K=$(sec "fence_kvmguest -o status (map: 1 host)"); V=$(sec "fence_virsh -o status (Debian 4.12)")
+S=$(sec "ssh host virsh domstate NAME (OpenSSH)"); F=$(sec "fence_kvmguest, 8 hosts, guest on first")
+L=$(sec "fence_kvmguest, 8 hosts, guest on last")
+rss() { alt_rss rss "$1" $2; echo "${RSS[$1]}"; }
+RK=$(rss "fence_kvmguest -o status (map: 1 host)" "$KG1"); RV=$(rss "fence_virsh -o status (Debian 4.12)" "$FV")
+RS=$(rss "ssh host virsh domstate NAME (OpenSSH)" "$RAW"); RF=$(rss "fence_kvmguest, 8 hosts, guest on first" "$KG8_FIRST")
+RL=$(rss "fence_kvmguest, 8 hosts, guest on last" "$KG8_LAST")
+
+# Cost growth of the map: guests_conf with N lines (the 8 hosts' guests first, then guests on
+# 8 more unmapped host names), validate-all and status of the first guest. A run that takes
+# longer than CONF_LIMIT seconds is recorded as timed out instead of being timed.
+CONF_LIMIT=${CONF_LIMIT:-60}
+for n in ${CONF_SIZES:-}; do
+    conf=$ROOT/map$n.conf
+    { cat "$MAP8"
+      awk -v n="$n" -v k="$NHOSTS" 'BEGIN { for (i = k + 1; i <= n; i++)
+          printf "g%06d kb%d gcluster1 cfg%06d 10.%d.%d.%d root guest-secret-x\n", i, i % 8 + 1, i, int(i / 65536), int(i / 256) % 256, i % 256 }'
+    } > "$conf"
+    chmod 600 "$conf"
+    alt_reset
+    for act in validate-all status; do
+        c="$BIN --guests-conf=$conf --hosts=$HOSTS -l $USER_ -k $KEY --known-hosts=$KH -o $act -n cfguest11"
+        t0=$(date +%s%N)
+        timeout "$CONF_LIMIT" $c >/dev/null 2>"$ROOT/conf.err"; rc=$?
+        t1=$(date +%s%N)
+        if [ "$rc" = 124 ]; then
+            bench_timeout "kvmguest-conf-$n" "fence_kvmguest -o $act, guests_conf of $n lines" "$CONF_LIMIT" "$c"
+        elif [ "$rc" != 0 ]; then
+            echo "-o $act with $n lines: exit $rc: $(head -c 300 "$ROOT/conf.err")" >&2; exit 1
+        else
+            # One timed run costs (t1 - t0): slow rows get fewer runs.
+            ms=$(( (t1 - t0) / 1000000 ))
+            if [ "$ms" -gt 3000 ]; then r=1; elif [ "$ms" -gt 500 ]; then r=2; else r=$(( RUNS / ROUNDS > 1 ? RUNS / ROUNDS : 1 )); fi
+            alt_reset
+            alt_row "fence_kvmguest -o $act, guests_conf of $n lines" true "$c"
+            alt_run "kvmguest-conf-$n-$act" 3 "$r" || exit 1
+        fi
     done
-    echo "$m"
-}
-K=$(med kvmguest); V=$(med fence_virsh); S=$(med raw_ssh); F=$(med kvmguest8_first); L=$(med kvmguest8_last)
-RK=$(rss "$KG1"); RV=$(rss "$FV"); RS=$(rss "$RAW"); RF=$(rss "$KG8_FIRST"); RL=$(rss "$KG8_LAST")
+done
 
 printf '\n| %-44s | %9s | %13s |\n' "status of one guest (median of $RUNS)" "median" "peak RSS"
 printf '|%s|%s|%s|\n' "----------------------------------------------" "-----------" "---------------"

@@ -8,8 +8,10 @@
 //!   `kvmguests.conf`).
 //! - [`transport`]: how bytes reach a device (SSH, IPMI over RMCP/RMCP+, a deadline-bounded
 //!   resolver).
+//! - [`evacuate`]: the evacuation engine (inventory, host snapshots, the placement planner).
 
 pub mod device;
+pub mod evacuate;
 pub mod protocol;
 pub mod transport;
 

@@ -27,7 +27,7 @@ use crate::ipmisim::{ipmitool_at, Bmc, Relay};
 
 /// Distinctive passwords (at most 20 characters, no spaces or quotes: lan.conf), so that a
 /// leak into any output is visible.
-const ADMIN_PW: &str = "Adm1n-Zq7-secret";
+pub(crate) const ADMIN_PW: &str = "Adm1n-Zq7-secret";
 const OP_PW: &str = "Op3r-Kx9-secret";
 const USER_PW: &str = "Us3r-Wv5-secret";
 /// The BMC key (Kg) and its hexadecimal form for `hexadecimal_kg`.
@@ -45,7 +45,7 @@ fn fence() -> PathBuf {
 }
 
 /// An ipmi_sim BMC with the distinctive passwords plus `extra` environment.
-fn sim(extra: &[(&str, &str)]) -> Option<Bmc> {
+pub(crate) fn sim(extra: &[(&str, &str)]) -> Option<Bmc> {
     let mut env = vec![
         ("BMC_ADMIN_PW", ADMIN_PW),
         ("BMC_OP_PW", OP_PW),
@@ -57,7 +57,7 @@ fn sim(extra: &[(&str, &str)]) -> Option<Bmc> {
 
 /// Stdin as Pacemaker's fenced writes it for a fence_ipmilan-style device: legacy names
 /// (ipaddr/login/passwd), lanplus=1, the plug (`port=`) and `nodename=` present.
-fn pcmk_stdin(port: u16, action: &str, extra: &[&str]) -> String {
+pub(crate) fn pcmk_stdin(port: u16, action: &str, extra: &[&str]) -> String {
     let mut s = format!(
         "action={action}\nipaddr=127.0.0.1\nipport={port}\nlogin=admin\npasswd={ADMIN_PW}\n\
          lanplus=1\nport=node-bmc1\nnodename=node-bmc1\n"
@@ -69,7 +69,7 @@ fn pcmk_stdin(port: u16, action: &str, extra: &[&str]) -> String {
     s
 }
 
-fn stdin(text: &str) -> Run {
+pub(crate) fn stdin(text: &str) -> Run {
     agentcmd::stdin(&fence(), text)
 }
 

@@ -8,7 +8,9 @@
 //! and accepted-new host keys; an empty environment (as under Pacemaker); use_sudo through a
 //! `sudo` shim; method=cycle; faults (hang, dropped connection, garbled output, failing
 //! vim-cmd, ignored power.off, slow transitions, frozen host), each ending with exit 1 and a
-//! clear message, never success and never `Status: OFF`.
+//! clear message, never success and never `Status: OFF`. Hostile input: VM notes shaped like
+//! getallvms rows (phantom VMs, copies of real rows, a fault block, 1 MiB lines), suspended VMs
+//! (powered off, never resumed), remote stderr with escape sequences.
 //!
 //! Every run checks that the password never shows in stdout/stderr, and every success that
 //! stderr is empty. Time bounds are generous "it ended" checks only.
@@ -28,13 +30,13 @@ fn bin() -> PathBuf {
 }
 
 /// A fake host plus a known_hosts file that trusts it.
-struct Fx {
-    host: EsxiHost,
-    dir: tempfile::TempDir,
-    kh: PathBuf,
+pub(crate) struct Fx {
+    pub(crate) host: EsxiHost,
+    pub(crate) dir: tempfile::TempDir,
+    pub(crate) kh: PathBuf,
 }
 
-fn fx(b: Builder) -> Option<Fx> {
+pub(crate) fn fx(b: Builder) -> Option<Fx> {
     let host = b.start()?;
     let dir = tempfile::tempdir().expect("tempdir");
     let kh = dir.path().join("known_hosts");
@@ -44,14 +46,14 @@ fn fx(b: Builder) -> Option<Fx> {
     Some(Fx { host, dir, kh })
 }
 
-fn default_fx() -> Option<Fx> {
+pub(crate) fn default_fx() -> Option<Fx> {
     fx(EsxiHost::builder())
 }
 
 /// One option: canonical (stdin) name and value; `None` = a flag.
-type O = (&'static str, Option<String>);
+pub(crate) type O = (&'static str, Option<String>);
 
-fn o(name: &'static str, v: &str) -> O {
+pub(crate) fn o(name: &'static str, v: &str) -> O {
     (name, Some(v.to_owned()))
 }
 
@@ -91,7 +93,7 @@ impl Fx {
 
     /// `base()` with `extra` applied (same name replaces, `("x", None)` after a valued one
     /// turns it into a flag; use [`without`] to drop one).
-    fn run(&self, mode: Mode, extra: &[O]) -> Run {
+    pub(crate) fn run(&self, mode: Mode, extra: &[O]) -> Run {
         let mut opts = self.base();
         for (n, v) in extra {
             opts.retain(|(m, _)| m != n);
@@ -188,14 +190,14 @@ fn list_and_list_status_in_every_input_mode() {
     for mode in MODES {
         let r = f.run(mode, &[o("action", "list")]);
         success(&r, "list");
-        // Suspended dbvm is listed; the invalid VM and annotation lines are not.
+        // Suspended dbvm is listed (ON: not fenced); the invalid VM and annotation lines are not.
         assert_eq!(r.stdout, DEFAULT_LIST, "{mode:?}");
         let r = f.run(mode, &[o("action", "list-status")]);
         success(&r, "list-status");
         assert_eq!(
             r.stdout,
             "cl0,1,ON\ncl1,2,ON\ncl01,3,OFF\nnode 3 with spaces,4,ON\nweb [old],5,OFF\n\
-dbvm,6,OFF\nno-tools,7,ON\nvm-äöü,8,OFF\n",
+dbvm,6,ON\nno-tools,7,ON\nvm-äöü,8,OFF\n",
             "{mode:?}"
         );
     }
@@ -216,9 +218,9 @@ fn status_by_name_and_vmid_with_tricky_names() {
         ("web [old]", 2, "Status: OFF\n"),
         ("vm-äöü", 2, "Status: OFF\n"),
         ("8", 2, "Status: OFF\n"),
-        // Suspended: OFF (exit 2).
-        ("dbvm", 2, "Status: OFF\n"),
-        ("6", 2, "Status: OFF\n"),
+        // Suspended: ON (not fenced: a resume brings its saved memory back).
+        ("dbvm", 0, "Status: ON\n"),
+        ("6", 0, "Status: ON\n"),
     ];
     for mode in MODES {
         for (plug, code, out) in cases {
@@ -312,13 +314,14 @@ fn off_on_reboot_change_the_simulated_vm() {
     success(&r, "on unicode");
     assert_eq!(st("vm-äöü").as_deref(), Some("on"));
 
-    // Suspended VM: already off for `off`; `on` resumes it.
+    // Suspended VM: `off` powers it off (discarding its suspend state); `on` boots it afresh.
+    // (More in suspended_vms_are_powered_off_never_resumed.)
     let r = f.run(Mode::Long, &[o("action", "off"), o("plug", "dbvm")]);
     success(&r, "off suspended");
-    assert_eq!(r.stdout, "Success: Already OFF\n");
-    assert_eq!(st("dbvm").as_deref(), Some("suspended"));
+    assert_eq!(r.stdout, "Success: Powered OFF\n");
+    assert_eq!(st("dbvm").as_deref(), Some("off"));
     let r = f.run(Mode::Long, &[o("action", "on"), o("plug", "dbvm")]);
-    success(&r, "on suspended");
+    success(&r, "on after off of a suspended VM");
     assert_eq!(st("dbvm").as_deref(), Some("on"));
 
     // reboot (default action, stdin without action=): off confirmed, then on.
@@ -456,7 +459,7 @@ fn multiline_annotations_and_unicode_inventory() {
     success(&r, "list-status");
     assert_eq!(
         r.stdout,
-        "app server (prod) #1,10,ON\nÜnïcødé ☃ vm,11,OFF\ntab\tname,12,OFF\n"
+        "app server (prod) #1,10,ON\nÜnïcødé ☃ vm,11,ON\ntab\tname,12,OFF\n"
     );
     let r = f.run(
         Mode::Long,
@@ -471,7 +474,7 @@ fn multiline_annotations_and_unicode_inventory() {
         Mode::Short,
         &[o("action", "status"), o("plug", "Ünïcødé ☃ vm")],
     );
-    assert_eq!((r.code, r.stdout.as_str()), (2, "Status: OFF\n"), "{r:?}");
+    assert_eq!((r.code, r.stdout.as_str()), (0, "Status: ON\n"), "{r:?}");
     let r = f.run(
         Mode::Short,
         &[o("action", "status"), o("plug", "invalid one")],
@@ -1122,4 +1125,331 @@ fn two_hosts_at_once() {
     failure(&r, "", "a's known_hosts for b");
     assert_eq!(a.host.vm_state("cl0").as_deref(), Some("off"));
     assert_eq!(b.host.vm_state("cl0").as_deref(), Some("on"));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Hostile input: VM notes and suspend states
+
+/// A field of the simulated VM with this name (`vmss`, `last_start`, ...).
+fn vm_field(host: &EsxiHost, name: &str, field: &str) -> serde_json::Value {
+    host.state()
+        .get("vms")
+        .and_then(|v| v.as_array().cloned())
+        .unwrap_or_default()
+        .into_iter()
+        .find(|v| v.get("name").and_then(|n| n.as_str()) == Some(name))
+        .and_then(|v| v.get(field).cloned())
+        .unwrap_or(serde_json::Value::Null)
+}
+
+/// A getallvms row as the layout rule prints it, to put in a note.
+fn row(vmid: u32, name: &str) -> String {
+    format!("{vmid}      {name}   [datastore1] {name}/{name}.vmx   rhel8_64Guest   vmx-19")
+}
+
+fn with_note(vmid: u32, name: &str, power: &'static str, note: &str) -> SimVm {
+    let mut v = SimVm::new(vmid, name, power);
+    v.annotation = note.to_owned();
+    v
+}
+
+#[test]
+fn a_note_shaped_like_a_row_never_makes_a_vm() {
+    // node1 and node2 moved to another host; notes of the VMs left here still hold rows for
+    // them, with the vmids of other VMs (cl1 is off, web is on) or of no VM at all.
+    let vms = [
+        with_note(
+            1,
+            "cl0",
+            "on",
+            &format!("moved to esxi2:\n{}\n{}", row(2, "node1"), row(3, "node2")),
+        ),
+        SimVm::new(2, "cl1", "off"),
+        with_note(
+            3,
+            "web",
+            "on",
+            &format!("old:\n{}\n{}", row(77, "node3"), row(9, "node4")),
+        ),
+        // An invalid VM (registered, not listed: `Skipping invalid VM '9'`).
+        SimVm {
+            invalid: true,
+            ..SimVm::new(9, "broken", "off")
+        },
+    ];
+    let Some(f) = fx(EsxiHost::builder().vms(&vms)) else {
+        return;
+    };
+    // The phantom rows really are in getallvms, shaped like rows.
+    let r = f.run(Mode::Long, &[o("action", "list")]);
+    success(&r, "list");
+    assert!(r.stdout.contains("node1,2\n"), "{r:?}");
+    for plug in ["node1", "node2", "node3", "node4"] {
+        for action in ["status", "off", "reboot"] {
+            let r = f.run(Mode::Stdin, &[o("action", action), o("plug", plug)]);
+            failure(&r, "not found", &format!("{action} phantom {plug}"));
+            assert!(!r.stdout.contains("Already OFF"), "{r:?}");
+        }
+    }
+    // Nothing was powered: not cl1 (vmid 2, off: "Already OFF" before the fix) and not web
+    // (vmid 3, on: powered off in node2's place before the fix).
+    let calls = f.calls();
+    assert!(
+        calls
+            .iter()
+            .all(|c| !c.contains("power.off") && !c.contains("power.on")),
+        "{calls:?}"
+    );
+    assert_eq!(f.host.vm_state("web").as_deref(), Some("on"));
+    assert_eq!(f.host.vm_state("cl1").as_deref(), Some("off"));
+    // The vmid each phantom claimed was confirmed with the VM's own configuration.
+    assert!(
+        count(&calls, "vim-cmd vmsvc/get.config 2") >= 3,
+        "{calls:?}"
+    );
+    // A plug no line names at all: not found, as always.
+    let r = f.run(Mode::Stdin, &[o("action", "off"), o("plug", "nosuch")]);
+    failure(&r, "not found", "unknown plug");
+    assert!(r.stderr.contains("\"nosuch\""), "{r:?}");
+}
+
+#[test]
+fn a_note_copying_a_real_row_does_not_block_fencing() {
+    // node1 is here (vmid 5). cl0's note copies its row with its own vmid and with vmid 7 (a
+    // real VM, "other"), and names vmid 7 "5" (a numeric plug); a fault block follows.
+    let note = format!(
+        "copy:\n{}\n{}\n7      5   [datastore1] x/x.vmx   otherGuest64   vmx-19\n\
+         (vim.fault.NotFound) {{\n   msg = \"nothing\"\n}}",
+        row(5, "node1"),
+        row(7, "node1")
+    );
+    let vms = [
+        with_note(1, "cl0", "on", &note),
+        SimVm::new(5, "node1", "on"),
+        SimVm::new(7, "other", "on"),
+    ];
+    let Some(f) = fx(EsxiHost::builder().vms(&vms)) else {
+        return;
+    };
+    let r = f.run(Mode::Stdin, &[o("action", "status"), o("plug", "node1")]);
+    success(&r, "status node1");
+    assert_eq!(r.stdout, "Status: ON\n");
+    let before = f.calls().len();
+    let r = f.run(Mode::Long, &[o("action", "off"), o("plug", "node1")]);
+    success(&r, "off node1");
+    assert_eq!(r.stdout, "Success: Powered OFF\n");
+    let calls = f.calls().split_off(before);
+    assert_eq!(count(&calls, "vim-cmd vmsvc/power.off 5"), 1, "{calls:?}");
+    assert!(calls
+        .iter()
+        .all(|c| !c.ends_with(" 7") || c.contains("get.config")));
+    assert_eq!(f.host.vm_state("node1").as_deref(), Some("off"));
+    assert_eq!(f.host.vm_state("other").as_deref(), Some("on"));
+    // The numeric plug "5" is vmid 5: the note's row naming vmid 7 "5" is not a VM.
+    let r = f.run(Mode::Short, &[o("action", "status"), o("plug", "5")]);
+    assert_eq!((r.code, r.stdout.as_str()), (2, "Status: OFF\n"), "{r:?}");
+    assert_eq!(f.host.vm_state("other").as_deref(), Some("on"));
+    // Two real VMs named alike stay ambiguous.
+    let vms = [SimVm::new(1, "twin", "on"), SimVm::new(2, "twin", "on")];
+    let Some(g) = fx(EsxiHost::builder().vms(&vms)) else {
+        return;
+    };
+    let r = g.run(Mode::Stdin, &[o("action", "off"), o("plug", "twin")]);
+    failure(&r, "ambiguous", "two real VMs named twin");
+    assert_eq!(g.host.vm_state("twin").as_deref(), Some("on"));
+}
+
+#[test]
+fn confirming_a_name_costs_at_most_one_vim_cmd_in_the_same_round_trip() {
+    // No other row names cl0's vmid: nothing to confirm (a vmid only rows named cl0 carry is
+    // cl0 or no VM at all), so by name costs what it always did.
+    let Some(f) = default_fx() else { return };
+    for plug in ["cl0", "1"] {
+        let before = f.calls().len();
+        let r = f.run(Mode::Stdin, &[o("action", "status"), o("plug", plug)]);
+        success(&r, "status cl0");
+        let calls = f.calls().split_off(before);
+        assert_eq!(
+            calls,
+            vec!["vim-cmd vmsvc/getallvms", "vim-cmd vmsvc/power.getstate 1"],
+            "{plug}"
+        );
+    }
+    // A note gives cl0's vmid to another name: the first state read also reads cl0's own
+    // name, in the same shell line (one SSH channel: getstate, then get.config).
+    let vms = [
+        SimVm::new(1, "cl0", "on"),
+        with_note(2, "cl1", "on", &format!("x\n{}", row(1, "node1"))),
+    ];
+    let Some(f) = fx(EsxiHost::builder().vms(&vms)) else {
+        return;
+    };
+    let before = f.calls().len();
+    let r = f.run(Mode::Stdin, &[o("action", "status"), o("plug", "cl0")]);
+    success(&r, "status cl0 with a phantom of vmid 1");
+    assert_eq!(r.stdout, "Status: ON\n");
+    let calls = f.calls().split_off(before);
+    assert_eq!(
+        calls,
+        vec![
+            "vim-cmd vmsvc/getallvms",
+            "vim-cmd vmsvc/power.getstate 1",
+            "vim-cmd vmsvc/get.config 1"
+        ]
+    );
+    // off confirms once, then only reads state.
+    let before = f.calls().len();
+    let r = f.run(Mode::Stdin, &[o("action", "off"), o("plug", "cl0")]);
+    success(&r, "off cl0");
+    let calls = f.calls().split_off(before);
+    assert_eq!(count(&calls, "vim-cmd vmsvc/get.config 1"), 1, "{calls:?}");
+    assert_eq!(count(&calls, "vim-cmd vmsvc/power.off 1"), 1, "{calls:?}");
+    // A garbled configuration is an error, never a state.
+    f.host.set_fault("garble", &["junk", "match=get.config"]);
+    let r = f.run(Mode::Long, &quick("status", "cl0"));
+    failure(&r, "unrecognised", "garbled get.config");
+    f.host.clear_faults();
+    // With use_sudo, each vim-cmd of the line goes through `sudo -n` (a logging shim).
+    let tools = f.host.hostdir().join("tools");
+    let log = f.host.hostdir().join("sudo.log");
+    let shim = tools.join("sudo");
+    std::fs::write(
+        &shim,
+        format!(
+            "#!/bin/sh\necho \"$*\" >> {}\n[ \"$1\" = -n ] || exit 1\nshift\nexec \"$@\"\n",
+            log.display()
+        ),
+    )
+    .unwrap();
+    set_mode(&shim, 0o755);
+    let r = f.run(
+        Mode::Long,
+        &[o("action", "status"), o("plug", "cl0"), flag("use_sudo")],
+    );
+    assert_eq!((r.code, r.stdout.as_str()), (2, "Status: OFF\n"), "{r:?}");
+    let logged = std::fs::read_to_string(&log).unwrap();
+    assert!(
+        logged.contains("-n vim-cmd vmsvc/power.getstate 1\n"),
+        "{logged}"
+    );
+    assert!(
+        logged.contains("-n vim-cmd vmsvc/get.config 1\n"),
+        "{logged}"
+    );
+}
+
+#[test]
+fn megabyte_note_lines_do_not_slow_the_parser() {
+    // A note line of 1 MiB that starts with digits and repeats `   [` and `   vmx-`: quadratic
+    // in the old row parser (10.8 s at 120 KB), linear now.
+    let mut evil = String::from("2      node1");
+    while evil.len() < 1 << 20 {
+        evil.push_str("   [d] p   vmx-");
+    }
+    let vms = [
+        with_note(1, "cl0", "on", &format!("x\n{evil}")),
+        SimVm::new(2, "cl1", "on"),
+    ];
+    let Some(f) = fx(EsxiHost::builder().vms(&vms)) else {
+        return;
+    };
+    let r = f.run(Mode::Stdin, &[o("action", "off"), o("plug", "cl1")]);
+    success(&r, "off next to a 1 MiB note line");
+    println!("off with a 1 MiB note line in getallvms: {:?}", r.elapsed);
+    assert!(r.elapsed < Duration::from_secs(20), "{r:?}");
+    assert_eq!(f.host.vm_state("cl1").as_deref(), Some("off"));
+    let r = f.run(Mode::Long, &[o("action", "list")]);
+    success(&r, "list");
+    assert_eq!(r.stdout, "cl0,1\ncl1,2\n");
+}
+
+#[test]
+fn suspended_vms_are_powered_off_never_resumed() {
+    let vms = [
+        SimVm::new(1, "s-off", "suspended"),
+        SimVm::new(2, "s-reboot", "suspended"),
+        SimVm::new(3, "s-on", "suspended"),
+        SimVm::new(4, "s-cycle", "suspended"),
+    ];
+    let Some(f) = fx(EsxiHost::builder().vms(&vms)) else {
+        return;
+    };
+    // status: ON (not fenced), exit 0.
+    let r = f.run(Mode::Stdin, &[o("action", "status"), o("plug", "s-off")]);
+    success(&r, "status suspended");
+    assert_eq!(r.stdout, "Status: ON\n");
+    // off: power.off was sent, the suspend state is gone, read back as powered off.
+    let before = f.calls().len();
+    let r = f.run(Mode::Stdin, &[o("action", "off"), o("plug", "s-off")]);
+    success(&r, "off suspended");
+    assert_eq!(r.stdout, "Success: Powered OFF\n");
+    let calls = f.calls().split_off(before);
+    let off = calls.iter().position(|c| c == "vim-cmd vmsvc/power.off 1");
+    assert!(off.is_some(), "{calls:?}");
+    assert!(
+        calls[off.unwrap()..]
+            .iter()
+            .any(|c| c == "vim-cmd vmsvc/power.getstate 1"),
+        "{calls:?}"
+    );
+    assert_eq!(f.host.vm_state("s-off").as_deref(), Some("off"));
+    assert_eq!(vm_field(&f.host, "s-off", "vmss"), serde_json::json!(false));
+    // on after the fence: a fresh boot, not a resume.
+    let r = f.run(Mode::Long, &[o("action", "on"), o("plug", "s-off")]);
+    success(&r, "on after off");
+    assert_eq!(vm_field(&f.host, "s-off", "last_start"), "boot");
+    // reboot: off (state discarded) then a fresh boot.
+    let r = f.run(Mode::Long, &[o("action", "reboot"), o("plug", "s-reboot")]);
+    success(&r, "reboot suspended");
+    assert_eq!(r.stdout, "Success: Rebooted\n");
+    assert_eq!(f.host.vm_state("s-reboot").as_deref(), Some("on"));
+    assert_eq!(vm_field(&f.host, "s-reboot", "last_start"), "boot");
+    assert_eq!(count(&f.calls(), "vim-cmd vmsvc/power.off 2"), 1);
+    // on of a suspended VM: refused (it would resume the saved memory), nothing sent.
+    let r = f.run(Mode::Short, &[o("action", "on"), o("plug", "s-on")]);
+    failure(&r, "suspended", "on suspended");
+    assert_eq!(f.host.vm_state("s-on").as_deref(), Some("suspended"));
+    assert!(f.calls().iter().all(|c| !c.ends_with("power.on 3")));
+    // method=cycle: no reset of a suspended VM; powered off (read back), then booted.
+    let r = f.run(
+        Mode::Short,
+        &[
+            o("action", "reboot"),
+            o("plug", "s-cycle"),
+            o("method", "cycle"),
+        ],
+    );
+    success(&r, "cycle suspended");
+    let calls = f.calls();
+    assert_eq!(count(&calls, "vim-cmd vmsvc/power.reset 4"), 0, "{calls:?}");
+    assert_eq!(count(&calls, "vim-cmd vmsvc/power.off 4"), 1, "{calls:?}");
+    assert_eq!(f.host.vm_state("s-cycle").as_deref(), Some("on"));
+    assert_eq!(vm_field(&f.host, "s-cycle", "last_start"), "boot");
+    // A power.off the host ignores leaves it suspended: never a success.
+    f.host.set_fault("noop", &["power.off"]);
+    let r = f.run(Mode::Stdin, &quick("off", "s-on"));
+    failure(
+        &r,
+        "Timed out waiting to power OFF",
+        "ignored power.off of a suspended VM",
+    );
+    assert_eq!(f.host.vm_state("s-on").as_deref(), Some("suspended"));
+}
+
+#[test]
+fn remote_stderr_is_quoted_through_excerpt() {
+    let Some(f) = default_fx() else { return };
+    let long = "x".repeat(5000);
+    f.host.set_fault(
+        "exit",
+        &[
+            "1",
+            &format!("msg=\u{1b}[31mboom {long}"),
+            "match=getallvms",
+        ],
+    );
+    let r = f.run(Mode::Stdin, &quick("off", "cl0"));
+    failure(&r, "boom", "stderr with ESC and 5000 bytes");
+    assert!(!r.stderr.contains('\u{1b}'), "{r:?}");
+    assert!(r.stderr.len() < 1000, "{}", r.stderr.len());
 }

@@ -709,5 +709,24 @@ fn esxi5_and_esxi6_layouts() {
         assert_eq!(vimcmd::parse_registervm(&out.stdout_text()), Ok(want));
         let out = s.exec_default(&vimcmd::host_version()).expect("vmware -v");
         assert!(vimcmd::parse_host_version(&out.stdout_text()).is_ok());
+        // get.config: the VM's own name, in this layout too; NotFound for no VM.
+        let out = s.exec(&vimcmd::get_config(4), SHORT).expect("get.config");
+        assert_eq!(
+            vimcmd::parse_config_name(&out.stdout_text()).as_deref(),
+            Ok("node 3 with spaces"),
+            "{layout}"
+        );
+        let out = s.exec(&vimcmd::get_config(99), SHORT).expect("get.config");
+        assert!(matches!(
+            vimcmd::parse_config_name(&out.stdout_text()),
+            Err(ParseError::Fault(_))
+        ));
+        // The one-line state read + confirmation splits back into its two answers.
+        let line = vimcmd::getstate_then_config(6, "");
+        let out = s.exec(&line, SHORT).expect("getstate + get.config");
+        let text = out.stdout_text();
+        let (st, conf) = vimcmd::split_getstate_then_config(&text).expect("mark");
+        assert_eq!(vimcmd::parse_power_state(st), Ok(VmPower::Suspended));
+        assert_eq!(vimcmd::parse_config_name(conf).as_deref(), Ok("dbvm"));
     }
 }

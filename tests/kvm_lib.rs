@@ -92,6 +92,113 @@ fn kvm_domstate_round_trip_and_lists() {
     assert!(calls.contains("sudo -n virsh"), "{calls}");
 }
 
+/// The simulator's crashed and saved guests, through ssh and the parsers: a managed-save
+/// image is seen by dominfo and `list --managed-save`, a plain start resumes it (`running
+/// (restored)`, as qemu does), `start --force-boot` boots fresh; a crashed guest is `crashed`
+/// everywhere until destroyed.
+#[test]
+fn kvm_sim_crashed_and_saved_guests() {
+    let Some(mut sim) = KvmSim::new("saved") else {
+        return;
+    };
+    sim.start_host("cfhost1", &[("guest11", true), ("web vm", true)]);
+    let v = Virsh::default();
+    let view = |g: &str| {
+        let r = sim.ssh("cfhost1", &v.dominfo(g).unwrap(), LIMIT);
+        virsh::HostView::from_dominfo(&reply(&r))
+    };
+    let reason = |g: &str| {
+        let out = sim.virsh("cfhost1", &["domstate", "--reason", "--", g]);
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .next()
+            .unwrap_or("")
+            .to_owned()
+    };
+    assert_eq!(
+        view("guest11"),
+        Ok(virsh::HostView {
+            state: DomState::Running,
+            managed_save: Some(false)
+        })
+    );
+    // Managed save (backdoor): shut off with an image.
+    assert!(sim
+        .virsh("cfhost1", &["managedsave", "guest11"])
+        .status
+        .success());
+    assert_eq!(
+        view("guest11"),
+        Ok(virsh::HostView {
+            state: DomState::ShutOff,
+            managed_save: Some(true)
+        })
+    );
+    let t = sim.ssh("cfhost1", &v.list_all(), LIMIT);
+    let rows = virsh::parse_list_table(&reply(&t)).unwrap();
+    let g = rows.iter().find(|r| r.name == "guest11").unwrap();
+    assert!(g.saved && g.state == Some(DomState::ShutOff), "{rows:?}");
+    // A plain start resumes it from the image, as qemu does.
+    let plain = v.domain_cmd("start", &[], "guest11").unwrap();
+    let r = sim.ssh("cfhost1", &plain, LIMIT);
+    assert_eq!(virsh::parse_start(&reply(&r)), Ok(ActionOutcome::Done));
+    assert_eq!(reason("guest11"), "running (restored)");
+    assert!(sim
+        .events("cfhost1")
+        .contains("'guest11': Started Restored"));
+    // Saved again: removal, then a fresh boot.
+    assert!(sim
+        .virsh("cfhost1", &["managedsave", "guest11"])
+        .status
+        .success());
+    let r = sim.ssh("cfhost1", &v.managedsave_remove("guest11").unwrap(), LIMIT);
+    assert_eq!(
+        virsh::parse_managedsave_remove(&reply(&r)),
+        Ok(ActionOutcome::Done)
+    );
+    assert_eq!(view("guest11").unwrap().managed_save, Some(false));
+    let r = sim.ssh("cfhost1", &v.managedsave_remove("guest11").unwrap(), LIMIT);
+    assert_eq!(
+        virsh::parse_managedsave_remove(&reply(&r)),
+        Ok(ActionOutcome::AlreadyThere)
+    );
+    // (managedsave-remove leaves it shut off: start it, save it again, boot it fresh.)
+    let r = sim.ssh("cfhost1", &v.start("guest11").unwrap(), LIMIT);
+    assert_eq!(virsh::parse_start(&reply(&r)), Ok(ActionOutcome::Done));
+    assert!(sim
+        .virsh("cfhost1", &["managedsave", "guest11"])
+        .status
+        .success());
+    let r = sim.ssh("cfhost1", &v.start("guest11").unwrap(), LIMIT);
+    assert_eq!(virsh::parse_start(&reply(&r)), Ok(ActionOutcome::Done));
+    assert_eq!(reason("guest11"), "running (booted)");
+    assert_eq!(view("guest11").unwrap().managed_save, Some(false));
+
+    // Crashed with qemu alive: crashed in domstate, dominfo and list; start refused (active);
+    // destroy really stops it.
+    sim.crash("cfhost1", "web vm");
+    assert_eq!(view("web vm").unwrap().state, DomState::Crashed);
+    assert_eq!(
+        domstate(&sim, "cfhost1", &v, "web vm"),
+        Ok(DomState::Crashed)
+    );
+    let t = sim.ssh("cfhost1", &v.list_all(), LIMIT);
+    let rows = virsh::parse_list_table(&reply(&t)).unwrap();
+    let w = rows.iter().find(|r| r.name == "web vm").unwrap();
+    assert_eq!(w.state, Some(DomState::Crashed), "{rows:?}");
+    let g = rows.iter().find(|r| r.name == "guest11").unwrap();
+    assert_eq!(g.state, Some(DomState::Running), "{rows:?}");
+    let r = sim.ssh("cfhost1", &v.start("web vm").unwrap(), LIMIT);
+    assert_eq!(
+        virsh::parse_start(&reply(&r)),
+        Ok(ActionOutcome::AlreadyThere)
+    );
+    let r = sim.ssh("cfhost1", &v.destroy("web vm").unwrap(), LIMIT);
+    assert_eq!(virsh::parse_destroy(&reply(&r)), Ok(ActionOutcome::Done));
+    assert_eq!(view("web vm").unwrap().state, DomState::ShutOff);
+    assert_eq!(reason("web vm"), "shut off (destroyed)");
+}
+
 #[test]
 fn kvm_destroy_start_persist_across_sessions() {
     let Some(mut sim) = KvmSim::new("persist") else {
@@ -242,16 +349,20 @@ fn kvm_migration_helper() {
     assert_eq!(h2.port, Some(sim.host("cfhost2").port));
     // Find where it runs the way the agent will: ask every host, mapped host first.
     let order: Vec<&str> = map.hosts(e).into_iter().chain(["cfhost3"]).collect();
-    let ask = |sim: &KvmSim| -> Vec<(String, Result<DomState, VirshError>)> {
+    let ask = |sim: &KvmSim| -> Vec<(String, Result<virsh::HostView, VirshError>)> {
         order
             .iter()
-            .map(|h| ((*h).to_owned(), domstate(sim, h, &v, &e.guest_name)))
+            .map(|h| {
+                let r = sim.ssh(h, &v.dominfo(&e.guest_name).unwrap(), LIMIT);
+                ((*h).to_owned(), virsh::HostView::from_dominfo(&reply(&r)))
+            })
             .collect()
     };
     assert_eq!(
         virsh::locate(&e.guest_name, &ask(&sim)),
         Ok(virsh::GuestLocation::Running {
-            hosts: vec!["cfhost2".into()]
+            hosts: vec!["cfhost2".into()],
+            saved: vec![]
         })
     );
     // Off where it runs; one host unreachable -> error, never Off.
@@ -574,6 +685,28 @@ fn virsh_fixtures_parse() {
             "names" => virsh::parse_name_list(&r)
                 .map(|v| v.len().to_string())
                 .unwrap_or_else(|e| format!("{e:?}")),
+            "msremove" => action_word(&virsh::parse_managedsave_remove(&r)),
+            "view" => match virsh::HostView::from_dominfo(&r) {
+                Ok(v) => format!(
+                    "{}+{}",
+                    state_word(&Ok(v.state)),
+                    match v.managed_save {
+                        Some(true) => "saved",
+                        Some(false) => "nosave",
+                        None => "unknown",
+                    }
+                ),
+                Err(e) => state_word(&Err(e)),
+            },
+            "saved" => virsh::parse_list_table(&r)
+                .map(|v| {
+                    v.iter()
+                        .filter(|r| r.saved)
+                        .map(|r| r.name.as_str())
+                        .collect::<Vec<_>>()
+                        .join(",")
+                })
+                .unwrap_or_else(|e| format!("{e:?}")),
             "dominfo" => match virsh::parse_dominfo(&r) {
                 Ok(i) => state_word(&i.state.ok_or(VirshError::NoState)),
                 Err(e) => state_word(&Err(e)),
@@ -590,7 +723,7 @@ fn virsh_fixtures_parse() {
         }
         n += 1;
     }
-    assert_eq!(n, 30);
+    assert_eq!(n, 40);
     // Table details: names with spaces, leading blanks, C-locale escapes, UTF-8.
     let get = |name: &str| {
         let out = std::fs::read(dir.join(format!("{name}.stdout"))).unwrap();

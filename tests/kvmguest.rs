@@ -19,7 +19,7 @@ fn bin() -> PathBuf {
 }
 
 /// Writes a kvmguests.conf with the given mode.
-fn write_conf(dir: &Path, name: &str, text: &str, mode: u32) -> PathBuf {
+pub(crate) fn write_conf(dir: &Path, name: &str, text: &str, mode: u32) -> PathBuf {
     let p = dir.join(name);
     std::fs::write(&p, text).unwrap();
     std::fs::set_permissions(&p, std::fs::Permissions::from_mode(mode)).unwrap();
@@ -27,9 +27,9 @@ fn write_conf(dir: &Path, name: &str, text: &str, mode: u32) -> PathBuf {
 }
 
 /// One option for [`agentcmd::run_mode`], owned: (stdin name, short, long, value).
-type OwnedOpt = (String, Option<char>, String, Option<String>);
+pub(crate) type OwnedOpt = (String, Option<char>, String, Option<String>);
 
-fn opt(name: &str, short: Option<char>, value: Option<&str>) -> OwnedOpt {
+pub(crate) fn opt(name: &str, short: Option<char>, value: Option<&str>) -> OwnedOpt {
     (
         name.to_owned(),
         short,
@@ -39,10 +39,10 @@ fn opt(name: &str, short: Option<char>, value: Option<&str>) -> OwnedOpt {
 }
 
 /// Simulated hosts + a private map file and the options that reach them.
-struct Kvm {
-    sim: KvmSim,
-    dir: tempfile::TempDir,
-    conf: PathBuf,
+pub(crate) struct Kvm {
+    pub(crate) sim: KvmSim,
+    pub(crate) dir: tempfile::TempDir,
+    pub(crate) conf: PathBuf,
 }
 
 impl Kvm {
@@ -61,7 +61,7 @@ impl Kvm {
     }
 
     /// Options without credentials: map, hosts, user, known_hosts, fast polling.
-    fn common(&self) -> Vec<OwnedOpt> {
+    pub(crate) fn common(&self) -> Vec<OwnedOpt> {
         vec![
             opt("guests_conf", None, Some(&self.conf.display().to_string())),
             opt("hosts", None, Some(&self.sim.hosts_option())),
@@ -96,7 +96,13 @@ impl Kvm {
     }
 
     /// Runs `action` (+ plug) in `mode` with key login.
-    fn act(&self, mode: Mode, action: &str, plug: Option<&str>, extra: &[OwnedOpt]) -> Run {
+    pub(crate) fn act(
+        &self,
+        mode: Mode,
+        action: &str,
+        plug: Option<&str>,
+        extra: &[OwnedOpt],
+    ) -> Run {
         let mut all = vec![opt("action", Some('o'), Some(action))];
         if let Some(p) = plug {
             all.push(opt("plug", Some('n'), Some(p)));
@@ -105,12 +111,12 @@ impl Kvm {
         self.run(mode, &all)
     }
 
-    fn state(&self, host: &str, guest: &str) -> Option<String> {
+    pub(crate) fn state(&self, host: &str, guest: &str) -> Option<String> {
         self.sim.domstate(host, guest)
     }
 }
 
-fn run_opts(mode: Mode, all: &[OwnedOpt]) -> Run {
+pub(crate) fn run_opts(mode: Mode, all: &[OwnedOpt]) -> Run {
     let refs: Vec<agentcmd::Opt<'_>> = all
         .iter()
         .map(|(n, s, l, v)| (n.as_str(), *s, l.as_str(), v.as_deref()))
@@ -163,7 +169,7 @@ fn calls_with(k: &Kvm, host: &str, what: &str) -> usize {
         .count()
 }
 
-fn two_hosts(tag: &str) -> Option<Kvm> {
+pub(crate) fn two_hosts(tag: &str) -> Option<Kvm> {
     Kvm::new(
         tag,
         &[
@@ -509,7 +515,7 @@ fn kvmguest_failed_lookup_is_not_absence() {
     // guest12: stale shut-off copy on its mapped host cfhost1, running on cfhost2.
     k.sim.define("cfhost2", "guest12", true);
     let lookup_fails = [
-        ("match", "domstate"),
+        ("match", "dominfo"),
         ("msg", "error: failed to get domain 'guest12'"),
     ];
     k.sim.fault("cfhost2", "exit", Some("1"), &lookup_fails);
@@ -556,7 +562,7 @@ fn kvmguest_faults_end_in_exit_1() {
         opt("power_timeout", None, Some("3")),
         opt("retry_on", None, Some("0")),
     ];
-    let dom = ("match", "domstate");
+    let dom = ("match", "dominfo");
     // guest12 is defined (shut off) on both hosts, so both answer with a state.
     k.sim.define("cfhost2", "guest12", false);
 
@@ -594,6 +600,31 @@ fn kvmguest_faults_end_in_exit_1() {
     k.sim.clear_faults("cfhost2");
     assert_failed(&r);
     assert!(r.stderr.contains("internal error: oops"), "{}", show(&r));
+    // Hostile stderr (issue 8 item 9): escape sequences, a forged success line, a 100 KB
+    // line: quoted only as a short excerpt with control characters blanked.
+    let long = format!("error: {}", "A".repeat(100_000));
+    for msg in [
+        "error: first\\nSuccess: Powered OFF\\nerror: \\033[2J\\033]0;owned\\007boom",
+        "\\033[31mno error prefix\\nSuccess: Powered OFF",
+        long.as_str(),
+    ] {
+        k.sim
+            .fault("cfhost2", "exit", Some("1"), &[dom, ("msg", msg)]);
+        let r = k.act(Mode::Long, "status", Some("cfguest12"), &t);
+        k.sim.clear_faults("cfhost2");
+        assert_failed(&r);
+        assert!(
+            !r.stderr.contains('\u{1b}') && !r.stderr.contains('\u{7}'),
+            "{}",
+            show(&r)
+        );
+        assert!(
+            !r.stderr.lines().any(|l| l.starts_with("Success")),
+            "{}",
+            show(&r)
+        );
+        assert!(r.stderr.lines().all(|l| l.len() < 2000), "{}", show(&r));
+    }
 
     // destroy is ignored (success text, nothing changes): timed out, guest still running.
     k.sim
@@ -813,7 +844,7 @@ fn kvmguest_names_reach_the_shell_quoted() {
     assert_eq!(r.code, 0, "{}", show(&r));
     assert!(
         r.stderr
-            .contains("executing env LC_ALL=C virsh -c 'qemu:///system' domstate -- 'guest11'"),
+            .contains("executing env LC_ALL=C virsh -c 'qemu:///system' dominfo -- 'guest11'"),
         "{}",
         show(&r)
     );
@@ -945,11 +976,11 @@ fn kvmguest_validate_all_reports_every_conf_error_with_its_line() {
         ),
         (
             "guest13 cfhost1 cluster1 cfguest13 10.0.0.300 user1 pw\n",
-            "guest_IP '10.0.0.300' is not an IPv4 or IPv6 address",
+            "guest_IP (column 5) is not an IPv4 or IPv6 address",
         ),
         (
             "guest13 cfhost1 cluster1 cfguest13 host13 user1 pw\n",
-            "guest_IP 'host13' is not an IPv4 or IPv6 address",
+            "guest_IP (column 5) is not an IPv4 or IPv6 address",
         ),
         (
             "guest13 cfhost1 cluster1 cfguest13 fe80::13 user1 pw\n",
@@ -1033,4 +1064,308 @@ fn kvmguest_validate_all_reports_every_conf_error_with_its_line() {
     let r = run(Mode::Long, &p);
     assert_eq!(r.code, 1, "{}", show(&r));
     assert!(r.stderr.contains("no guest entries"), "{}", show(&r));
+}
+
+/// validate-all / status with a hostile or unsafe guests_conf, no device needed: a sparse
+/// 2 GiB file is refused at once (not read), a FIFO does not hang, a password swapped into
+/// another column is never quoted, and a map someone else could replace (owner, directory
+/// writable by others) is refused unless relaxed, with a warning.
+#[test]
+fn kvmguest_conf_hostile_files_are_refused() {
+    use std::process::Command;
+    let dir = tempfile::tempdir().unwrap();
+    let good = "guest11 cfhost1 cluster1 cfguest11 10.20.30.50 user1 D0860AB04E1B8FA3\n";
+    let cmd = |path: &Path, action: &str, extra: &[&str]| {
+        let mut c = Command::new(bin());
+        c.args([
+            "-o",
+            action,
+            "-n",
+            "cfguest11",
+            "-l",
+            "root",
+            "-p",
+            "Xyzzy-pw-12",
+        ])
+        .arg(format!("--guests-conf={}", path.display()))
+        .args(extra)
+        .stdin(std::process::Stdio::null());
+        c
+    };
+    let limit = Duration::from_secs(20);
+    let run = |path: &Path, extra: &[&str]| {
+        crate::kvmsim::run_limited(cmd(path, "validate-all", extra), limit)
+    };
+
+    // A sparse 2 GiB map: refused by its size, quickly (the child is killed at the limit).
+    let big = dir.path().join("big.conf");
+    let f = std::fs::File::create(&big).unwrap();
+    f.set_len(2 << 30).unwrap();
+    drop(f);
+    std::fs::set_permissions(&big, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let r = run(&big, &[]);
+    assert!(
+        !r.timed_out,
+        "validate-all of a 2 GiB map did not end: {}",
+        r.err()
+    );
+    assert_eq!(r.exit(), Some(1), "{}", r.err());
+    assert!(
+        r.err().contains("larger than 16777216 bytes"),
+        "{}",
+        r.err()
+    );
+    let r = crate::kvmsim::run_limited(cmd(&big, "status", &[]), limit);
+    assert!(!r.timed_out && r.exit() == Some(1), "{}", r.err());
+    assert!(
+        r.err().contains("larger than 16777216 bytes"),
+        "{}",
+        r.err()
+    );
+
+    // A FIFO: refused, never waited on.
+    let fifo = dir.path().join("fifo.conf");
+    let ok = Command::new("mkfifo").arg(&fifo).status().unwrap();
+    assert!(ok.success());
+    let r = run(&fifo, &[]);
+    assert!(!r.timed_out && r.exit() == Some(1), "{}", r.err());
+    assert!(r.err().contains("not a regular file"), "{}", r.err());
+
+    // Mis-ordered lines: the password (plain or hex-encrypted) never shows up.
+    for line in [
+        "guest13 cfhost1 cluster1 cfguest13 Sekr1t-Pw user1 10.0.0.13\n",
+        "guest13 cfhost1 cluster1 cfguest13 Sekr1t-Pw 10.0.0.13\n",
+        "0b1cbc9e94d64f0fa1f00123456789ab cfhost1 cluster1 cfguest13 10.0.0.13 user1 g13\n",
+    ] {
+        let p = write_conf(dir.path(), "swapped.conf", &format!("{good}{line}"), 0o600);
+        let r = run(&p, &[]);
+        assert_eq!(r.exit(), Some(1), "{line}: {}", r.err());
+        assert!(r.err().contains("line 2: "), "{}", r.err());
+        assert!(!r.err().contains("Sekr1t-Pw"), "{}", r.err());
+        assert!(!r.err().contains("0b1cbc9e94d64f0fa1f0"), "{}", r.err());
+        assert!(r.out().is_empty(), "{}", r.out());
+    }
+
+    // A private map in a private directory: fine. In a sticky /tmp-like directory: fine.
+    let p = write_conf(dir.path(), "ok.conf", good, 0o600);
+    let r = run(&p, &[]);
+    assert_eq!((r.exit(), r.err().as_str()), (Some(0), ""), "{}", r.err());
+    let sticky = dir.path().join("sticky");
+    std::fs::create_dir(&sticky).unwrap();
+    std::fs::set_permissions(&sticky, std::fs::Permissions::from_mode(0o1777)).unwrap();
+    let p = write_conf(&sticky, "kvmguests.conf", good, 0o600);
+    let r = run(&p, &[]);
+    assert_eq!((r.exit(), r.err().as_str()), (Some(0), ""), "{}", r.err());
+
+    // A directory anyone may write (not sticky): the map could be replaced.
+    let open = dir.path().join("open");
+    std::fs::create_dir(&open).unwrap();
+    std::fs::set_permissions(&open, std::fs::Permissions::from_mode(0o777)).unwrap();
+    let p = write_conf(&open, "kvmguests.conf", good, 0o600);
+    let r = run(&p, &[]);
+    assert_eq!(r.exit(), Some(1), "{}", r.err());
+    let want = format!(
+        "directory {}: mode 0777 is writable by group or others",
+        open.display()
+    );
+    assert!(r.err().contains(&want), "{}", r.err());
+    // Relaxed: accepted, with the same text as a warning.
+    let r = run(&p, &["--relax-conf-permissions"]);
+    assert_eq!(r.exit(), Some(0), "{}", r.err());
+    assert!(r.err().contains(&format!("WARNING: {want}")), "{}", r.err());
+    // A symbolic link in a private directory to the map in the open one: still refused.
+    let link = dir.path().join("link.conf");
+    std::os::unix::fs::symlink(&p, &link).unwrap();
+    let r = run(&link, &[]);
+    assert_eq!(r.exit(), Some(1), "{}", r.err());
+    assert!(r.err().contains(&want), "{}", r.err());
+
+    // Owned by another user (root only can give a file away).
+    if nix::unistd::geteuid().is_root() {
+        let p = write_conf(dir.path(), "theirs.conf", good, 0o600);
+        std::os::unix::fs::chown(&p, Some(65534), None).unwrap();
+        let r = run(&p, &[]);
+        assert_eq!(r.exit(), Some(1), "{}", r.err());
+        assert!(
+            r.err().contains("owned by uid 65534, not by root"),
+            "{}",
+            r.err()
+        );
+        let theirs = dir.path().join("theirs");
+        std::fs::create_dir(&theirs).unwrap();
+        let p = write_conf(&theirs, "kvmguests.conf", good, 0o600);
+        std::os::unix::fs::chown(&theirs, Some(65534), None).unwrap();
+        let r = run(&p, &[]);
+        assert_eq!(r.exit(), Some(1), "{}", r.err());
+        let want = format!("directory {}: owned by uid 65534", theirs.display());
+        assert!(r.err().contains(&want), "{}", r.err());
+    }
+}
+
+/// Issue 8 item 4: a guest with a managed-save image or a crashed guest is not off. `off`
+/// discards the image (`managedsave-remove`) or destroys the crashed domain and reads it back
+/// as shut off without an image; `on` and `reboot` boot fresh (`start --force-boot`), never
+/// resume the saved memory; where the image cannot be discarded, the off fails and says why.
+#[test]
+fn kvmguest_saved_and_crashed_guests_are_not_off() {
+    let Some(k) = two_hosts("saved") else {
+        return;
+    };
+    let m = Mode::Long;
+    let managed_save = |g: &str| -> String {
+        let out = k.sim.virsh("cfhost1", &["dominfo", "--", g]);
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .find_map(|l| l.strip_prefix("Managed save:").map(|v| v.trim().to_owned()))
+            .unwrap_or_default()
+    };
+    let reason = |h: &str, g: &str| {
+        let out = k.sim.virsh(h, &["domstate", "--reason", "--", g]);
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .next()
+            .unwrap_or("")
+            .to_owned()
+    };
+    let save = |g: &str| {
+        assert!(k.sim.virsh("cfhost1", &["managedsave", g]).status.success());
+        assert_eq!(managed_save(g), "yes");
+    };
+
+    // Saved: not off for status; off discards the image and reads it back.
+    save("guest11");
+    assert_ok(&k.act(m, "status", Some("cfguest11"), &[]), "Status: ON\n");
+    assert_ok(
+        &k.act(m, "list-status", None, &[]),
+        "cfguest11,guest11,ON\ncfguest12,guest12,OFF\ncfguest21,guest21,ON\n",
+    );
+    assert_ok(
+        &k.act(m, "off", Some("cfguest11"), &[]),
+        "Success: Powered OFF\n",
+    );
+    assert_eq!(managed_save("guest11"), "no");
+    assert_eq!(k.state("cfhost1", "guest11").as_deref(), Some("shut off"));
+    assert_eq!(
+        calls_with(&k, "cfhost1", "virsh managedsave-remove guest11"),
+        1
+    );
+    assert_eq!(calls_with(&k, "cfhost1", "virsh destroy guest11"), 0);
+    // on after the fence: a fresh boot.
+    let before = events_of(&k, "cfhost1", "guest11").len();
+    assert_ok(
+        &k.act(m, "on", Some("cfguest11"), &[]),
+        "Success: Powered ON\n",
+    );
+    assert_eq!(reason("cfhost1", "guest11"), "running (booted)");
+    assert_eq!(
+        events_of(&k, "cfhost1", "guest11")
+            .get(before..)
+            .unwrap_or_default(),
+        ["Started Booted"]
+    );
+    assert!(calls_with(&k, "cfhost1", "virsh start --force-boot guest11") >= 1);
+
+    // reboot of a saved guest: image discarded, booted fresh, never restored.
+    save("guest11");
+    let before = events_of(&k, "cfhost1", "guest11").len();
+    assert_ok(
+        &k.act(m, "reboot", Some("guest11"), &[]),
+        "Success: Rebooted\n",
+    );
+    assert_eq!(reason("cfhost1", "guest11"), "running (booted)");
+    assert_eq!(managed_save("guest11"), "no");
+    assert_eq!(
+        events_of(&k, "cfhost1", "guest11")
+            .get(before..)
+            .unwrap_or_default(),
+        ["Started Booted"]
+    );
+
+    // on of a saved guest (not fenced before): boots fresh too, never "Already ON".
+    save("guest11");
+    let before = events_of(&k, "cfhost1", "guest11").len();
+    assert_ok(
+        &k.act(m, "on", Some("cfguest11"), &[]),
+        "Success: Powered ON\n",
+    );
+    assert_eq!(reason("cfhost1", "guest11"), "running (booted)");
+    assert_eq!(
+        events_of(&k, "cfhost1", "guest11")
+            .get(before..)
+            .unwrap_or_default(),
+        ["Started Booted"]
+    );
+    assert_eq!(managed_save("guest11"), "no");
+
+    // The image cannot be discarded: the off fails and says why; the image is still there.
+    save("guest11");
+    let msg = "error: Failed to remove managed save image for domain 'guest11'\\n\
+               error: Failed to remove managed save file '/var/lib/libvirt/qemu/save/guest11.save': Permission denied";
+    k.sim.fault(
+        "cfhost1",
+        "exit",
+        Some("1"),
+        &[("match", "managedsave-remove"), ("msg", msg)],
+    );
+    let r = k.act(
+        m,
+        "off",
+        Some("cfguest11"),
+        &[opt("power_timeout", None, Some("2"))],
+    );
+    assert_failed(&r);
+    assert!(
+        r.stderr
+            .contains("cannot discard the managed-save image of 'guest11'"),
+        "{}",
+        show(&r)
+    );
+    assert!(r.stderr.contains("Permission denied"), "{}", show(&r));
+    assert!(
+        r.stderr.contains("Timed out waiting to power OFF"),
+        "{}",
+        show(&r)
+    );
+    assert!(r.elapsed < Duration::from_secs(60), "{}", show(&r));
+    assert_eq!(managed_save("guest11"), "yes");
+    k.sim.clear_faults("cfhost1");
+    assert_ok(
+        &k.act(m, "off", Some("cfguest11"), &[]),
+        "Success: Powered OFF\n",
+    );
+    assert_eq!(managed_save("guest11"), "no");
+
+    // Crashed (qemu alive, on_crash=preserve): ON until destroyed; off destroys it.
+    k.sim.crash("cfhost2", "guest21");
+    assert_ok(&k.act(m, "status", Some("cfguest21"), &[]), "Status: ON\n");
+    assert_ok(
+        &k.act(m, "off", Some("cfguest21"), &[]),
+        "Success: Powered OFF\n",
+    );
+    assert_eq!(reason("cfhost2", "guest21"), "shut off (destroyed)");
+    assert_eq!(calls_with(&k, "cfhost2", "virsh destroy guest21"), 1);
+    let r = k.act(m, "status", Some("cfguest21"), &[]);
+    assert_eq!(
+        (r.code, r.stdout.as_str()),
+        (2, "Status: OFF\n"),
+        "{}",
+        show(&r)
+    );
+    // A crashed guest rebooted: destroyed, then booted fresh.
+    assert_ok(
+        &k.act(m, "on", Some("cfguest21"), &[]),
+        "Success: Powered ON\n",
+    );
+    k.sim.crash("cfhost2", "guest21");
+    let before = events_of(&k, "cfhost2", "guest21").len();
+    assert_ok(
+        &k.act(m, "reboot", Some("cfguest21"), &[]),
+        "Success: Rebooted\n",
+    );
+    assert_eq!(
+        events_of(&k, "cfhost2", "guest21")
+            .get(before..)
+            .unwrap_or_default(),
+        ["Stopped Destroyed", "Started Booted"]
+    );
 }

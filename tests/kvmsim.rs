@@ -26,7 +26,7 @@ use std::process::{Command, Output, Stdio};
 use std::sync::atomic::{AtomicU16, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-/// Port range reserved for the KVM simulators (see test-peers-ssh.md §1).
+/// Port range reserved for the KVM simulators.
 const PORT_LO: u16 = 2221;
 const PORT_HI: u16 = 2299;
 
@@ -291,6 +291,12 @@ impl KvmSim {
             .filter_map(|l| l.split_once('\t'))
             .map(|(h, s)| (h.to_owned(), s.to_owned()))
             .collect()
+    }
+
+    /// A running guest crashes on `host` with on_crash=preserve (qemu alive): through ssh,
+    /// virsh reports it `crashed` until it is destroyed (see tests/sim_kvm/README.md).
+    pub fn crash(&self, host: &str, guest: &str) {
+        self.run_ok("crash", &[host, guest]);
     }
 
     /// Arms a fault on a host: `kind` (hang, exit, garble, drop, noop, slow, login_delay,

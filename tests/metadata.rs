@@ -8,8 +8,47 @@ use std::process::Command;
 
 use crate::agentcmd::{self, args, require};
 
-/// Every agent binary of the package.
-pub const AGENTS: &[&str] = &["fence_bmc", "fence_esxi", "fence_fake", "fence_kvmguest"];
+/// Every fence agent binary of the package: the `fence_*` `[[bin]]` names of Cargo.toml, so a
+/// new agent is covered by these tests without being listed here.
+pub fn agents() -> Vec<String> {
+    let manifest =
+        fs::read_to_string(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("Cargo.toml")).unwrap();
+    let names: Vec<String> = manifest
+        .lines()
+        .filter_map(|l| l.trim().strip_prefix("name = \""))
+        .filter_map(|l| l.strip_suffix('"'))
+        .filter(|n| n.starts_with("fence_"))
+        .map(str::to_string)
+        .collect();
+    assert!(
+        names.len() >= 4,
+        "Cargo.toml lists fewer agents than expected: {names:?}"
+    );
+    names
+}
+
+/// Every agent's option table is accepted (no duplicate name, short letter or stdin name: the
+/// library refuses those when it builds the table) and `-h` lists each short letter once.
+#[test]
+fn every_agent_table_is_accepted() {
+    for name in agents() {
+        let r = args(&agentcmd::bin(&name), &["-h"]);
+        assert_eq!((r.code, r.stderr.as_str()), (0, ""), "{name}");
+        let mut seen = std::collections::BTreeSet::new();
+        for line in r.stdout.lines() {
+            let l = line.trim_start();
+            if let Some(rest) = l.strip_prefix('-') {
+                if let Some(c) = rest.chars().next().filter(|c| *c != '-') {
+                    assert!(seen.insert(c), "{name}: -{c} listed twice in -h");
+                }
+            }
+        }
+        assert!(
+            seen.contains(&'o') && seen.contains(&'h'),
+            "{name}: -h lists {seen:?}"
+        );
+    }
+}
 
 fn golden(name: &str) -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -25,9 +64,9 @@ fn metadata_of(name: &str) -> String {
 
 #[test]
 fn golden_files_match() {
-    for name in AGENTS {
-        let xml = metadata_of(name);
-        let path = golden(name);
+    for name in agents() {
+        let xml = metadata_of(&name);
+        let path = golden(&name);
         if std::env::var("UPDATE_GOLDEN").is_ok_and(|v| v == "1") {
             fs::write(&path, &xml).unwrap();
             continue;
@@ -56,10 +95,10 @@ fn validates_against_both_schemas() {
             PathBuf::from(schema).exists(),
             "{schema} is missing: install pacemaker-schemas and pcs"
         );
-        for name in AGENTS {
+        for name in agents() {
             let dir = tempfile::tempdir().unwrap();
             let f = dir.path().join("m.xml");
-            fs::write(&f, metadata_of(name)).unwrap();
+            fs::write(&f, metadata_of(&name)).unwrap();
             let out = Command::new("xmllint")
                 .args(["--noout", "--relaxng", schema])
                 .arg(&f)
@@ -76,8 +115,8 @@ fn validates_against_both_schemas() {
 
 #[test]
 fn c49_c50_structure() {
-    for name in AGENTS {
-        let xml = metadata_of(name);
+    for name in agents() {
+        let xml = metadata_of(&name);
         assert!(xml.starts_with("<?xml version=\"1.0\" ?>\n"));
         assert!(xml.contains(&format!("<resource-agent name=\"{name}\"")));
         let on = xml
@@ -129,8 +168,8 @@ fn c49_c50_structure() {
 
 #[test]
 fn manpage_renders() {
-    for name in AGENTS {
-        let r = args(&agentcmd::bin(name), &["-o", "manpage"]);
+    for name in agents() {
+        let r = args(&agentcmd::bin(&name), &["-o", "manpage"]);
         assert_eq!(r.code, 0);
         assert!(r.stdout.starts_with(".TH "));
     }

@@ -9,44 +9,29 @@
 
 use std::process::ExitCode;
 
+use fencekit::protocol::agent::PlugFn;
 use fencekit::protocol::log;
 use fencekit::protocol::options::opt;
 use fencekit::transport::ipmi::{ChassisOp, IpmiConfig, Privilege, Session, Version};
-use fencekit::{Agent, AgentInfo, Feature, FenceResult, Kind, OptSpec, Options, PowerState};
+use fencekit::{Agent, AgentInfo, Feature, FenceResult, OptSpec, Options, PowerState};
 
 static OPTIONS: &[OptSpec] = &[
-    opt("lanplus", Some('P'), Kind::Flag, Some("1"), "", "Use Lanplus (IPMI 2.0 RMCP+) to improve security of connection; lanplus=0 selects IPMI 1.5 with MD5 authentication", 1),
-    opt("cipher", Some('C'), Kind::Str, None, "[cipher]", "Ciphersuite to use (same as ipmitool -C parameter); default: the strongest suite both ends support (17, then 3). Suite 0 (no authentication) only when given here", 1),
-    opt("privlvl", Some('L'), Kind::Select(&["callback", "user", "operator", "administrator"]), Some("administrator"), "[level]", "Privilege level on IPMI device", 1),
-    opt("auth", Some('A'), Kind::Select(&["md5", "password", "none"]), None, "[auth]", "IPMI Lan Auth type (accepted for compatibility; IPMI 1.5 sessions use MD5)", 1),
-    opt("hexadecimal_kg", None, Kind::Secret, None, "[key]", "Hexadecimal-encoded Kg key for IPMIv2 authentication", 1),
-    OptSpec {
-        legacy: Some("port"),
-        ..opt("plug", Some('n'), Kind::Str, None, "[ip]", "IP address or hostname of fencing device (together with --port-as-ip)", 1)
-    },
-    OptSpec {
-        order: 200,
-        ..opt("port_as_ip", None, Kind::Flag, None, "", "Make \"port/plug\" to be an alias to IP address", 1)
-    },
-    OptSpec {
-        order: 200,
-        ..opt("ipmitool_path", None, Kind::Str, Some("/usr/bin/ipmitool"), "[path]", "Accepted for compatibility with fence_ipmilan and ignored: fence_bmc speaks IPMI itself", 1)
-    },
-    OptSpec {
-        order: 200,
-        ..opt("ipmitool_timeout", None, Kind::Str, Some("2"), "[timeout]", "Accepted for compatibility with fence_ipmilan and ignored: fence_bmc resends on its own schedule within login_timeout", 1)
-    },
-    OptSpec {
-        legacy: Some("login"),
-        ..opt("username", Some('l'), Kind::Str, None, "[name]", "Login name (empty: the BMC's anonymous user)", 1)
-    },
-    opt("target", Some('t'), Kind::Str, None, "[targetaddress]", "IPMI bridging target (ipmitool -t): not supported by fence_bmc; setting it is refused rather than silently fencing the BMC's own chassis", 1),
+    opt("lanplus").short('P').flag().default("1").help("Use Lanplus (IPMI 2.0 RMCP+) to improve security of connection; lanplus=0 selects IPMI 1.5 with MD5 authentication"),
+    opt("cipher").short('C').value("[cipher]").help("Ciphersuite to use (same as ipmitool -C parameter); default: the strongest suite both ends support (17, then 3). Suite 0 (no authentication) only when given here"),
+    opt("privlvl").short('L').select(&["callback", "user", "operator", "administrator"]).default("administrator").value("[level]").help("Privilege level on IPMI device"),
+    opt("auth").short('A').select(&["md5", "password", "none"]).value("[auth]").help("IPMI Lan Auth type (accepted for compatibility; IPMI 1.5 sessions use MD5)"),
+    opt("hexadecimal_kg").secret().value("[key]").help("Hexadecimal-encoded Kg key for IPMIv2 authentication"),
+    opt("plug").legacy("port").short('n').value("[ip]").help("IP address or hostname of fencing device (together with --port-as-ip)"),
+    opt("port_as_ip").flag().help("Make \"port/plug\" to be an alias to IP address").order(200),
+    opt("ipmitool_path").default("/usr/bin/ipmitool").value("[path]").help("Accepted for compatibility with fence_ipmilan and ignored: fence_bmc speaks IPMI itself").order(200),
+    opt("ipmitool_timeout").default("2").value("[timeout]").help("Accepted for compatibility with fence_ipmilan and ignored: fence_bmc resends on its own schedule within login_timeout").order(200),
+    opt("username").legacy("login").short('l').value("[name]").help("Login name (empty: the BMC's anonymous user)"),
+    opt("target").short('t').value("[targetaddress]").help("IPMI bridging target (ipmitool -t): not supported by fence_bmc; setting it is refused rather than silently fencing the BMC's own chassis"),
 ];
 
-static INFO: AgentInfo = AgentInfo {
-    name: "fence_bmc",
-    shortdesc: "Fence agent for IPMI over LAN (RMCP+)",
-    longdesc: "fence_bmc is a Power Fencing agent which can be used with machines controlled by \
+static INFO: AgentInfo = AgentInfo::new("fence_bmc", "Fence agent for IPMI over LAN (RMCP+)")
+    .longdesc(
+        "fence_bmc is a Power Fencing agent which can be used with machines controlled by \
 IPMI. It speaks IPMI 2.0 RMCP+ itself (no ipmitool child, so the password never appears on any \
 command line), negotiates the strongest cipher suite the BMC offers (17 or 3; suite 0 only when \
 asked for), resends lost datagrams within login_timeout, matches every reply to its request and \
@@ -54,20 +39,16 @@ always closes its session. One session carries the whole action. It accepts fenc
 options, so it can replace fence_ipmilan in an existing configuration; lanplus (RMCP+) is the \
 default, lanplus=0 selects IPMI 1.5 with MD5 authentication.\n\nWARNING: method=cycle trusts \
 the BMC's acknowledgement of a power cycle; onoff (the default) reads the power state back.",
-    vendor_url: "https://www.intel.com/content/www/us/en/products/docs/servers/ipmi/ipmi-home.html",
-    features: &[
+    )
+    .vendor_url("https://www.intel.com/content/www/us/en/products/docs/servers/ipmi/ipmi-home.html")
+    .features(&[
         Feature::Address,
         Feature::Login,
         Feature::Password,
         Feature::Method,
-    ],
-    options: OPTIONS,
-    defaults: &[("ipport", "623"), ("power_wait", "2")],
-    has_list: false,
-    has_cycle: true,
-    has_diag: true,
-    needs_password: false,
-};
+    ])
+    .options(OPTIONS)
+    .defaults(&[("ipport", "623"), ("power_wait", "2")]);
 
 /// The options with `port_as_ip` applied: the plug is the BMC address.
 fn device_options(opts: &Options) -> Options {
@@ -108,6 +89,9 @@ impl Bmc {
 }
 
 impl Agent for Bmc {
+    const CYCLE: Option<PlugFn<Self>> = Some(Self::cycle);
+    const DIAG: Option<PlugFn<Self>> = Some(Self::diag);
+
     fn info() -> &'static AgentInfo {
         &INFO
     }
@@ -177,7 +161,10 @@ the network can forge the BMC's answers, including its power state); use 3 or 17
             PowerState::Off => ChassisOp::PowerDown,
         })
     }
+}
 
+/// What the device offers beyond on/off/status (the trait's `LIST`, `CYCLE`, `DIAG`).
+impl Bmc {
     fn cycle(&mut self, _plug: &str) -> FenceResult<()> {
         self.control(ChassisOp::PowerCycle)
     }

@@ -2,49 +2,70 @@
 //!
 //! The plug is a VM name (exact match; spaces, brackets and non-ASCII allowed) or its numeric
 //! vmid. The VM is looked up in `vim-cmd vmsvc/getallvms`; every other command carries the
-//! numeric vmid only, so no user text ever reaches the remote shell. Power state comes from
-//! `vim-cmd vmsvc/power.getstate`: `Powered on` is ON, `Powered off` and `Suspended` are OFF,
-//! anything else is an error.
+//! numeric vmid only, so no user text ever reaches the remote shell. getallvms prints VM notes
+//! raw, so a note line can be shaped like a row. getallvms lists every valid VM exactly once
+//! and notes can only add lines, so a vmid that only rows of the plug's name carry is that VM
+//! or no VM (NotFound to every call). A vmid found by name that another row names otherwise, or
+//! that an invalid VM has, is confirmed with the VM's own name from `vim-cmd vmsvc/get.config`
+//! (printed before any user text) before anything acts on it, in the same round trip as the
+//! first state read; several candidates are each confirmed, so copies of a real VM's row do
+//! not make it ambiguous.
+//!
+//! Power state comes from `vim-cmd vmsvc/power.getstate`: `Powered off` is OFF, `Powered on`
+//! is ON, and `Suspended` counts as ON (not fenced: its memory is saved on disk and a resume
+//! brings the node back with it); anything else is an error. `off`/`reboot` power a suspended
+//! VM off, which discards the suspend state, and read `Powered off` back; `on` refuses to
+//! resume a suspended VM.
 
 use std::process::ExitCode;
 
 use fencekit::device::vimcmd::{self, Vm, VmPower};
+use fencekit::protocol::action::Action;
+use fencekit::protocol::agent::{ListFn, PlugFn};
+use fencekit::protocol::error::excerpt;
 use fencekit::protocol::log;
 use fencekit::transport::ssh::{self, LazySession, SshConfig};
 use fencekit::{Agent, AgentInfo, Feature, FenceError, FenceResult, Options, Outlet, PowerState};
 
-static INFO: AgentInfo = AgentInfo {
-    name: "fence_esxi",
-    shortdesc: "Fence agent for VMs on free VMware ESXi over SSH",
-    longdesc: "fence_esxi is a Power Fencing agent for virtual machines on VMware ESXi hosts \
+static INFO: AgentInfo = AgentInfo::new(
+    "fence_esxi",
+    "Fence agent for VMs on free VMware ESXi over SSH",
+)
+.longdesc(
+    "fence_esxi is a Power Fencing agent for virtual machines on VMware ESXi hosts \
 without vCenter or a vSphere API licence (free ESXi). It logs in to the host over SSH \
 (keyboard-interactive or password login, or a key), finds the VM by its exact name or vmid in \
 `vim-cmd vmsvc/getallvms`, and powers it off or on with `vim-cmd vmsvc/power.off` / `power.on`, \
 confirming every change by reading the state back. The host's SSH key is verified against \
 known_hosts or a pinned fingerprint. Enable SSH on the ESXi host first.",
-    vendor_url: "https://www.vmware.com",
-    features: &[
-        Feature::Address,
-        Feature::Login,
-        Feature::Password,
-        Feature::Ssh,
-        Feature::Plugs,
-        Feature::Sudo,
-        Feature::Method,
-    ],
-    options: &[],
-    defaults: &[("ipport", "22")],
-    has_list: true,
-    has_cycle: true,
-    has_diag: false,
-    needs_password: true,
-};
+)
+.vendor_url("https://www.vmware.com")
+.features(&[
+    Feature::Address,
+    Feature::Login,
+    Feature::Password,
+    Feature::Ssh,
+    Feature::Plugs,
+    Feature::Sudo,
+    Feature::Method,
+])
+.defaults(&[("ipport", "22")])
+.needs_password();
 
 /// One SSH session to an ESXi host, reopened after a transport error.
 struct Esxi {
     conn: LazySession,
     sudo: bool,
+    /// The action being run (`on` refuses to resume a suspended VM).
+    action: Option<Action>,
     vms: Option<Vec<Vm>>,
+    /// vmids of invalid VMs (`Skipping invalid VM` lines of getallvms).
+    skipped: Vec<u32>,
+    /// Plugs resolved so far: the vmid, and whether it is confirmed (by vmid, or by the VM's
+    /// own name from get.config).
+    resolved: Vec<(String, u32, bool)>,
+    /// The last state read, per vmid (`method=cycle` acts on a suspended VM differently).
+    last: Option<(u32, VmPower)>,
 }
 
 impl Esxi {
@@ -62,51 +83,207 @@ impl Esxi {
     /// Runs a shell line as it is (a script puts the sudo prefix before each command itself;
     /// `sudo -n for ...` would be a syntax error). `cmd` names it in errors.
     fn exec_line(&mut self, full: &str, cmd: &str) -> FenceResult<String> {
-        self.exec_status(full, cmd).map(|(stdout, _)| stdout)
+        self.exec_status(full, cmd).map(|(stdout, _, _)| stdout)
     }
 
-    /// As [`Self::exec_line`], with whether the command exited with status 0.
-    fn exec_status(&mut self, full: &str, cmd: &str) -> FenceResult<(String, bool)> {
+    /// As [`Self::exec_line`], with whether the command exited with status 0 and its stderr.
+    fn exec_status(&mut self, full: &str, cmd: &str) -> FenceResult<(String, bool, String)> {
         log::debug(&format!("Executing: {full}"));
         let out = self.conn.exec(full)?;
         let stdout = out.stdout_text();
+        let stderr = out.stderr_text();
         if stdout.trim().is_empty() && !out.success() {
-            let err = out.stderr_text();
-            let first = err.lines().next().unwrap_or("no output").trim();
             return Err(FenceError::Device(format!(
-                "`{cmd}` failed with status {}: {first}",
+                "`{cmd}` failed with status {}: {}",
                 out.status
-                    .map_or_else(|| "unknown".to_string(), |s| s.to_string())
+                    .map_or_else(|| "unknown".to_string(), |s| s.to_string()),
+                first_line(&stderr)
             )));
         }
-        Ok((stdout, out.success()))
+        Ok((stdout, out.success(), stderr))
     }
 
     fn inventory(&mut self) -> FenceResult<&[Vm]> {
         if self.vms.is_none() {
-            let out = self.exec(&vimcmd::getallvms())?;
+            let cmd = vimcmd::getallvms();
+            let (out, _, stderr) =
+                self.exec_status(&format!("{}{cmd}", self.sudo_prefix()), &cmd)?;
             let vms =
                 vimcmd::parse_getallvms(&out).map_err(|e| FenceError::Device(e.to_string()))?;
+            self.skipped = vimcmd::skipped_vmids(&stderr);
+            self.skipped.extend(vimcmd::skipped_vmids(&out));
             self.vms = Some(vms);
         }
         Ok(self.vms.as_deref().unwrap_or(&[]))
     }
 
-    fn vmid(&mut self, plug: &str) -> FenceResult<u32> {
-        let vms = self.inventory()?;
-        Ok(vimcmd::find_vm(vms, plug)?.vmid)
+    /// The vmid a plug names and whether that is confirmed. Rows only claim: a lone candidate
+    /// found by name whose vmid other rows name otherwise (or an invalid VM's) is returned
+    /// unconfirmed, and the first state read confirms it in the same round trip; several
+    /// candidates are each confirmed now with get.config, so a note copying a real VM's row
+    /// (or naming another vmid) cannot make a real VM ambiguous. See
+    /// [`vimcmd::needs_confirmation`] for why a vmid only rows named `plug` carry needs none.
+    fn target(&mut self, plug: &str) -> FenceResult<(u32, bool)> {
+        if let Some((_, id, ok)) = self.resolved.iter().find(|(p, _, _)| p == plug) {
+            return Ok((*id, *ok));
+        }
+        self.inventory()?;
+        let vms = self.vms.as_deref().unwrap_or(&[]);
+        let cands = vimcmd::candidates(vms, plug);
+        let lone = match cands.as_slice() {
+            [one] => Some((
+                one.vmid,
+                !vimcmd::needs_confirmation(vms, &self.skipped, *one, plug),
+            )),
+            _ => None,
+        };
+        let (vmid, confirmed) = match (cands.as_slice(), lone) {
+            ([], _) => return Err(vimcmd::LookupError::NotFound(plug.to_owned()).into()),
+            (_, Some(l)) => l,
+            (many, None) => {
+                let mut real = Vec::new();
+                for c in many {
+                    if self.confirm(plug, *c)? {
+                        real.push(c.vmid);
+                    }
+                }
+                match real.as_slice() {
+                    [one] => (*one, true),
+                    [] => {
+                        return Err(phantom(
+                            plug,
+                            &many.iter().map(|c| c.vmid).collect::<Vec<_>>(),
+                        ))
+                    }
+                    _ => {
+                        return Err(vimcmd::LookupError::Ambiguous {
+                            plug: plug.to_owned(),
+                            vmids: real,
+                        }
+                        .into())
+                    }
+                }
+            }
+        };
+        self.resolved.push((plug.to_owned(), vmid, confirmed));
+        Ok((vmid, confirmed))
     }
 
-    fn state_of(&mut self, vmid: u32) -> FenceResult<PowerState> {
-        let out = self.exec(&vimcmd::power_getstate(vmid))?;
-        Ok(to_state(vimcmd::parse_power_state(&out)?))
+    /// Is candidate `c` the VM `plug` names? By vmid: it exists. By name: its own name (from
+    /// get.config) is the plug. A vmid that does not exist is `false`; any other failure to
+    /// read the configuration is an error.
+    fn confirm(&mut self, plug: &str, c: vimcmd::Candidate) -> FenceResult<bool> {
+        let out = self.exec(&vimcmd::get_config(c.vmid))?;
+        match vimcmd::parse_config_name(&out) {
+            Ok(name) => {
+                log::debug(&format!("vmid {} is VM {:?}", c.vmid, excerpt(&name)));
+                Ok(!c.by_name || name == plug)
+            }
+            Err(vimcmd::ParseError::Fault(f)) if f.name.ends_with("NotFound") => Ok(false),
+            Err(e) => Err(FenceError::Status(e.to_string())),
+        }
     }
+
+    fn mark_confirmed(&mut self, plug: &str) {
+        if let Some(r) = self.resolved.iter_mut().find(|(p, _, _)| p == plug) {
+            r.2 = true;
+        }
+    }
+
+    /// The vmid of a plug, confirmed (one get.config more if no state read confirmed it yet).
+    fn vmid(&mut self, plug: &str) -> FenceResult<u32> {
+        let (vmid, confirmed) = self.target(plug)?;
+        if !confirmed {
+            let c = vimcmd::Candidate {
+                vmid,
+                by_name: true,
+            };
+            if !self.confirm(plug, c)? {
+                return Err(phantom(plug, &[vmid]));
+            }
+            self.mark_confirmed(plug);
+        }
+        Ok(vmid)
+    }
+
+    /// Reads the state of `plug`'s VM; on the first read of a vmid found by name, confirms in
+    /// the same round trip (`power.getstate`, a mark, `get.config`) that the vmid is that VM.
+    fn read_state(&mut self, plug: &str) -> FenceResult<VmPower> {
+        let (vmid, confirmed) = self.target(plug)?;
+        let p = if confirmed {
+            let out = self.exec(&vimcmd::power_getstate(vmid))?;
+            vimcmd::parse_power_state(&out).map_err(|e| not_found(plug, vmid, e))?
+        } else {
+            let line = vimcmd::getstate_then_config(vmid, self.sudo_prefix());
+            let cmd = format!("vim-cmd vmsvc/power.getstate {vmid} + get.config {vmid}");
+            let (out, _, stderr) = self.exec_status(&line, &cmd)?;
+            let (state_out, config_out) = vimcmd::split_getstate_then_config(&out)?;
+            match vimcmd::parse_config_name(config_out) {
+                Ok(name) if name == plug => self.mark_confirmed(plug),
+                Ok(name) => {
+                    log::debug(&format!(
+                        "getallvms names vmid {vmid} {plug:?}, but that VM is {:?}",
+                        excerpt(&name)
+                    ));
+                    return Err(phantom(plug, &[vmid]));
+                }
+                Err(vimcmd::ParseError::Fault(f)) if f.name.ends_with("NotFound") => {
+                    return Err(phantom(plug, &[vmid]));
+                }
+                Err(e) => return Err(FenceError::Status(e.to_string())),
+            }
+            if state_out.trim().is_empty() {
+                return Err(FenceError::Device(format!(
+                    "`vim-cmd vmsvc/power.getstate {vmid}` printed nothing: {}",
+                    first_line(&stderr)
+                )));
+            }
+            vimcmd::parse_power_state(state_out).map_err(|e| not_found(plug, vmid, e))?
+        };
+        self.last = Some((vmid, p));
+        Ok(p)
+    }
+}
+
+/// The first non-blank line of remote stderr, quoted through `excerpt` (capped, control
+/// characters blanked): remote text never reaches an error line raw.
+fn first_line(stderr: &str) -> String {
+    excerpt(
+        stderr
+            .lines()
+            .map(str::trim)
+            .find(|l| !l.is_empty())
+            .unwrap_or("no output"),
+    )
+}
+
+/// A NotFound fault for the vmid a plug was resolved to: the VM is not (or no longer) on the
+/// host, or a note's row gave a vmid no VM has. Not found, like a plug no row names.
+fn not_found(plug: &str, vmid: u32, e: vimcmd::ParseError) -> FenceError {
+    match e {
+        vimcmd::ParseError::Fault(f) if f.name.ends_with("NotFound") => FenceError::PlugNotFound(
+            format!("VM {plug:?} not found on the host (vmid {vmid}: {f})"),
+        ),
+        other => other.into(),
+    }
+}
+
+/// The plug's getallvms rows name vmids that are not that VM: lines of another VM's notes.
+/// Not found, like a plug no row names (never a VM, never "off").
+fn phantom(plug: &str, vmids: &[u32]) -> FenceError {
+    FenceError::PlugNotFound(format!(
+        "VM {plug:?} not found on the host (getallvms lines naming it with vmid {vmids:?} are \
+         not that VM: its own configuration has another name or none; annotation text shaped \
+         like a row?)"
+    ))
 }
 
 fn to_state(p: VmPower) -> PowerState {
     match p {
-        VmPower::On => PowerState::On,
-        VmPower::Off | VmPower::Suspended => PowerState::Off,
+        VmPower::Off => PowerState::Off,
+        // Not fenced: the saved memory comes back on resume. `off` powers it off (the suspend
+        // state is discarded) and reads `Powered off` back.
+        VmPower::On | VmPower::Suspended => PowerState::On,
     }
 }
 
@@ -116,6 +293,9 @@ fn already_there(e: &vimcmd::ParseError) -> bool {
 }
 
 impl Agent for Esxi {
+    const CYCLE: Option<PlugFn<Self>> = Some(Self::cycle);
+    const LIST: Option<ListFn<Self>> = Some(Self::list);
+
     fn info() -> &'static AgentInfo {
         &INFO
     }
@@ -125,13 +305,29 @@ impl Agent for Esxi {
         Ok(Esxi {
             conn: LazySession::connected(cfg)?,
             sudo: opts.flag("use_sudo"),
+            action: opts.action(),
             vms: None,
+            skipped: Vec::new(),
+            resolved: Vec::new(),
+            last: None,
         })
     }
 
     fn power_status(&mut self, plug: &str) -> FenceResult<PowerState> {
-        let vmid = self.vmid(plug)?;
-        self.state_of(vmid)
+        let p = self.read_state(plug)?;
+        if p == VmPower::Suspended {
+            log::debug(&format!(
+                "VM {plug:?} is suspended: counted as ON (its saved memory would come back on resume)"
+            ));
+            if self.action == Some(Action::On) {
+                return Err(FenceError::Device(format!(
+                    "VM {plug:?} is suspended: `on` would resume it from the memory saved when \
+                     it was suspended, which fence_esxi never does; `off` powers it off and \
+                     discards that state, then `on` boots it afresh"
+                )));
+            }
+        }
+        Ok(to_state(p))
     }
 
     fn set_power(&mut self, plug: &str, state: PowerState) -> FenceResult<()> {
@@ -147,12 +343,25 @@ impl Agent for Esxi {
         }
     }
 
+    fn monitor(&mut self, _opts: &Options) -> FenceResult<()> {
+        // Cheap on any host size: login plus one light command, never a full inventory.
+        let out = self.exec(&vimcmd::host_version())?;
+        vimcmd::parse_host_version(&out)?;
+        Ok(())
+    }
+}
+
+/// What the device offers beyond on/off/status (the trait's `LIST`, `CYCLE`, `DIAG`).
+impl Esxi {
     fn cycle(&mut self, plug: &str) -> FenceResult<()> {
         let vmid = self.vmid(plug)?;
+        if self.last == Some((vmid, VmPower::Suspended)) {
+            return self.cycle_suspended(plug, vmid);
+        }
         // method=cycle has no read-back (the VM never shows "off"), so the acknowledgement
         // must be exact: vim-cmd's own `Reset VM:` line and exit status 0, nothing else.
         let cmd = vimcmd::power_reset(vmid);
-        let (out, exited_0) = self.exec_status(&format!("{}{cmd}", self.sudo_prefix()), &cmd)?;
+        let (out, exited_0, _) = self.exec_status(&format!("{}{cmd}", self.sudo_prefix()), &cmd)?;
         vimcmd::check_reset(&out)?;
         if exited_0 {
             Ok(())
@@ -190,11 +399,33 @@ impl Agent for Esxi {
             })
             .collect())
     }
+}
 
-    fn monitor(&mut self, _opts: &Options) -> FenceResult<()> {
-        // Cheap on any host size: login plus one light command, never a full inventory.
-        let out = self.exec(&vimcmd::host_version())?;
-        vimcmd::parse_host_version(&out)?;
+impl Esxi {
+    /// `method=cycle` of a suspended VM: a reset would be refused (and a resume would bring its
+    /// old memory back). Power it off, which discards the suspend state, read `Powered off`
+    /// back (the fence is done only then), then boot it afresh; a failing power-on after the
+    /// confirmed off is logged, as a reboot's on phase is.
+    fn cycle_suspended(&mut self, plug: &str, vmid: u32) -> FenceResult<()> {
+        log::debug(&format!(
+            "VM {plug:?} is suspended: powering it off (discarding its suspend state), then on"
+        ));
+        let out = self.exec(&vimcmd::power_off(vmid))?;
+        if let Err(e) = vimcmd::check_power_op(&out) {
+            if !already_there(&e) {
+                return Err(e.into());
+            }
+        }
+        if self.read_state(plug)? != VmPower::Off {
+            return Err(FenceError::WaitingOff);
+        }
+        match self
+            .exec(&vimcmd::power_on(vmid))
+            .and_then(|out| vimcmd::check_power_op(&out).map_err(FenceError::from))
+        {
+            Ok(()) => {}
+            Err(e) => log::error(&format!("{}: {e}", FenceError::WaitingOn)),
+        }
         Ok(())
     }
 }
@@ -237,7 +468,7 @@ mod tests {
             split_states(out),
             vec![
                 (1, Some(PowerState::On)),
-                (12, Some(PowerState::Off)),
+                (12, Some(PowerState::On)),
                 (3, None)
             ]
         );

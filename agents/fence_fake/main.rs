@@ -15,39 +15,28 @@ use std::process::ExitCode;
 use std::thread::sleep;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use fencekit::protocol::agent::{ListFn, PlugFn};
 use fencekit::protocol::options::opt;
 use fencekit::{
-    Agent, AgentInfo, Feature, FenceError, FenceResult, Kind, OptSpec, Options, Outlet, PowerState,
+    Agent, AgentInfo, Feature, FenceError, FenceResult, OptSpec, Options, Outlet, PowerState,
 };
 
-static OPTIONS: &[OptSpec] = &[opt(
-    "state_file",
-    None,
-    Kind::Str,
-    Some(STATE_FILE),
-    "[path]",
-    "File holding the fake plugs, their power states and injected faults",
-    1,
-)];
+static OPTIONS: &[OptSpec] = &[opt("state_file")
+    .default(STATE_FILE)
+    .value("[path]")
+    .help("File holding the fake plugs, their power states and injected faults")];
 
 /// Default `state_file`.
 const STATE_FILE: &str = "/tmp/fence_fake.state";
 
-static INFO: AgentInfo = AgentInfo {
-    name: "fence_fake",
-    shortdesc: "Fake fence agent for testing fencekit",
-    longdesc: "fence_fake keeps plugs and their power states in a file and can inject faults \
+static INFO: AgentInfo = AgentInfo::new("fence_fake", "Fake fence agent for testing fencekit")
+    .longdesc(
+        "fence_fake keeps plugs and their power states in a file and can inject faults \
                (hangs, garbled output, ignored power-off, slow transitions). It exists to test \
                the fencekit protocol library and the Pacemaker harness; it fences nothing.",
-    vendor_url: "",
-    features: &[Feature::Plugs, Feature::Method],
-    options: OPTIONS,
-    defaults: &[],
-    has_list: true,
-    has_cycle: true,
-    has_diag: false,
-    needs_password: false,
-};
+    )
+    .features(&[Feature::Plugs, Feature::Method])
+    .options(OPTIONS);
 
 #[derive(Debug, Clone)]
 struct Plug {
@@ -185,7 +174,7 @@ fn log_invocation(opts: &Options) {
     keys.sort_unstable();
     let line = format!(
         "action={} plug={} options={}\n",
-        opts.action(),
+        opts.action().map_or("?", |a| a.word()),
         opts.plug().unwrap_or(""),
         keys.join(",")
     );
@@ -202,6 +191,9 @@ fn append_log(state_file: &str, line: &str) {
 }
 
 impl Agent for Fake {
+    const LIST: Option<ListFn<Self>> = Some(Self::list);
+    const CYCLE: Option<PlugFn<Self>> = Some(Self::cycle);
+
     fn info() -> &'static AgentInfo {
         &INFO
     }
@@ -269,7 +261,10 @@ impl Agent for Fake {
         }
         self.save()
     }
+}
 
+/// What the device offers beyond on/off/status (the trait's `LIST`, `CYCLE`, `DIAG`).
+impl Fake {
     fn list(&mut self, _with_status: bool) -> FenceResult<Vec<Outlet>> {
         self.device_call()?;
         let garbled = self.has("garbled");

@@ -2,60 +2,74 @@
 //! SSH + `virsh` on the host that really runs the guest.
 //!
 //! Guests live-migrate, so the host in the map may be stale: every host of the map is asked in
-//! parallel (`virsh domstate`), as is every host named only in the `hosts` option (a spare host
-//! with no guest mapped to it can still receive a migrated one), and a guest is OFF only when every host answered and none runs
-//! it. A host that cannot be asked makes the status an error, never OFF. Off = `virsh destroy`
-//! wherever it runs, confirmed by asking every host again; on = `virsh start` on the mapped host
-//! (or where the guest is defined). Domain names reach the remote shell only single-quoted.
+//! parallel (`virsh dominfo`: state and managed-save image in one command), as is every host
+//! named only in the `hosts` option (a spare host with no guest mapped to it can still receive
+//! a migrated one), and a guest is OFF only when every host answered, none runs it (a crashed
+//! domain still runs: qemu keeps its memory until destroyed) and none keeps a managed-save
+//! image of it (a plain start would resume it from its saved memory). A host that cannot be
+//! asked makes the status an error, never OFF. Off = `virsh destroy` wherever it runs and
+//! `virsh managedsave-remove` wherever an image is kept, confirmed by asking every host again;
+//! on = `virsh start --force-boot` (a fresh boot, never a resume) on the mapped host (or where
+//! the guest is defined). Domain names reach the remote shell only single-quoted.
+//!
+//! A guest with a managed-save image reads as ON for `status`, `off` and `reboot` (it is not
+//! safely off), but as OFF for `on`, so that `on` boots it fresh instead of answering "Already
+//! ON" for a guest that does not run. Where the image cannot be discarded, the off fails and
+//! the warning says why.
+//!
+//! Round trips: the location a status read found is reused by the power command that follows
+//! it (the engine always reads the status first), and the read-back decides anyway, so an
+//! `off` is one `dominfo` round, one `destroy` round and one `dominfo` read-back round.
 
+use std::collections::HashMap;
 use std::path::Path;
 use std::process::ExitCode;
 
 use fencekit::device::kvmconf::{self, GuestEntry, HostAddr, KvmGuests};
-use fencekit::device::virsh::{self, DomState, GuestLocation, Reply, Virsh, VirshError};
+use fencekit::device::virsh::{self, GuestLocation, HostView, Reply, Virsh, VirshError};
+use fencekit::protocol::action::Action;
+use fencekit::protocol::agent::ListFn;
 use fencekit::protocol::log;
 use fencekit::protocol::options::opt;
 use fencekit::transport::ssh::{LazySession, SshConfig};
 use fencekit::{
-    Agent, AgentInfo, Feature, FenceError, FenceResult, Kind, OptSpec, Options, Outlet, PowerState,
+    Agent, AgentInfo, Feature, FenceError, FenceResult, OptSpec, Options, Outlet, PowerState,
 };
 
 static OPTIONS: &[OptSpec] = &[
-    opt("guests_conf", None, Kind::Str, Some(kvmconf::DEFAULT_PATH), "[path]", "Map of guests and their hosts (kvmguests.conf format: guest-name host-cfname guest-clustername guest-cfname guest_IP guest_user guest_passwd)", 1),
-    opt("hosts", None, Kind::Str, None, "[cfname=addr[:port],...]", "How to reach each host-cfname of the map by SSH (cfhost1=192.0.2.1:22,cfhost2=user@[2001:db8::2]); hosts not listed are reached by their cfname through name resolution", 1),
-    OptSpec {
-        short: Some('u'),
-        ..opt("ipport", None, Kind::Int, Some("22"), "[port]", "SSH port of the hosts (when the hosts option gives none)", 1)
-    },
-    opt("libvirt_uri", None, Kind::Str, Some(virsh::DEFAULT_URI), "[uri]", "libvirt URI used by virsh on the hosts", 1),
-    opt("relax_conf_permissions", None, Kind::Flag, None, "", "Accept a guests_conf readable by group or others (with a warning)", 1),
+    opt("guests_conf").default(kvmconf::DEFAULT_PATH).value("[path]").help("Map of guests and their hosts (kvmguests.conf format: guest-name host-cfname guest-clustername guest-cfname guest_IP guest_user guest_passwd)"),
+    opt("hosts").value("[cfname=addr[:port],...]").help("How to reach each host-cfname of the map by SSH (cfhost1=192.0.2.1:22,cfhost2=user@[2001:db8::2]); hosts not listed are reached by their cfname through name resolution"),
+    opt("ipport").short('u').int().default("22").value("[port]").help("SSH port of the hosts (when the hosts option gives none)"),
+    opt("libvirt_uri").default(virsh::DEFAULT_URI).value("[uri]").help("libvirt URI used by virsh on the hosts"),
+    opt("relax_conf_permissions").flag().help("Accept a guests_conf that others could read, change or replace (mode, owner, directories), with a warning"),
 ];
 
-static INFO: AgentInfo = AgentInfo {
-    name: "fence_kvmguest",
-    shortdesc: "Fence agent for KVM guests located through a kvmguests.conf map",
-    longdesc: "fence_kvmguest is a Power Fencing agent for KVM guests described in a PRIMECLUSTER \
+static INFO: AgentInfo = AgentInfo::new(
+    "fence_kvmguest",
+    "Fence agent for KVM guests located through a kvmguests.conf map",
+)
+.longdesc(
+    "fence_kvmguest is a Power Fencing agent for KVM guests described in a PRIMECLUSTER \
 kvmguests.conf-style map. The plug is the guest's cfname (or its guest-name). Every KVM host of \
 the map is asked over SSH with virsh, in parallel, because guests live-migrate and the map can \
 be stale: the guest is destroyed on the host where it really runs, and it is reported off only \
 when every host answered and none runs it. Host keys are verified (known_hosts or a pinned \
 fingerprint).",
-    vendor_url: "https://libvirt.org",
-    features: &[
-        Feature::Login,
-        Feature::Password,
-        Feature::Ssh,
-        Feature::Plugs,
-        Feature::Sudo,
-        Feature::MissingAsOff,
-    ],
-    options: OPTIONS,
-    defaults: &[],
-    has_list: true,
-    has_cycle: false,
-    has_diag: false,
-    needs_password: true,
-};
+)
+.vendor_url("https://libvirt.org")
+.features(&[
+    Feature::Login,
+    Feature::Password,
+    Feature::Ssh,
+    Feature::Plugs,
+    Feature::Sudo,
+    Feature::MissingAsOff,
+])
+.options(OPTIONS)
+.needs_password();
+
+/// One host's `virsh list` rows by domain name.
+type RowsByName<'a> = HashMap<&'a str, &'a virsh::ListRow>;
 
 /// One KVM host of the map and its (lazily opened) SSH session; a configuration error of
 /// this host is kept and reported when the host is asked.
@@ -78,6 +92,12 @@ struct KvmGuest {
     hosts: Vec<Host>,
     virsh: Virsh,
     missing_as_off: bool,
+    /// The action is `on`: a saved guest (managed-save image, not running) reads as OFF, so
+    /// that it is booted fresh.
+    boot_saved: bool,
+    /// Where the last status read found each plug's guest, for the power command that
+    /// follows it (taken once; the read-back decides in any case).
+    found: HashMap<String, Option<GuestLocation>>,
 }
 
 fn load_conf(opts: &Options) -> Result<(KvmGuests, Vec<String>), Vec<String>> {
@@ -105,7 +125,10 @@ fn host_config(opts: &Options, cfname: &str, addrs: &[HostAddr]) -> FenceResult<
 impl KvmGuest {
     fn entry(&self, plug: &str) -> FenceResult<GuestEntry> {
         self.conf.find(plug).cloned().ok_or_else(|| {
-            FenceError::PlugNotFound(format!("Failed: guest '{plug}' is not in the guests map"))
+            FenceError::PlugNotFound(format!(
+                "guest '{}' is not in the guests map",
+                fencekit::protocol::error::excerpt(plug)
+            ))
         })
     }
 
@@ -171,13 +194,13 @@ impl KvmGuest {
     fn locate(&mut self, entry: &GuestEntry) -> FenceResult<Option<GuestLocation>> {
         let names = self.host_names(Some(&entry.host_cfname));
         let guest = entry.guest_name.clone();
-        let cmd = self.virsh.domstate(&guest)?;
-        let mut answers: Vec<(String, Result<DomState, VirshError>)> = self
+        let cmd = self.virsh.dominfo(&guest)?;
+        let mut answers: Vec<(String, Result<HostView, VirshError>)> = self
             .on_hosts(&names, &cmd)
             .into_iter()
             .map(|(h, r)| {
                 let st = r.and_then(|out| {
-                    virsh::parse_domstate(&Reply::new(out.status, &out.stdout, &out.stderr))
+                    HostView::from_dominfo(&Reply::new(out.status, &out.stdout, &out.stderr))
                 });
                 (h, st)
             })
@@ -200,7 +223,7 @@ impl KvmGuest {
     fn confirm_absent(
         &mut self,
         guest: &str,
-        answers: &mut [(String, Result<DomState, VirshError>)],
+        answers: &mut [(String, Result<HostView, VirshError>)],
     ) {
         let unsure: Vec<String> = answers
             .iter()
@@ -230,35 +253,68 @@ impl KvmGuest {
         }
     }
 
-    /// Runs a domain command on some hosts and checks each answer with `parse`.
+    /// Runs a domain command on some hosts and checks each answer with `parse`. `what`
+    /// (when given) says what a failure means, in front of virsh's own words.
     fn act(
         &mut self,
         hosts: &[String],
         guest: &str,
         build: fn(&Virsh, &str) -> Result<String, VirshError>,
         parse: fn(&Reply<'_>) -> Result<virsh::ActionOutcome, VirshError>,
+        what: Option<&str>,
     ) -> FenceResult<()> {
+        if hosts.is_empty() {
+            return Ok(());
+        }
         let cmd = build(&self.virsh, guest)?;
         let mut first_err = None;
         for (h, r) in self.on_hosts(hosts, &cmd) {
             let res = r.and_then(|out| parse(&Reply::new(out.status, &out.stdout, &out.stderr)));
             if let Err(e) = res {
                 log::debug(&format!("{h}: {e}"));
-                first_err.get_or_insert_with(|| match e {
+                first_err.get_or_insert_with(|| match (e, what) {
                     // Gone between the lookup and the command (migrated away): not a bad
                     // plug; the engine's read-back decides.
-                    VirshError::NotFound => {
+                    (VirshError::NotFound, _) => {
                         FenceError::Device(format!("{h}: '{guest}' is no longer on this host"))
                     }
-                    e => FenceError::from(e),
+                    (e, Some(what)) => FenceError::Device(format!("{h}: {what}: {e}")),
+                    (e, None) => FenceError::from(e),
                 });
             }
         }
         first_err.map_or(Ok(()), Err)
     }
+
+    /// Where the guest is: the location the last status read found (once), else asked now.
+    fn located(&mut self, plug: &str, entry: &GuestEntry) -> FenceResult<Option<GuestLocation>> {
+        match self.found.remove(plug) {
+            Some(loc) => Ok(loc),
+            None => self.locate(entry),
+        }
+    }
+}
+
+impl KvmGuest {
+    /// Discards the managed-save images of `guest` on `hosts`: a failure fails the off, and
+    /// says why (the guest would resume from its saved memory).
+    fn discard(&mut self, hosts: &[String], guest: &str) -> FenceResult<()> {
+        self.act(
+            hosts,
+            guest,
+            Virsh::managedsave_remove,
+            virsh::parse_managedsave_remove,
+            Some(&format!(
+                "cannot discard the managed-save image of '{guest}' (a start would resume it \
+from its saved memory), so it is not off"
+            )),
+        )
+    }
 }
 
 impl Agent for KvmGuest {
+    const LIST: Option<ListFn<Self>> = Some(Self::list);
+
     fn info() -> &'static AgentInfo {
         &INFO
     }
@@ -289,6 +345,8 @@ impl Agent for KvmGuest {
             })
             .collect();
         Ok(KvmGuest {
+            boot_saved: opts.action() == Some(Action::On),
+            found: HashMap::new(),
             conf,
             hosts,
             virsh: Virsh::new(
@@ -301,86 +359,60 @@ impl Agent for KvmGuest {
 
     fn power_status(&mut self, plug: &str) -> FenceResult<PowerState> {
         let entry = self.entry(plug)?;
-        Ok(self.locate(&entry)?.map_or(PowerState::Off, |l| l.power()))
+        let loc = self.locate(&entry)?;
+        let power = match &loc {
+            None => PowerState::Off,
+            Some(GuestLocation::Saved { saved, .. }) => {
+                log::debug(&format!(
+                    "'{}' is not running but has a managed-save image on {} (a plain start \
+would resume it from its saved memory)",
+                    entry.guest_name,
+                    saved.join(", ")
+                ));
+                if self.boot_saved {
+                    PowerState::Off
+                } else {
+                    PowerState::On
+                }
+            }
+            Some(l) => l.power(),
+        };
+        self.found.insert(plug.to_owned(), loc);
+        Ok(power)
     }
 
     fn set_power(&mut self, plug: &str, state: PowerState) -> FenceResult<()> {
         let entry = self.entry(plug)?;
-        let loc = self.locate(&entry)?;
+        let loc = self.located(plug, &entry)?;
+        let guest = entry.guest_name.clone();
         match (state, loc) {
-            (PowerState::Off, Some(GuestLocation::Running { hosts })) => self.act(
-                &hosts,
-                &entry.guest_name,
-                Virsh::destroy,
-                virsh::parse_destroy,
-            ),
-            (PowerState::On, Some(GuestLocation::Off { defined_on })) => {
+            (PowerState::Off, Some(GuestLocation::Running { hosts, saved })) => {
+                // Destroy wherever it runs (a crashed domain too), and discard every image.
+                let destroyed =
+                    self.act(&hosts, &guest, Virsh::destroy, virsh::parse_destroy, None);
+                let discarded = self.discard(&saved, &guest);
+                destroyed.and(discarded)
+            }
+            (PowerState::Off, Some(GuestLocation::Saved { saved, .. })) => {
+                self.discard(&saved, &guest)
+            }
+            (
+                PowerState::On,
+                Some(GuestLocation::Off { defined_on } | GuestLocation::Saved { defined_on, .. }),
+            ) => {
                 let target = if defined_on.contains(&entry.host_cfname) {
                     entry.host_cfname.clone()
                 } else {
                     defined_on.first().cloned().unwrap_or_default()
                 };
-                self.act(
-                    &[target],
-                    &entry.guest_name,
-                    Virsh::start,
-                    virsh::parse_start,
-                )
+                self.act(&[target], &guest, Virsh::start, virsh::parse_start, None)
             }
             (PowerState::On, None) => Err(FenceError::PlugNotFound(format!(
-                "Failed: guest '{}' is not defined on any host",
+                "guest '{}' is not defined on any host",
                 entry.guest_name
             ))),
             _ => Ok(()),
         }
-    }
-
-    fn list(&mut self, with_status: bool) -> FenceResult<Vec<Outlet>> {
-        let entries: Vec<GuestEntry> = self.conf.entries().to_vec();
-        let mut states: Vec<Option<PowerState>> = vec![None; entries.len()];
-        if with_status {
-            let names = self.host_names(None);
-            let cmd = self.virsh.list_all();
-            let tables: Vec<(String, Result<Vec<virsh::ListRow>, VirshError>)> = self
-                .on_hosts(&names, &cmd)
-                .into_iter()
-                .map(|(h, r)| {
-                    (
-                        h,
-                        r.and_then(|o| {
-                            virsh::parse_list_table(&Reply::new(o.status, &o.stdout, &o.stderr))
-                        }),
-                    )
-                })
-                .collect();
-            for (slot, e) in states.iter_mut().zip(&entries) {
-                let answers: Vec<(String, Result<DomState, VirshError>)> = tables
-                    .iter()
-                    .map(|(h, t)| {
-                        let st = match t {
-                            Ok(rows) => match rows.iter().find(|r| r.name == e.guest_name) {
-                                Some(r) => r.state.ok_or(VirshError::NoState),
-                                None => Err(VirshError::NotFound),
-                            },
-                            Err(err) => Err(err.clone()),
-                        };
-                        (h.clone(), st)
-                    })
-                    .collect();
-                *slot = virsh::locate(&e.guest_name, &answers)
-                    .ok()
-                    .map(|l| l.power());
-            }
-        }
-        Ok(entries
-            .into_iter()
-            .zip(states)
-            .map(|(e, state)| Outlet {
-                id: e.guest_cfname,
-                alias: e.guest_name,
-                state,
-            })
-            .collect())
     }
 
     fn monitor(&mut self, _opts: &Options) -> FenceResult<()> {
@@ -421,6 +453,74 @@ impl Agent for KvmGuest {
             }
         }
         problems
+    }
+}
+
+/// What the device offers beyond on/off/status (the trait's `LIST`, `CYCLE`, `DIAG`).
+impl KvmGuest {
+    fn list(&mut self, with_status: bool) -> FenceResult<Vec<Outlet>> {
+        let entries: Vec<GuestEntry> = self.conf.entries().to_vec();
+        let mut states: Vec<Option<PowerState>> = vec![None; entries.len()];
+        if with_status {
+            let names = self.host_names(None);
+            let cmd = self.virsh.list_all();
+            let tables: Vec<(String, Result<Vec<virsh::ListRow>, VirshError>)> = self
+                .on_hosts(&names, &cmd)
+                .into_iter()
+                .map(|(h, r)| {
+                    (
+                        h,
+                        r.and_then(|o| {
+                            virsh::parse_list_table(&Reply::new(o.status, &o.stdout, &o.stderr))
+                        }),
+                    )
+                })
+                .collect();
+            // Each host's rows by name: one hash lookup per guest and host (linear overall).
+            let by_name: Vec<(&String, Result<RowsByName<'_>, &VirshError>)> = tables
+                .iter()
+                .map(|(h, t)| {
+                    (
+                        h,
+                        t.as_ref()
+                            .map(|rows| rows.iter().map(|r| (r.name.as_str(), r)).collect()),
+                    )
+                })
+                .collect();
+            for (slot, e) in states.iter_mut().zip(&entries) {
+                let answers: Vec<(String, Result<HostView, VirshError>)> = by_name
+                    .iter()
+                    .map(|(h, t)| {
+                        let st = match t {
+                            Ok(rows) => match rows.get(e.guest_name.as_str()) {
+                                Some(r) => r
+                                    .state
+                                    .map(|state| HostView {
+                                        state,
+                                        managed_save: Some(r.saved),
+                                    })
+                                    .ok_or(VirshError::NoState),
+                                None => Err(VirshError::NotFound),
+                            },
+                            Err(err) => Err((*err).clone()),
+                        };
+                        ((*h).clone(), st)
+                    })
+                    .collect();
+                *slot = virsh::locate(&e.guest_name, &answers)
+                    .ok()
+                    .map(|l| l.power());
+            }
+        }
+        Ok(entries
+            .into_iter()
+            .zip(states)
+            .map(|(e, state)| Outlet {
+                id: e.guest_cfname,
+                alias: e.guest_name,
+                state,
+            })
+            .collect())
     }
 }
 

@@ -21,16 +21,27 @@
 //! | virsh word | meaning | power |
 //! |---|---|---|
 //! | `running`, `idle`, `blocked`, `paused`, `in shutdown`, `pmsuspended` | can run | On |
-//! | `shut off`, `crashed` | not running | Off |
+//! | `crashed` | qemu still alive (`on_crash=preserve`), not destroyed | On |
+//! | `shut off` | not running | Off, **only** without a managed-save image |
 //! | `no state` | hypervisor does not know | **error** |
 //!
 //! A paused or pm-suspended guest counts as On because it can resume without us; `in
-//! shutdown` is still running. `no state` (VIR_DOMAIN_NOSTATE) is an error: the state is
-//! unknown, so neither On nor Off can be claimed. `error: failed to get domain` is
+//! shutdown` is still running; a crashed domain still holds its qemu process and its memory
+//! until `virsh destroy`. `no state` (VIR_DOMAIN_NOSTATE) is an error: the state is unknown,
+//! so neither On nor Off can be claimed. `error: failed to get domain` is
 //! [`VirshError::NotFound`] (the domain is not defined on that host).
 //!
+//! A shut-off domain with a managed-save image (`virsh managedsave`) is **not** off: a plain
+//! `virsh start` (or autostart) resumes it from its saved memory, and a fenced node resumed
+//! from its old memory still believes it holds its resources. The agent reads each host's
+//! view with `virsh dominfo` ([`parse_dominfo`]: `State:` and `Managed save: yes|no`, one
+//! remote command like `domstate`); only `shut off` with `Managed save: no` is off. Off
+//! therefore means `virsh destroy` where it runs and `virsh managedsave-remove` where an
+//! image is kept; on is `virsh start --force-boot` (a fresh boot, never a resume).
+//!
 //! [`locate`] combines the answers of every host of the map into one verdict for a guest
-//! that may have migrated: Off only when every host answered and none runs it.
+//! that may have migrated: Off only when every host answered, none runs it and none keeps a
+//! managed-save image of it.
 
 use std::fmt;
 
@@ -74,14 +85,16 @@ impl DomState {
         })
     }
 
-    /// The fencing view of this state.
+    /// The fencing view of this state: only `shut off` can be off (and then only without a
+    /// managed-save image, see [`HostView`]); a crashed domain must be destroyed first.
     pub fn power(self) -> PowerState {
         match self {
-            DomState::ShutOff | DomState::Crashed => PowerState::Off,
+            DomState::ShutOff => PowerState::Off,
             DomState::Running
             | DomState::Blocked
             | DomState::Paused
             | DomState::InShutdown
+            | DomState::Crashed
             | DomState::PmSuspended => PowerState::On,
         }
     }
@@ -101,7 +114,7 @@ impl DomState {
 }
 
 /// Words recognised as a state column / domstate line (longest first for suffix matching).
-const STATE_WORDS: [&str; 9] = [
+const STATE_WORDS: [&str; 10] = [
     "pmsuspended",
     "in shutdown",
     "shut off",
@@ -110,6 +123,7 @@ const STATE_WORDS: [&str; 9] = [
     "blocked",
     "crashed",
     "paused",
+    "saved",
     "idle",
 ];
 
@@ -148,7 +162,7 @@ impl From<VirshError> for FenceError {
     fn from(e: VirshError) -> Self {
         match e {
             VirshError::NotFound => FenceError::PlugNotFound(
-                "Failed: You have to enter existing name/UUID of virtual machine!".to_owned(),
+                "You have to enter existing name/UUID of virtual machine!".to_owned(),
             ),
             VirshError::Failed(m) => FenceError::Device(format!("virsh: {m}")),
             VirshError::BadName => FenceError::Usage(e.to_string()),
@@ -276,9 +290,30 @@ pub fn parse_destroy(r: &Reply<'_>) -> Result<ActionOutcome, VirshError> {
     parse_action(r, "' destroyed", "domain is not running")
 }
 
-/// Parses `virsh start -- NAME`.
+/// Parses `virsh start [--force-boot] -- NAME`.
 pub fn parse_start(r: &Reply<'_>) -> Result<ActionOutcome, VirshError> {
     parse_action(r, "' started", "Domain is already active")
+}
+
+/// Parses `virsh managedsave-remove -- NAME`: `Removed managedsave image for domain 'X'`
+/// is [`ActionOutcome::Done`], `Domain 'X' has no manage save image; removal skipped` is
+/// [`ActionOutcome::AlreadyThere`] (both exit 0); anything else is an error.
+pub fn parse_managedsave_remove(r: &Reply<'_>) -> Result<ActionOutcome, VirshError> {
+    if r.exit != Some(0) {
+        return Err(failure(r));
+    }
+    let ls = lines(r.stdout).unwrap_or_default();
+    match ls.as_slice() {
+        [l] if l.starts_with("Removed managedsave image for domain '") && l.ends_with('\'') => {
+            Ok(ActionOutcome::Done)
+        }
+        [l] if l.starts_with("Domain '")
+            && l.ends_with("' has no manage save image; removal skipped") =>
+        {
+            Ok(ActionOutcome::AlreadyThere)
+        }
+        _ => Err(VirshError::Unrecognised(excerpt(r.stdout))),
+    }
 }
 
 /// Parses `virsh list --all --name` (one exact name per line; blank lines skipped).
@@ -312,8 +347,10 @@ pub struct ListRow {
     pub name: String,
     /// True when the name contains a `\x` escape (not the real name: use `--name` lists).
     pub escaped: bool,
-    /// State (`None` for `no state`).
+    /// State (`None` for `no state`; `shut off` for `saved`).
     pub state: Option<DomState>,
+    /// `saved` (with `--managed-save`): shut off with a managed-save image.
+    pub saved: bool,
 }
 
 /// Parses the table of `virsh list --all`. Names may contain spaces; the state is matched
@@ -361,11 +398,17 @@ pub fn parse_list_table(r: &Reply<'_>) -> Result<Vec<ListRow>, VirshError> {
             .ok_or_else(bad)?
             .trim_end()
             .to_owned();
+        let saved = *word == "saved";
         rows.push(ListRow {
             id,
             escaped: name.contains("\\x"),
             name,
-            state: DomState::from_word(word),
+            state: if saved {
+                Some(DomState::ShutOff)
+            } else {
+                DomState::from_word(word)
+            },
+            saved,
         });
     }
     Ok(rows)
@@ -382,6 +425,34 @@ pub struct DomInfo {
     pub state: Option<DomState>,
     /// `Persistent:` yes/no.
     pub persistent: Option<bool>,
+    /// `Managed save:` yes/no (`None`: `unknown`, or the line is missing).
+    pub managed_save: Option<bool>,
+}
+
+impl DomInfo {
+    /// This host's view of the domain (`None` for `no state`).
+    pub fn view(&self) -> Option<HostView> {
+        self.state.map(|state| HostView {
+            state,
+            managed_save: self.managed_save,
+        })
+    }
+}
+
+/// What one host knows of a guest: its state and whether a managed-save image is kept.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HostView {
+    /// The domain state.
+    pub state: DomState,
+    /// `Some(true)`: a managed-save image exists; `None`: virsh could not tell.
+    pub managed_save: Option<bool>,
+}
+
+impl HostView {
+    /// The view from `virsh dominfo` output (`no state` is [`VirshError::NoState`]).
+    pub fn from_dominfo(r: &Reply<'_>) -> Result<HostView, VirshError> {
+        parse_dominfo(r)?.view().ok_or(VirshError::NoState)
+    }
 }
 
 /// Parses `virsh dominfo` (`Key:   value` lines). Missing Name/UUID/State is an error.
@@ -395,6 +466,7 @@ pub fn parse_dominfo(r: &Reply<'_>) -> Result<DomInfo, VirshError> {
     let mut uuid = None;
     let mut state = None;
     let mut persistent = None;
+    let mut managed_save = None;
     for l in ls {
         let Some((k, v)) = l.split_once(':') else {
             return Err(bad());
@@ -410,13 +482,8 @@ pub fn parse_dominfo(r: &Reply<'_>) -> Result<DomInfo, VirshError> {
                     Some(DomState::from_word(v).ok_or_else(bad)?)
                 });
             }
-            "Persistent" => {
-                persistent = match v {
-                    "yes" => Some(true),
-                    "no" => Some(false),
-                    _ => None,
-                };
-            }
+            "Persistent" => persistent = yes_no(v),
+            "Managed save" => managed_save = yes_no(v),
             _ => {}
         }
     }
@@ -425,19 +492,39 @@ pub fn parse_dominfo(r: &Reply<'_>) -> Result<DomInfo, VirshError> {
         uuid: uuid.ok_or_else(bad)?,
         state: state.ok_or_else(bad)?,
         persistent,
+        managed_save,
     })
 }
 
-/// Where a guest is, from the `domstate` answers of every host of the map.
+fn yes_no(v: &str) -> Option<bool> {
+    match v {
+        "yes" => Some(true),
+        "no" => Some(false),
+        _ => None,
+    }
+}
+
+/// Where a guest is, from the answers of every host of the map.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum GuestLocation {
-    /// Running (or paused, in shutdown, ... — any On state) on these hosts, in asking order.
+    /// On (running, paused, crashed, ... — any On state) on these hosts, in asking order.
     /// More than one host means the guest runs twice: fence every one.
     Running {
         /// Hosts where it is On.
         hosts: Vec<String>,
+        /// Other hosts that keep a managed-save image of it.
+        saved: Vec<String>,
     },
-    /// Every host answered, none runs it; it is defined (shut off / crashed) on these hosts.
+    /// Runs nowhere, but a managed-save image of it is kept on `saved`: a plain start there
+    /// would resume it from its saved memory. Not off.
+    Saved {
+        /// Hosts with a managed-save image.
+        saved: Vec<String>,
+        /// Hosts where it is defined and not running (`saved` included).
+        defined_on: Vec<String>,
+    },
+    /// Every host answered, none runs it and none keeps a managed-save image; it is defined
+    /// (shut off) on these hosts.
     Off {
         /// Hosts where it is defined but not running.
         defined_on: Vec<String>,
@@ -445,41 +532,56 @@ pub enum GuestLocation {
 }
 
 impl GuestLocation {
-    /// The guest's power state.
+    /// The guest's power state for fencing: a saved guest is not off.
     pub fn power(&self) -> PowerState {
         match self {
-            GuestLocation::Running { .. } => PowerState::On,
+            GuestLocation::Running { .. } | GuestLocation::Saved { .. } => PowerState::On,
             GuestLocation::Off { .. } => PowerState::Off,
         }
     }
 }
 
-/// Combines per-host `domstate` answers (`(host, parse_domstate result)`, mapped host first)
-/// into one verdict, applying the one rule across hosts:
+/// Combines per-host answers (`(host, view)`, mapped host first) into one verdict, applying
+/// the one rule across hosts:
 ///
-/// - On anywhere → [`GuestLocation::Running`] (even if other hosts failed to answer: the
-///   guest is known to be running there);
-/// - else, any host that could not be asked or gave an unknown answer → error: the guest may
-///   be running there, so it is never reported Off;
+/// - On anywhere (crashed included) → [`GuestLocation::Running`] (even if other hosts failed
+///   to answer: the guest is known to be running there);
+/// - else, any host that could not be asked, gave an unknown answer, or could not tell
+///   whether a shut-off guest has a managed-save image → error: it may run (or resume) there,
+///   so it is never reported Off;
+/// - else a managed-save image somewhere → [`GuestLocation::Saved`];
 /// - else defined somewhere → [`GuestLocation::Off`];
 /// - else (not defined on any host) → `FenceError::PlugNotFound`.
 pub fn locate(
     guest: &str,
-    answers: &[(String, Result<DomState, VirshError>)],
+    answers: &[(String, Result<HostView, VirshError>)],
 ) -> Result<GuestLocation, FenceError> {
     let mut running = Vec::new();
+    let mut saved = Vec::new();
     let mut off = Vec::new();
     let mut unknown: Vec<String> = Vec::new();
     for (host, a) in answers {
         match a {
-            Ok(st) if st.power() == PowerState::On => running.push(host.clone()),
-            Ok(_) => off.push(host.clone()),
+            Ok(v) if v.state.power() == PowerState::On => running.push(host.clone()),
+            Ok(v) => match v.managed_save {
+                Some(false) => off.push(host.clone()),
+                Some(true) => {
+                    saved.push(host.clone());
+                    off.push(host.clone());
+                }
+                None => unknown.push(format!(
+                    "{host}: virsh cannot tell whether a managed-save image is kept"
+                )),
+            },
             Err(VirshError::NotFound) => {}
             Err(e) => unknown.push(format!("{host}: {e}")),
         }
     }
     if !running.is_empty() {
-        return Ok(GuestLocation::Running { hosts: running });
+        return Ok(GuestLocation::Running {
+            hosts: running,
+            saved,
+        });
     }
     if !unknown.is_empty() {
         return Err(FenceError::Status(format!(
@@ -492,9 +594,15 @@ pub fn locate(
             "no host to ask for guest '{guest}'"
         )));
     }
+    if !saved.is_empty() {
+        return Ok(GuestLocation::Saved {
+            saved,
+            defined_on: off,
+        });
+    }
     if off.is_empty() {
         return Err(FenceError::PlugNotFound(format!(
-            "Failed: guest '{guest}' is not defined on any host"
+            "guest '{guest}' is not defined on any host"
         )));
     }
     Ok(GuestLocation::Off { defined_on: off })
@@ -590,9 +698,15 @@ impl Virsh {
         self.domain_cmd("destroy", &[], name)
     }
 
-    /// `virsh start -- NAME`.
+    /// `virsh start --force-boot -- NAME`: a fresh boot, discarding any managed-save image
+    /// (a plain start would resume the guest from its saved memory).
     pub fn start(&self, name: &str) -> Result<String, VirshError> {
-        self.domain_cmd("start", &[], name)
+        self.domain_cmd("start", &["--force-boot"], name)
+    }
+
+    /// `virsh managedsave-remove -- NAME` (discards a managed-save image).
+    pub fn managedsave_remove(&self, name: &str) -> Result<String, VirshError> {
+        self.domain_cmd("managedsave-remove", &[], name)
     }
 
     /// `virsh dominfo -- NAME`.
@@ -605,9 +719,10 @@ impl Virsh {
         format!("{} list --all --name", self.prefix())
     }
 
-    /// `virsh list --all`.
+    /// `virsh list --all --managed-save` (inactive domains with a managed-save image show
+    /// the state `saved`).
     pub fn list_all(&self) -> String {
-        format!("{} list --all", self.prefix())
+        format!("{} list --all --managed-save", self.prefix())
     }
 
     /// `virsh version` (a cheap "does the host answer" probe for `monitor`).
@@ -785,22 +900,31 @@ mod tests {
         );
     }
 
+    fn view(state: DomState, managed_save: Option<bool>) -> Result<HostView, VirshError> {
+        Ok(HostView {
+            state,
+            managed_save,
+        })
+    }
+
     #[test]
     fn locate_rules() {
-        let a = |h: &str, r: Result<DomState, VirshError>| (h.to_owned(), r);
+        let a = |h: &str, r: Result<HostView, VirshError>| (h.to_owned(), r);
+        let off = |st| view(st, Some(false));
         let run = locate(
             "g",
             &[
-                a("h1", Ok(DomState::ShutOff)),
+                a("h1", off(DomState::ShutOff)),
                 a("h2", Err(VirshError::Unrecognised("x".into()))),
-                a("h3", Ok(DomState::Paused)),
+                a("h3", off(DomState::Paused)),
             ],
         )
         .unwrap();
         assert_eq!(
             run,
             GuestLocation::Running {
-                hosts: vec!["h3".into()]
+                hosts: vec!["h3".into()],
+                saved: vec![]
             }
         );
         assert_eq!(run.power(), PowerState::On);
@@ -808,7 +932,7 @@ mod tests {
         let e = locate(
             "g",
             &[
-                a("h1", Ok(DomState::ShutOff)),
+                a("h1", off(DomState::ShutOff)),
                 a("h2", Err(VirshError::Failed("timeout".into()))),
             ],
         )
@@ -819,38 +943,158 @@ mod tests {
         );
         let e = locate("g", &[a("h1", Err(VirshError::NoState))]).unwrap_err();
         assert!(matches!(e, FenceError::Status(_)));
-        let off = locate(
+        let o = locate(
             "g",
             &[
                 a("h1", Err(VirshError::NotFound)),
-                a("h2", Ok(DomState::Crashed)),
+                a("h2", off(DomState::ShutOff)),
             ],
         )
         .unwrap();
         assert_eq!(
-            off,
+            o,
             GuestLocation::Off {
                 defined_on: vec!["h2".into()]
             }
         );
-        assert_eq!(off.power(), PowerState::Off);
+        assert_eq!(o.power(), PowerState::Off);
         let nf = locate("g", &[a("h1", Err(VirshError::NotFound))]).unwrap_err();
         assert!(matches!(nf, FenceError::PlugNotFound(_)));
         assert!(locate("g", &[]).is_err());
         let two = locate(
             "g",
             &[
-                a("h1", Ok(DomState::Running)),
-                a("h2", Ok(DomState::Running)),
+                a("h1", off(DomState::Running)),
+                a("h2", off(DomState::Running)),
             ],
         )
         .unwrap();
         assert_eq!(
             two,
             GuestLocation::Running {
-                hosts: vec!["h1".into(), "h2".into()]
+                hosts: vec!["h1".into(), "h2".into()],
+                saved: vec![]
             }
         );
+    }
+
+    #[test]
+    fn crashed_and_saved_guests_are_not_off() {
+        let a = |h: &str, r: Result<HostView, VirshError>| (h.to_owned(), r);
+        // Crashed (qemu alive, on_crash=preserve): On until destroyed.
+        let c = locate("g", &[a("h1", view(DomState::Crashed, Some(false)))]).unwrap();
+        assert_eq!(
+            c,
+            GuestLocation::Running {
+                hosts: vec!["h1".into()],
+                saved: vec![]
+            }
+        );
+        assert_eq!(c.power(), PowerState::On);
+        assert_eq!(DomState::Crashed.power(), PowerState::On);
+        // Shut off with a managed-save image: Saved, not Off.
+        let s = locate(
+            "g",
+            &[
+                a("h1", view(DomState::ShutOff, Some(false))),
+                a("h2", view(DomState::ShutOff, Some(true))),
+            ],
+        )
+        .unwrap();
+        assert_eq!(
+            s,
+            GuestLocation::Saved {
+                saved: vec!["h2".into()],
+                defined_on: vec!["h1".into(), "h2".into()]
+            }
+        );
+        assert_eq!(s.power(), PowerState::On);
+        // Running on one host, an image on another: both must be dealt with.
+        let r = locate(
+            "g",
+            &[
+                a("h1", view(DomState::ShutOff, Some(true))),
+                a("h2", view(DomState::Running, Some(false))),
+            ],
+        )
+        .unwrap();
+        assert_eq!(
+            r,
+            GuestLocation::Running {
+                hosts: vec!["h2".into()],
+                saved: vec!["h1".into()]
+            }
+        );
+        // Shut off, but virsh cannot tell about the image: an error, never Off.
+        let e = locate("g", &[a("h1", view(DomState::ShutOff, None))]).unwrap_err();
+        assert!(
+            matches!(e, FenceError::Status(ref m) if m.contains("managed-save")),
+            "{e:?}"
+        );
+    }
+
+    #[test]
+    fn dominfo_managed_save_and_removal() {
+        let info = |ms: &str, st: &str| {
+            format!(
+                "Id:             -\nName:           g\nUUID:           6695eb01-f6a4-8304-79aa-97f2502e193f\n\
+State:          {st}\nPersistent:     yes\nAutostart:      disable\nManaged save:   {ms}\n\
+Security model: none\nSecurity DOI:   0\n\n"
+            )
+        };
+        let v = |t: &str| HostView::from_dominfo(&ok(t));
+        assert_eq!(
+            v(&info("yes", "shut off")),
+            Ok(HostView {
+                state: DomState::ShutOff,
+                managed_save: Some(true)
+            })
+        );
+        assert_eq!(
+            v(&info("no", "shut off")).unwrap().managed_save,
+            Some(false)
+        );
+        assert_eq!(v(&info("unknown", "shut off")).unwrap().managed_save, None);
+        assert_eq!(v(&info("no", "crashed")).unwrap().state, DomState::Crashed);
+        assert_eq!(v(&info("no", "no state")), Err(VirshError::NoState));
+        let without = info("no", "shut off").replace("Managed save:   no\n", "");
+        assert_eq!(v(&without).unwrap().managed_save, None);
+        assert_eq!(
+            parse_managedsave_remove(&ok("Removed managedsave image for domain 'a b'\n\n")),
+            Ok(ActionOutcome::Done)
+        );
+        assert_eq!(
+            parse_managedsave_remove(&ok(
+                "Domain 'a b' has no manage save image; removal skipped\n\n"
+            )),
+            Ok(ActionOutcome::AlreadyThere)
+        );
+        assert!(parse_managedsave_remove(&ok("Removed\n")).is_err());
+        assert!(parse_managedsave_remove(&ok("")).is_err());
+        let denied = Reply::new(
+            Some(1),
+            b"",
+            b"error: Failed to remove managed save image for domain 'g'\nerror: Failed to remove managed save file '/var/lib/libvirt/qemu/save/g.save': Permission denied\n",
+        );
+        assert!(
+            matches!(parse_managedsave_remove(&denied), Err(VirshError::Failed(m)) if m.contains("Permission denied"))
+        );
+        let v = Virsh::default();
+        assert_eq!(
+            v.managedsave_remove("g 1").unwrap(),
+            "env LC_ALL=C virsh -c 'qemu:///system' managedsave-remove -- 'g 1'"
+        );
+        assert_eq!(
+            v.start("g").unwrap(),
+            "env LC_ALL=C virsh -c 'qemu:///system' start --force-boot -- 'g'"
+        );
+        // `list --all --managed-save`: `saved` is shut off with an image.
+        let t = " Id   Name   State\n--------------------\n -    test   saved\n 3    x y    crashed\n\n";
+        let rows = parse_list_table(&ok(t)).unwrap();
+        assert_eq!(rows[0].state, Some(DomState::ShutOff));
+        assert!(rows[0].saved);
+        assert_eq!(rows[1].state, Some(DomState::Crashed));
+        assert!(!rows[1].saved);
     }
 
     #[test]
@@ -914,10 +1158,7 @@ mod tests {
                 if s.power() == PowerState::Off {
                     let t = String::from_utf8_lossy(&buf);
                     let t = t.trim();
-                    assert!(
-                        t.starts_with("shut off") || t.starts_with("crashed"),
-                        "{t:?}"
-                    );
+                    assert!(t.starts_with("shut off"), "{t:?}");
                 }
             }
             let _ = parse_list_table(&r);
@@ -925,6 +1166,14 @@ mod tests {
             let _ = parse_dominfo(&r);
             let _ = parse_destroy(&r);
             let _ = parse_start(&r);
+            let _ = parse_managedsave_remove(&r);
+            if let Ok(v) = HostView::from_dominfo(&r) {
+                // Off-able only as `shut off` (never from garbage).
+                if v.state == DomState::ShutOff && v.managed_save == Some(false) {
+                    let t = String::from_utf8_lossy(&buf);
+                    assert!(t.contains("State:") && t.contains("Managed save:"), "{t:?}");
+                }
+            }
         }
     }
 }

@@ -101,7 +101,9 @@ pub fn parse(args: &[OsString], table: &[OptSpec]) -> Result<Parsed, String> {
                     ))
                 }
             }
-        } else if !v.is_empty() {
+        } else if !v.is_empty() || spec.name == "action" {
+            // An empty `-o ''` is kept, to be refused as an unknown action, never to fall
+            // back to the default `reboot`.
             out.values.insert(spec.name, v.clone());
         }
     }
@@ -152,7 +154,10 @@ fn usage_message(e: &clap::Error) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::protocol::options::{ADDRESS, COMMON, LOGIN, PASSWORD, PLUGS};
+    use crate::protocol::options::{
+        ADDRESS_ROWS as ADDRESS, COMMON_ROWS as COMMON, LOGIN_ROWS as LOGIN,
+        PASSWORD_ROWS as PASSWORD, PLUGS_ROWS as PLUGS,
+    };
 
     fn t() -> Vec<OptSpec> {
         [COMMON, ADDRESS, LOGIN, PASSWORD, PLUGS].concat()
@@ -231,6 +236,13 @@ the command line)"
     fn values_may_start_with_dash() {
         let r = p(&["-p", "-secret-"]).unwrap();
         assert_eq!(r.values["password"], "-secret-");
+    }
+
+    #[test]
+    fn empty_action_is_kept_to_be_refused() {
+        assert_eq!(p(&["-o", ""]).unwrap().values["action"], "");
+        assert_eq!(p(&["--action="]).unwrap().values["action"], "");
+        assert!(!p(&["-a", ""]).unwrap().values.contains_key("ip"));
     }
 
     #[test]

@@ -13,6 +13,7 @@
 use std::thread::sleep;
 use std::time::{Duration, Instant};
 
+use crate::protocol::action::Action;
 use crate::protocol::agent::{Agent, Feature, Outlet, PowerState};
 use crate::protocol::error::{FenceError, FenceResult};
 use crate::protocol::log;
@@ -43,8 +44,8 @@ pub enum Outcome {
 /// Notice printed by `list` on agents without a list function (upstream wording).
 pub const NO_LIST: &str = "NOTICE: List option is not working on this device yet";
 
-/// Runs the action named in `opts` (already validated).
-pub fn execute<A: Agent>(opts: &Options) -> FenceResult<Outcome> {
+/// Runs `action` with `opts` (already validated).
+pub fn execute<A: Agent>(opts: &Options, action: Action) -> FenceResult<Outcome> {
     let info = A::info();
     let plug_agent = info.features.contains(&Feature::Plugs);
     let plugs = if plug_agent {
@@ -52,33 +53,32 @@ pub fn execute<A: Agent>(opts: &Options) -> FenceResult<Outcome> {
     } else {
         vec![String::new()]
     };
-    let action = opts.action();
-    match action.as_str() {
-        "validate-all" => Ok(Outcome::Silent),
-        "list" | "list-status" => {
-            if !info.has_list {
+    match action {
+        Action::ValidateAll => Ok(Outcome::Silent),
+        Action::List | Action::ListStatus => {
+            let Some(list) = A::LIST else {
                 return Ok(Outcome::Notice(NO_LIST));
-            }
+            };
             let mut agent = A::connect(opts)?;
-            let outlets = agent.list(action == "list-status")?;
+            let outlets = list(&mut agent, action == Action::ListStatus)?;
             Ok(Outcome::List {
                 outlets,
-                with_status: action == "list-status",
+                with_status: action == Action::ListStatus,
             })
         }
-        "monitor" => {
-            if plug_agent && !info.has_list {
+        Action::Monitor => {
+            if plug_agent && A::LIST.is_none() {
                 return Ok(Outcome::Notice(NO_LIST));
             }
             let mut agent = A::connect(opts)?;
             agent.monitor(opts)?;
             Ok(Outcome::Silent)
         }
-        "status" => {
+        Action::Status => {
             let mut agent = A::connect(opts)?;
             combined_status(&mut agent, &plugs).map(Outcome::Status)
         }
-        "on" => {
+        Action::On => {
             let mut agent = A::connect(opts)?;
             if combined_status(&mut agent, &plugs)? == PowerState::On {
                 return Ok(Outcome::Success("Success: Already ON"));
@@ -89,7 +89,7 @@ pub fn execute<A: Agent>(opts: &Options) -> FenceResult<Outcome> {
                 Err(FenceError::WaitingOn)
             }
         }
-        "off" => {
+        Action::Off => {
             run_delay(opts);
             let mut agent = A::connect(opts)?;
             if combined_status(&mut agent, &plugs)? == PowerState::Off {
@@ -101,10 +101,10 @@ pub fn execute<A: Agent>(opts: &Options) -> FenceResult<Outcome> {
                 Err(FenceError::WaitingOff)
             }
         }
-        "reboot" => {
+        Action::Reboot => {
             run_delay(opts);
             let mut agent = A::connect(opts)?;
-            if info.has_cycle
+            if A::CYCLE.is_some()
                 && opts
                     .get("method")
                     .is_some_and(|m| m.eq_ignore_ascii_case("cycle"))
@@ -113,16 +113,18 @@ pub fn execute<A: Agent>(opts: &Options) -> FenceResult<Outcome> {
             }
             reboot_onoff(&mut agent, opts, &plugs)
         }
-        "diag" if info.has_diag => {
+        Action::Diag if A::DIAG.is_some() => {
             let mut agent = A::connect(opts)?;
             for p in &plugs {
-                agent.diag(p)?;
+                if let Some(diag) = A::DIAG {
+                    diag(&mut agent, p)?;
+                }
             }
             Ok(Outcome::Success("Success: Rebooted"))
         }
-        other => Err(FenceError::Usage(format!(
+        Action::Diag | Action::Metadata | Action::Manpage => Err(FenceError::Usage(format!(
             "Unrecognised action '{}'",
-            other.chars().take(64).collect::<String>()
+            action.word()
         ))),
     }
 }
@@ -261,7 +263,15 @@ fn reboot_cycle<A: Agent>(agent: &mut A, opts: &Options, plugs: &[String]) -> Fe
     for _ in 0..(1 + retries(opts)) {
         let mut ok = true;
         for p in plugs {
-            if let Err(e) = agent.cycle(p) {
+            let cycled = A::CYCLE.map_or_else(
+                || {
+                    Err(FenceError::Unsupported(
+                        "method=cycle is not supported".into(),
+                    ))
+                },
+                |cycle| cycle(agent, p),
+            );
+            if let Err(e) = cycled {
                 last = e;
                 ok = false;
                 break;
@@ -310,7 +320,6 @@ mod tests {
         options: &[],
         defaults: &[],
         has_list: false,
-        has_cycle: true,
         has_diag: false,
         needs_password: false,
     };
@@ -346,10 +355,18 @@ mod tests {
                 Ok(())
             })
         }
+        const CYCLE: Option<crate::protocol::agent::PlugFn<Self>> = Some(Self::cycle);
+    }
+
+    impl Fake {
         fn cycle(&mut self, _: &str) -> FenceResult<()> {
             S.with(|s| s.borrow_mut().calls.push("cycle".into()));
             Ok(())
         }
+    }
+
+    fn run_t<A: Agent>(o: &Options) -> FenceResult<Outcome> {
+        execute::<A>(o, o.action().expect("a known action"))
     }
 
     fn opts(pairs: &[(&'static str, &str)]) -> Options {
@@ -359,7 +376,7 @@ mod tests {
         for (k, val) in pairs {
             v.insert(*k, val.to_string());
         }
-        Options::new("fence_t", table(&INFO), v)
+        Options::new("fence_t", table(&INFO).unwrap(), v)
     }
 
     fn reset(f: impl FnOnce(&mut Script)) {
@@ -375,7 +392,7 @@ mod tests {
     #[test]
     fn reboot_from_on() {
         reset(|_| {});
-        let r = execute::<Fake>(&opts(&[("action", "reboot")])).unwrap();
+        let r = run_t::<Fake>(&opts(&[("action", "reboot")])).unwrap();
         assert_eq!(r, Outcome::Success("Success: Rebooted"));
         assert_eq!(calls(), ["status", "off", "status", "on", "status"]);
     }
@@ -383,7 +400,7 @@ mod tests {
     #[test]
     fn off_already_off() {
         reset(|s| s.state = PowerState0::Off);
-        let r = execute::<Fake>(&opts(&[("action", "off")])).unwrap();
+        let r = run_t::<Fake>(&opts(&[("action", "off")])).unwrap();
         assert_eq!(r, Outcome::Success("Success: Already OFF"));
     }
 
@@ -391,12 +408,12 @@ mod tests {
     fn ignored_off_is_a_failure_never_success() {
         reset(|s| s.ignore_off = true);
         assert_eq!(
-            execute::<Fake>(&opts(&[("action", "off")])),
+            run_t::<Fake>(&opts(&[("action", "off")])),
             Err(FenceError::WaitingOff)
         );
         reset(|s| s.ignore_off = true);
         assert_eq!(
-            execute::<Fake>(&opts(&[("action", "reboot")])),
+            run_t::<Fake>(&opts(&[("action", "reboot")])),
             Err(FenceError::WaitingOff)
         );
     }
@@ -405,17 +422,17 @@ mod tests {
     fn unknown_status_is_an_error_never_off() {
         reset(|s| s.status_error = true);
         assert!(matches!(
-            execute::<Fake>(&opts(&[("action", "status")])),
+            run_t::<Fake>(&opts(&[("action", "status")])),
             Err(FenceError::Status(_))
         ));
         reset(|s| s.status_error = true);
-        assert!(execute::<Fake>(&opts(&[("action", "off")])).is_err());
+        assert!(run_t::<Fake>(&opts(&[("action", "off")])).is_err());
     }
 
     #[test]
     fn reboot_on_failure_is_still_rebooted() {
         reset(|s| s.ignore_on = true);
-        let r = execute::<Fake>(&opts(&[("action", "reboot")])).unwrap();
+        let r = run_t::<Fake>(&opts(&[("action", "reboot")])).unwrap();
         assert!(matches!(r, Outcome::RebootedWithoutOn(_)));
     }
 
@@ -426,12 +443,12 @@ mod tests {
             s.ignore_on = true;
         });
         assert_eq!(
-            execute::<Fake>(&opts(&[("action", "on")])),
+            run_t::<Fake>(&opts(&[("action", "on")])),
             Err(FenceError::WaitingOn)
         );
         assert_eq!(calls().iter().filter(|c| *c == "on").count(), 2);
         reset(|_| {});
-        let r = execute::<Fake>(&opts(&[("action", "reboot"), ("retry_on", "0")])).unwrap();
+        let r = run_t::<Fake>(&opts(&[("action", "reboot"), ("retry_on", "0")])).unwrap();
         assert_eq!(r, Outcome::Success("Success: Rebooted"));
         assert!(!calls().contains(&"on".to_string()));
     }
@@ -439,17 +456,17 @@ mod tests {
     #[test]
     fn cycle_method() {
         reset(|_| {});
-        let r = execute::<Fake>(&opts(&[("action", "reboot"), ("method", "cycle")])).unwrap();
+        let r = run_t::<Fake>(&opts(&[("action", "reboot"), ("method", "cycle")])).unwrap();
         assert_eq!(r, Outcome::Success("Success: Rebooted"));
         assert_eq!(calls(), ["status", "cycle"]);
     }
 
     #[test]
-    fn unknown_action() {
+    fn diag_without_the_capability() {
         reset(|_| {});
         assert_eq!(
-            execute::<Fake>(&opts(&[("action", "bogus")])),
-            Err(FenceError::Usage("Unrecognised action 'bogus'".into()))
+            run_t::<Fake>(&opts(&[("action", "diag")])),
+            Err(FenceError::Usage("Unrecognised action 'diag'".into()))
         );
     }
 }

@@ -84,17 +84,54 @@ pub type FenceResult<T> = Result<T, FenceError>;
 /// Longest excerpt of device output quoted in an error message.
 const EXCERPT: usize = 120;
 
+/// Whether a character could change how a log line or a terminal shows text: C0/C1 controls
+/// (ESC, CR, LF, ...), DEL, the Unicode line and paragraph separators and the bidirectional
+/// overrides (which reorder what a reader sees).
+pub fn is_unsafe_char(c: char) -> bool {
+    c.is_control()
+        || matches!(c, '\u{2028}' | '\u{2029}' | '\u{200e}' | '\u{200f}')
+        || ('\u{202a}'..='\u{202e}').contains(&c)
+        || ('\u{2066}'..='\u{2069}').contains(&c)
+}
+
+/// Untrusted text made safe for one log line: every character [`is_unsafe_char`] calls unsafe
+/// becomes a visible escape (`\n`, `\r`, `\t`, `\e`, `\x07`, `\u{202e}`), and at most `cap`
+/// characters are kept (`…` when cut). The result never holds a line break or an escape byte,
+/// so a value cannot forge a second log line (`\nSuccess: …`) or drive a terminal.
+pub fn printable(text: &str, cap: usize) -> String {
+    let mut out = String::new();
+    for (shown, c) in text.chars().enumerate() {
+        if shown >= cap {
+            out.push('…');
+            break;
+        }
+        if !is_unsafe_char(c) {
+            out.push(c);
+            continue;
+        }
+        match c {
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            '\u{1b}' => out.push_str("\\e"),
+            c if u32::from(c) < 0x100 => out.push_str(&format!("\\x{:02x}", u32::from(c))),
+            c => out.push_str(&format!("\\u{{{:04x}}}", u32::from(c))),
+        }
+    }
+    out
+}
+
 /// A printable, shortened excerpt of untrusted device output for error messages: trimmed,
-/// control characters blanked, at most [`EXCERPT`] characters (`…` when cut), `(empty)`
-/// for nothing.
+/// control characters (and the other [`is_unsafe_char`] characters) blanked, at most
+/// [`EXCERPT`] characters (`…` when cut), `(empty)` for nothing.
 pub fn excerpt(text: &str) -> String {
     let t = text.trim();
     let mut out: String = t
         .chars()
         .take(EXCERPT)
-        .map(|c| if c.is_control() { ' ' } else { c })
+        .map(|c| if is_unsafe_char(c) { ' ' } else { c })
         .collect();
-    if t.chars().count() > EXCERPT {
+    if t.chars().nth(EXCERPT).is_some() {
         out.push('…');
     }
     if out.is_empty() {
@@ -121,5 +158,27 @@ mod tests {
             FenceError::Status("garbled".into()).to_string(),
             "Unable to obtain correct plug status or plug is not available (garbled)"
         );
+    }
+
+    #[test]
+    fn printable_escapes_controls_and_caps() {
+        assert_eq!(
+            printable("a\nSuccess: x\r\u{1b}[2J\u{7}\u{202e}z", 100),
+            "a\\nSuccess: x\\r\\e[2J\\x07\\u{202e}z"
+        );
+        assert_eq!(printable("abcdef", 3), "abc…");
+        assert_eq!(printable("abc", 3), "abc");
+        let p = printable(&"\u{1b}".repeat(10_000), 64);
+        assert!(!p.contains('\u{1b}') && p.ends_with('…'), "{p}");
+    }
+
+    #[test]
+    fn excerpt_blanks_controls_and_caps() {
+        let e = excerpt("line1\nSuccess: Rebooted\r\u{1b}[31m");
+        assert_eq!(e, "line1 Success: Rebooted  [31m");
+        let long = excerpt(&"x".repeat(1 << 20));
+        assert_eq!(long.chars().count(), EXCERPT + 1);
+        assert!(long.ends_with('…'));
+        assert_eq!(excerpt(" \n "), "(empty)");
     }
 }

@@ -4,12 +4,24 @@
 //! Errors and warnings always go to syslog and, unless `quiet`, to stderr. Debug lines go out
 //! only with `verbose`. A successful run writes nothing to stderr (pcs shows any stderr as a
 //! warning). Callers must never pass a secret: use [`crate::Secret`], which formats as `[set]`.
+//!
+//! Every message is one line: whatever a caller passes (a device's answer, a plug or address
+//! from the configuration) goes through [`printable`], so control characters become visible
+//! escapes and a message is capped at [`MAX_MESSAGE`] characters. A value holding
+//! `\nSuccess: Rebooted` or terminal escapes can never forge a line of its own.
 
-use std::fs::{File, OpenOptions};
+use std::fs::File;
 use std::io::Write;
 use std::os::unix::net::UnixDatagram;
+use std::path::Path;
 use std::sync::{Mutex, OnceLock};
 use std::time::{SystemTime, UNIX_EPOCH};
+
+use crate::protocol::error::printable;
+use crate::protocol::userfile;
+
+/// Longest message written, in characters (longer ones are cut, marked with `…`).
+pub const MAX_MESSAGE: usize = 4096;
 
 /// Severity of a log line.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -61,12 +73,14 @@ pub fn init(
     debug_file: Option<&str>,
 ) -> Result<(), String> {
     let file = match debug_file {
+        // Opened without blocking and only as a regular file: a FIFO or a device named here
+        // must not hang the agent before it even starts.
         Some(path) => Some(Mutex::new(
-            OpenOptions::new()
-                .create(true)
-                .append(true)
-                .open(path)
-                .map_err(|_| format!("Unable to create file {path}"))?,
+            userfile::open_append(Path::new(path), "debug_file").map_err(|e| {
+                let prefix = format!("debug_file {path}: ");
+                let why = e.strip_prefix(prefix.as_str()).unwrap_or(&e);
+                format!("Unable to create file {path} ({why})")
+            })?,
         )),
         None => None,
     };
@@ -105,6 +119,8 @@ pub fn log(level: Level, msg: &str) {
     if !shown {
         return;
     }
+    let msg = printable(msg, MAX_MESSAGE);
+    let msg = msg.as_str();
     let line = format!("{} {}: {}\n", timestamp(), level.word(), msg);
     if sink.stderr {
         let _ = std::io::stderr().write_all(line.as_bytes());
@@ -129,6 +145,7 @@ pub fn flush_early() {
         .unwrap_or_default();
     for (level, msg) in early {
         if level != Level::Debug {
+            let msg = printable(&msg, MAX_MESSAGE);
             let _ = std::io::stderr()
                 .write_all(format!("{} {}: {}\n", timestamp(), level.word(), msg).as_bytes());
         }

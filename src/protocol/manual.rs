@@ -31,3 +31,10 @@
 //! # Host keys
 //! SSH host keys are verified against known_hosts or a pinned SHA256 fingerprint; an unknown
 //! key is refused unless `accept_new_host_key` is set, and a changed key is always refused.
+//!
+//! # Saved memory is not off (fence_esxi)
+//! A suspended VM counts as ON: resumed, a fenced node would come back with its old memory and
+//! believe it still holds its resources. `off`/`reboot` power it off, which discards the
+//! suspend state, and read `Powered off` back; `on` never resumes one (it fails and says why).
+//! VM notes are printed raw in `getallvms` and can be shaped like rows: a vmid found by name
+//! that another row names otherwise is confirmed with the VM's own name (`get.config`) first.

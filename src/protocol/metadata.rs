@@ -10,6 +10,7 @@ use std::fmt::Write as _;
 
 use quick_xml::escape::escape;
 
+use crate::protocol::action::Action;
 use crate::protocol::agent::AgentInfo;
 use crate::protocol::options::{Kind, OptSpec};
 
@@ -50,14 +51,19 @@ fn entries(table: &[OptSpec]) -> Vec<Entry<'_>> {
 }
 
 /// The actions an agent offers, in metadata order (after `on`).
-pub fn actions(info: &AgentInfo) -> Vec<&'static str> {
-    let mut a = vec!["off", "reboot", "status"];
+pub fn actions(info: &AgentInfo) -> Vec<Action> {
+    let mut a = vec![Action::Off, Action::Reboot, Action::Status];
     if info.has_list {
-        a.extend(["list", "list-status"]);
+        a.extend([Action::List, Action::ListStatus]);
     }
-    a.extend(["monitor", "metadata", "manpage", "validate-all"]);
+    a.extend([
+        Action::Monitor,
+        Action::Metadata,
+        Action::Manpage,
+        Action::ValidateAll,
+    ]);
     if info.has_diag {
-        a.push("diag");
+        a.push(Action::Diag);
     }
     a
 }
@@ -168,11 +174,12 @@ pub fn help(name: &str, info: &AgentInfo, table: &[OptSpec]) -> String {
             let _ = writeln!(s, "{:<40}(stdin name also accepted: {legacy})", "");
         }
     }
-    let _ = writeln!(
+    let _ =
+        writeln!(
         s,
         "\nActions: on, {}\nAll options can also be given on stdin as name=value lines when no \
          argument is given on the command line.",
-        actions(info).join(", ")
+        actions(info).iter().map(|a| a.word()).collect::<Vec<_>>().join(", ")
     );
     s
 }
@@ -240,17 +247,19 @@ pub fn manpage(name: &str, info: &AgentInfo, table: &[OptSpec]) -> String {
     s.push_str(".SH ACTIONS\n.TP\n.B on\nPower on.\n");
     for a in actions(info) {
         let what = match a {
-            "off" => "Power off (hard) and confirm the target reads back as off.",
-            "reboot" => "Power off, confirm off, then power on (default action).",
-            "status" => "Print Status: ON (exit 0) or Status: OFF (exit 2); exit 1 when unknown.",
-            "list" => "List plugs as id,alias lines.",
-            "list-status" => "List plugs with their power state.",
-            "monitor" => "Check that the device answers.",
-            "metadata" => "Print the XML metadata.",
-            "manpage" => "Print this manual page.",
-            "validate-all" => "Check the options without contacting the device.",
-            "diag" => "Send a diagnostic interrupt (NMI).",
-            _ => "",
+            Action::On => "Power on.",
+            Action::Off => "Power off (hard) and confirm the target reads back as off.",
+            Action::Reboot => "Power off, confirm off, then power on (default action).",
+            Action::Status => {
+                "Print Status: ON (exit 0) or Status: OFF (exit 2); exit 1 when unknown."
+            }
+            Action::List => "List plugs as id,alias lines.",
+            Action::ListStatus => "List plugs with their power state.",
+            Action::Monitor => "Check that the device answers.",
+            Action::Metadata => "Print the XML metadata.",
+            Action::Manpage => "Print this manual page.",
+            Action::ValidateAll => "Check the options without contacting the device.",
+            Action::Diag => "Send a diagnostic interrupt (NMI).",
         };
         let _ = writeln!(s, ".TP\n.B {a}\n{what}");
     }
@@ -278,14 +287,13 @@ mod tests {
         options: &[],
         defaults: &[("ipport", "22")],
         has_list: true,
-        has_cycle: false,
         has_diag: false,
         needs_password: true,
     };
 
     #[test]
     fn deprecated_pairs_and_order() {
-        let x = xml("fence_t", &INFO, &table(&INFO));
+        let x = xml("fence_t", &INFO, &table(&INFO).unwrap());
         assert!(x.starts_with("<?xml version=\"1.0\" ?>\n<resource-agent name=\"fence_t\" shortdesc=\"Fence agent for &lt;tests&gt;\" >"));
         let ip = x
             .find("<parameter name=\"ip\" unique=\"0\" required=\"1\" obsoletes=\"ipaddr\">")
@@ -305,7 +313,7 @@ mod tests {
 
     #[test]
     fn manpage_and_help_cover_every_option() {
-        let t = table(&INFO);
+        let t = table(&INFO).unwrap();
         let m = manpage("fence_t", &INFO, &t);
         let h = help("fence_t", &INFO, &t);
         for spec in &t {

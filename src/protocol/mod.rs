@@ -3,6 +3,8 @@
 //! `log`, `error`, `secret`, and `run` (the only module that prints results and picks exit
 //! codes). Nothing here knows SSH or IPMI.
 
+pub mod abort;
+pub mod action;
 pub mod agent;
 pub mod argv;
 pub mod engine;

@@ -2,8 +2,12 @@
 //!
 //! Every option an agent understands is one [`OptSpec`] row. The same rows drive argv parsing
 //! (`argv.rs`, clap builder), stdin parsing (`stdin.rs`), metadata XML and the man page
-//! (`metadata.rs`) and `-h` (`help.rs`). Shared rows live here, grouped by [`Feature`]; an agent
-//! adds its own rows and overrides defaults in its [`AgentInfo`]. No agent mutates this table.
+//! (`metadata.rs`) and `-h` (also `metadata.rs`). Shared rows live here as named constants
+//! (`IP`, `PLUG`...), grouped by [`Feature`]; an agent adds its own rows and overrides defaults
+//! in its [`AgentInfo`]. No agent mutates this table.
+//!
+//! A row reads as a sentence, built with [`opt`]:
+//! `opt("ip").legacy("ipaddr").short('a').required().value("[ip]").help("...")`.
 //!
 //! Names: `name` is the canonical stdin/metadata name (`ip`); the long option is the name with
 //! `_` turned into `-` (`--ip`, `--password-script`); `legacy` is the deprecated stdin name
@@ -12,6 +16,7 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
+use crate::protocol::action::Action;
 use crate::protocol::agent::{AgentInfo, Feature};
 use crate::protocol::secret::Secret;
 
@@ -45,8 +50,10 @@ pub struct OptSpec {
     pub kind: Kind,
     /// Default value as text.
     pub default: Option<&'static str>,
-    /// Required for device actions (metadata `required="1"`).
+    /// Required for device actions (metadata `required="1"`); validation enforces it.
     pub required: bool,
+    /// Actions for which a required row may be left out (`plug` for `list`, `monitor`...).
+    pub optional_for: &'static [Action],
     /// Placeholder shown in `getopt mixed` and help (`[ip]`), empty for flags.
     pub value_name: &'static str,
     /// One-line description.
@@ -84,242 +91,426 @@ impl OptSpec {
     }
 }
 
-/// A row with the usual defaults (not required, no legacy name), for agents' own tables.
-pub const fn opt(
-    name: &'static str,
-    short: Option<char>,
-    kind: Kind,
-    default: Option<&'static str>,
-    value_name: &'static str,
-    help: &'static str,
-    order: u16,
-) -> OptSpec {
+/// Starts a row: a text option named `name` with no short letter, no default, not required,
+/// sorted with upstream's default order (1). Read a row as a sentence:
+/// `opt("ip").legacy("ipaddr").short('a').required().value("[ip]").help("...")`.
+pub const fn opt(name: &'static str) -> OptSpec {
     OptSpec {
         name,
         legacy: None,
-        short,
-        kind,
-        default,
+        short: None,
+        kind: Kind::Str,
+        default: None,
         required: false,
-        value_name,
-        help,
-        order,
+        optional_for: &[],
+        value_name: "",
+        help: "",
+        order: 1,
     }
 }
 
+impl OptSpec {
+    /// Its deprecated stdin/metadata alias (`ipaddr` for `ip`).
+    pub const fn legacy(mut self, name: &'static str) -> Self {
+        self.legacy = Some(name);
+        self
+    }
+
+    /// Its short option letter (`-a`).
+    pub const fn short(mut self, letter: char) -> Self {
+        self.short = Some(letter);
+        self
+    }
+
+    /// An on/off switch (`boolean` in metadata).
+    pub const fn flag(mut self) -> Self {
+        self.kind = Kind::Flag;
+        self
+    }
+
+    /// A whole number (`integer`).
+    pub const fn int(mut self) -> Self {
+        self.kind = Kind::Int;
+        self
+    }
+
+    /// Seconds, may be fractional (`second`).
+    pub const fn seconds(mut self) -> Self {
+        self.kind = Kind::Second;
+        self
+    }
+
+    /// One of `choices` (`select`).
+    pub const fn select(mut self, choices: &'static [&'static str]) -> Self {
+        self.kind = Kind::Select(choices);
+        self
+    }
+
+    /// A secret: never logged, never returned as plain text.
+    pub const fn secret(mut self) -> Self {
+        self.kind = Kind::Secret;
+        self
+    }
+
+    /// Its default value, as text.
+    pub const fn default(mut self, value: &'static str) -> Self {
+        self.default = Some(value);
+        self
+    }
+
+    /// Required for device actions (metadata `required="1"`; validation enforces it).
+    pub const fn required(mut self) -> Self {
+        self.required = true;
+        self
+    }
+
+    /// Not needed by these actions even though required by the others (`list` needs no plug).
+    pub const fn optional_for(mut self, actions: &'static [Action]) -> Self {
+        self.optional_for = actions;
+        self
+    }
+
+    /// Its value placeholder in `-h` and `getopt mixed` (`[ip]`).
+    pub const fn value(mut self, placeholder: &'static str) -> Self {
+        self.value_name = placeholder;
+        self
+    }
+
+    /// Its one-line description.
+    pub const fn help(mut self, text: &'static str) -> Self {
+        self.help = text;
+        self
+    }
+
+    /// Its sort key in metadata and `-h` (upstream's `order`).
+    pub const fn order(mut self, order: u16) -> Self {
+        self.order = order;
+        self
+    }
+}
+
+/// The `action` row.
+pub const ACTION: OptSpec = opt("action")
+    .short('o')
+    .default("reboot")
+    .required()
+    .value("[action]")
+    .help("Fencing action");
+
+/// The `quiet` row.
+pub const QUIET: OptSpec = opt("quiet").short('q').flag().help("Disable logging to stderr. Does not affect --verbose or --debug-file or logging to syslog.").order(50);
+
+/// The `verbose` row.
+pub const VERBOSE: OptSpec = opt("verbose").short('v').flag().help("Verbose mode. Multiple -v flags can be stacked on the command line (e.g., -vvv) to increase verbosity.").order(51);
+
+/// The `verbose_level` row.
+pub const VERBOSE_LEVEL: OptSpec = opt("verbose_level").int().value("[level]").help("Level of debugging detail in output. Defaults to the number of --verbose flags specified on the command line, or to 1 if verbose=1 in a stonith device configuration (i.e., on stdin).").order(52);
+
+/// The `debug_file` row.
+pub const DEBUG_FILE: OptSpec = opt("debug_file")
+    .legacy("debug")
+    .short('D')
+    .value("[debugfile]")
+    .help("Write debug information to given file")
+    .order(53);
+
+/// The `version` row.
+pub const VERSION: OptSpec = opt("version")
+    .short('V')
+    .flag()
+    .help("Display version information and exit")
+    .order(54);
+
+/// The `help` row.
+pub const HELP: OptSpec = opt("help")
+    .short('h')
+    .flag()
+    .help("Display help and exit")
+    .order(55);
+
+/// The `delay` row.
+pub const DELAY: OptSpec = opt("delay")
+    .seconds()
+    .default("0")
+    .value("[seconds]")
+    .help("Wait X seconds before fencing is started")
+    .order(200);
+
+/// The `disable_timeout` row.
+pub const DISABLE_TIMEOUT: OptSpec = opt("disable_timeout").value("[true/false]").help("Accepted for compatibility; fencekit keeps its own timeouts even under Pacemaker (a value of 1/true is ignored with a note in the debug log).").order(200);
+
+/// The `login_timeout` row.
+pub const LOGIN_TIMEOUT: OptSpec = opt("login_timeout")
+    .seconds()
+    .default("5")
+    .value("[seconds]")
+    .help("Wait X seconds for the device to accept a connection and login")
+    .order(200);
+
+/// The `power_timeout` row.
+pub const POWER_TIMEOUT: OptSpec = opt("power_timeout")
+    .seconds()
+    .default("20")
+    .value("[seconds]")
+    .help("Test X seconds for status change after ON/OFF")
+    .order(200);
+
+/// The `power_wait` row.
+pub const POWER_WAIT: OptSpec = opt("power_wait")
+    .seconds()
+    .default("0")
+    .value("[seconds]")
+    .help("Wait X seconds after issuing ON/OFF")
+    .order(200);
+
+/// The `shell_timeout` row.
+pub const SHELL_TIMEOUT: OptSpec = opt("shell_timeout")
+    .seconds()
+    .default("3")
+    .value("[seconds]")
+    .help("Wait X seconds for a command to complete on the device")
+    .order(200);
+
+/// The `stonith_status_sleep` row.
+pub const STONITH_STATUS_SLEEP: OptSpec = opt("stonith_status_sleep")
+    .seconds()
+    .default("1")
+    .value("[seconds]")
+    .help("Sleep X seconds between status calls during a STONITH action")
+    .order(200);
+
+/// The `retry_on` row.
+pub const RETRY_ON: OptSpec = opt("retry_on")
+    .int()
+    .default("1")
+    .value("[attempts]")
+    .help("Count of attempts to retry power on")
+    .order(201);
+
 /// Rows every agent has.
-pub static COMMON: &[OptSpec] = &[
-    OptSpec {
-        required: true,
-        ..opt(
-            "action",
-            Some('o'),
-            Kind::Str,
-            Some("reboot"),
-            "[action]",
-            "Fencing action",
-            1,
-        )
-    },
-    opt("quiet", Some('q'), Kind::Flag, None, "", "Disable logging to stderr. Does not affect --verbose or --debug-file or logging to syslog.", 50),
-    opt("verbose", Some('v'), Kind::Flag, None, "", "Verbose mode. Multiple -v flags can be stacked on the command line (e.g., -vvv) to increase verbosity.", 51),
-    opt("verbose_level", None, Kind::Int, None, "[level]", "Level of debugging detail in output. Defaults to the number of --verbose flags specified on the command line, or to 1 if verbose=1 in a stonith device configuration (i.e., on stdin).", 52),
-    OptSpec {
-        legacy: Some("debug"),
-        ..opt("debug_file", Some('D'), Kind::Str, None, "[debugfile]", "Write debug information to given file", 53)
-    },
-    opt("version", Some('V'), Kind::Flag, None, "", "Display version information and exit", 54),
-    opt("help", Some('h'), Kind::Flag, None, "", "Display help and exit", 55),
-    opt("delay", None, Kind::Second, Some("0"), "[seconds]", "Wait X seconds before fencing is started", 200),
-    opt("disable_timeout", None, Kind::Str, None, "[true/false]", "Accepted for compatibility; fencekit keeps its own timeouts even under Pacemaker (a value of 1/true is ignored with a note in the debug log).", 200),
-    opt("login_timeout", None, Kind::Second, Some("5"), "[seconds]", "Wait X seconds for the device to accept a connection and login", 200),
-    opt("power_timeout", None, Kind::Second, Some("20"), "[seconds]", "Test X seconds for status change after ON/OFF", 200),
-    opt("power_wait", None, Kind::Second, Some("0"), "[seconds]", "Wait X seconds after issuing ON/OFF", 200),
-    opt("shell_timeout", None, Kind::Second, Some("3"), "[seconds]", "Wait X seconds for a command to complete on the device", 200),
-    opt("stonith_status_sleep", None, Kind::Second, Some("1"), "[seconds]", "Sleep X seconds between status calls during a STONITH action", 200),
-    opt("retry_on", None, Kind::Int, Some("1"), "[attempts]", "Count of attempts to retry power on", 201),
+pub static COMMON_ROWS: &[OptSpec] = &[
+    ACTION,
+    QUIET,
+    VERBOSE,
+    VERBOSE_LEVEL,
+    DEBUG_FILE,
+    VERSION,
+    HELP,
+    DELAY,
+    DISABLE_TIMEOUT,
+    LOGIN_TIMEOUT,
+    POWER_TIMEOUT,
+    POWER_WAIT,
+    SHELL_TIMEOUT,
+    STONITH_STATUS_SLEEP,
+    RETRY_ON,
 ];
+
+/// The `ip` row.
+pub const IP: OptSpec = opt("ip")
+    .legacy("ipaddr")
+    .short('a')
+    .required()
+    .value("[ip]")
+    .help("IP address or hostname of fencing device");
+
+/// The `ipport` row.
+pub const IPPORT: OptSpec = opt("ipport")
+    .short('u')
+    .int()
+    .value("[port]")
+    .help("TCP/UDP port to use for connection with device");
 
 /// Rows of [`Feature::Address`].
-pub static ADDRESS: &[OptSpec] = &[
-    OptSpec {
-        legacy: Some("ipaddr"),
-        required: true,
-        ..opt(
-            "ip",
-            Some('a'),
-            Kind::Str,
-            None,
-            "[ip]",
-            "IP address or hostname of fencing device",
-            1,
-        )
-    },
-    opt(
-        "ipport",
-        Some('u'),
-        Kind::Int,
-        None,
-        "[port]",
-        "TCP/UDP port to use for connection with device",
-        1,
-    ),
-];
+pub static ADDRESS_ROWS: &[OptSpec] = &[IP, IPPORT];
+
+/// The `username` row.
+pub const USERNAME: OptSpec = opt("username")
+    .legacy("login")
+    .short('l')
+    .required()
+    .value("[name]")
+    .help("Login name");
 
 /// Rows of [`Feature::Login`].
-pub static LOGIN: &[OptSpec] = &[OptSpec {
-    legacy: Some("login"),
-    required: true,
-    ..opt(
-        "username",
-        Some('l'),
-        Kind::Str,
-        None,
-        "[name]",
-        "Login name",
-        1,
-    )
-}];
+pub static LOGIN_ROWS: &[OptSpec] = &[USERNAME];
+
+/// The `password` row.
+pub const PASSWORD: OptSpec = opt("password")
+    .legacy("passwd")
+    .short('p')
+    .secret()
+    .value("[password]")
+    .help("Login password or passphrase");
+
+/// The `password_script` row.
+pub const PASSWORD_SCRIPT: OptSpec = opt("password_script")
+    .legacy("passwd_script")
+    .short('S')
+    .value("[script]")
+    .help("Script to run to retrieve password");
 
 /// Rows of [`Feature::Password`].
-pub static PASSWORD: &[OptSpec] = &[
-    OptSpec {
-        legacy: Some("passwd"),
-        ..opt(
-            "password",
-            Some('p'),
-            Kind::Secret,
-            None,
-            "[password]",
-            "Login password or passphrase",
-            1,
-        )
-    },
-    OptSpec {
-        legacy: Some("passwd_script"),
-        ..opt(
-            "password_script",
-            Some('S'),
-            Kind::Str,
-            None,
-            "[script]",
-            "Script to run to retrieve password",
-            1,
-        )
-    },
-];
+pub static PASSWORD_ROWS: &[OptSpec] = &[PASSWORD, PASSWORD_SCRIPT];
+
+/// The `identity_file` row.
+pub const IDENTITY_FILE: OptSpec = opt("identity_file")
+    .short('k')
+    .value("[filename]")
+    .help("Identity file (private key) for SSH");
+
+/// The `ssh` row.
+pub const SSH: OptSpec = opt("ssh")
+    .legacy("secure")
+    .short('x')
+    .flag()
+    .default("1")
+    .help("Use SSH connection (always on; accepted for compatibility)");
+
+/// The `known_hosts` row.
+pub const KNOWN_HOSTS: OptSpec = opt("known_hosts").value("[filename]").help("known_hosts file used to verify the device's SSH host key (default: ~/.ssh/known_hosts, then /etc/ssh/ssh_known_hosts)");
+
+/// The `host_key_fingerprint` row.
+pub const HOST_KEY_FINGERPRINT: OptSpec = opt("host_key_fingerprint")
+    .value("[SHA256:...]")
+    .help("Pin the device's SSH host key by its SHA256 fingerprint instead of using known_hosts");
+
+/// The `accept_new_host_key` row.
+pub const ACCEPT_NEW_HOST_KEY: OptSpec = opt("accept_new_host_key").flag().help("On first contact, accept and record an unknown host key into known_hosts (a changed key is still refused)");
 
 /// Rows of [`Feature::Ssh`].
-pub static SSH: &[OptSpec] = &[
-    opt("identity_file", Some('k'), Kind::Str, None, "[filename]", "Identity file (private key) for SSH", 1),
-    OptSpec {
-        legacy: Some("secure"),
-        ..opt("ssh", Some('x'), Kind::Flag, Some("1"), "", "Use SSH connection (always on; accepted for compatibility)", 1)
-    },
-    opt("known_hosts", None, Kind::Str, None, "[filename]", "known_hosts file used to verify the device's SSH host key (default: ~/.ssh/known_hosts, then /etc/ssh/ssh_known_hosts)", 1),
-    opt("host_key_fingerprint", None, Kind::Str, None, "[SHA256:...]", "Pin the device's SSH host key by its SHA256 fingerprint instead of using known_hosts", 1),
-    opt("accept_new_host_key", None, Kind::Flag, None, "", "On first contact, accept and record an unknown host key into known_hosts (a changed key is still refused)", 1),
+pub static SSH_ROWS: &[OptSpec] = &[
+    IDENTITY_FILE,
+    SSH,
+    KNOWN_HOSTS,
+    HOST_KEY_FINGERPRINT,
+    ACCEPT_NEW_HOST_KEY,
 ];
+
+/// The `plug` row.
+pub const PLUG: OptSpec = opt("plug")
+    .legacy("port")
+    .short('n')
+    .required()
+    .optional_for(&[Action::List, Action::ListStatus, Action::Monitor])
+    .value("[id]")
+    .help("Physical plug number on device, UUID or identification of machine");
+
+/// The `separator` row.
+pub const SEPARATOR: OptSpec = opt("separator")
+    .short('C')
+    .default(",")
+    .value("[char]")
+    .help("Separator for CSV created by 'list' operation")
+    .order(100);
+
+/// The `plug_separator` row.
+pub const PLUG_SEPARATOR: OptSpec = opt("plug_separator")
+    .default(",")
+    .value("[char]")
+    .help("Separator for plug parameter when specifying more than 1 plug")
+    .order(100);
 
 /// Rows of [`Feature::Plugs`].
-pub static PLUGS: &[OptSpec] = &[
-    OptSpec {
-        legacy: Some("port"),
-        required: true,
-        ..opt(
-            "plug",
-            Some('n'),
-            Kind::Str,
-            None,
-            "[id]",
-            "Physical plug number on device, UUID or identification of machine",
-            1,
-        )
-    },
-    opt(
-        "separator",
-        Some('C'),
-        Kind::Str,
-        Some(","),
-        "[char]",
-        "Separator for CSV created by 'list' operation",
-        100,
-    ),
-    opt(
-        "plug_separator",
-        None,
-        Kind::Str,
-        Some(","),
-        "[char]",
-        "Separator for plug parameter when specifying more than 1 plug",
-        100,
-    ),
-];
+pub static PLUGS_ROWS: &[OptSpec] = &[PLUG, SEPARATOR, PLUG_SEPARATOR];
+
+/// The `use_sudo` row.
+pub const USE_SUDO: OptSpec = opt("use_sudo")
+    .legacy("sudo")
+    .flag()
+    .help("Use sudo (without password) when calling 3rd party software")
+    .order(205);
 
 /// Rows of [`Feature::Sudo`].
-pub static SUDO: &[OptSpec] = &[OptSpec {
-    legacy: Some("sudo"),
-    ..opt(
-        "use_sudo",
-        None,
-        Kind::Flag,
-        None,
-        "",
-        "Use sudo (without password) when calling 3rd party software",
-        205,
-    )
-}];
+pub static SUDO_ROWS: &[OptSpec] = &[USE_SUDO];
+
+/// The `method` row.
+pub const METHOD: OptSpec = opt("method")
+    .short('m')
+    .select(&["onoff", "cycle"])
+    .default("onoff")
+    .value("[method]")
+    .help("Method to fence");
 
 /// Rows of [`Feature::Method`].
-pub static METHOD: &[OptSpec] = &[opt(
-    "method",
-    Some('m'),
-    Kind::Select(&["onoff", "cycle"]),
-    Some("onoff"),
-    "[method]",
-    "Method to fence",
-    1,
-)];
+pub static METHOD_ROWS: &[OptSpec] = &[METHOD];
+
+/// The `missing_as_off` row.
+pub const MISSING_AS_OFF: OptSpec = opt("missing_as_off")
+    .flag()
+    .help("Missing port returns OFF instead of failure")
+    .order(200);
 
 /// Rows of [`Feature::MissingAsOff`].
-pub static MISSING_AS_OFF: &[OptSpec] = &[opt(
-    "missing_as_off",
-    None,
-    Kind::Flag,
-    None,
-    "",
-    "Missing port returns OFF instead of failure",
-    200,
-)];
+pub static MISSING_AS_OFF_ROWS: &[OptSpec] = &[MISSING_AS_OFF];
 
-/// The full, ordered option table of an agent: common rows, feature rows, the agent's own rows,
-/// with its default overrides applied. Sorted by (order, name) as upstream's metadata.
-pub fn table(info: &AgentInfo) -> Vec<OptSpec> {
-    let mut rows: Vec<OptSpec> = COMMON.to_vec();
+/// The full, ordered option table of an agent: common rows, feature rows, the agent's own rows
+/// (an own row replaces the shared row of the same name), with its default overrides applied.
+/// Sorted by (order, name) as upstream's metadata.
+///
+/// Refused, naming the culprit: two own rows with one name, a short letter or a stdin name
+/// (canonical or legacy) used by two rows, and a default override for a row that does not exist.
+pub fn table(info: &AgentInfo) -> Result<Vec<OptSpec>, String> {
+    let mut rows: Vec<OptSpec> = COMMON_ROWS.to_vec();
     for f in info.features {
         let group: &[OptSpec] = match f {
-            Feature::Address => ADDRESS,
-            Feature::Login => LOGIN,
-            Feature::Password => PASSWORD,
-            Feature::Ssh => SSH,
-            Feature::Plugs => PLUGS,
-            Feature::Sudo => SUDO,
-            Feature::Method => METHOD,
-            Feature::MissingAsOff => MISSING_AS_OFF,
+            Feature::Address => ADDRESS_ROWS,
+            Feature::Login => LOGIN_ROWS,
+            Feature::Password => PASSWORD_ROWS,
+            Feature::Ssh => SSH_ROWS,
+            Feature::Plugs => PLUGS_ROWS,
+            Feature::Sudo => SUDO_ROWS,
+            Feature::Method => METHOD_ROWS,
+            Feature::MissingAsOff => MISSING_AS_OFF_ROWS,
         };
         rows.extend(group.iter().cloned());
     }
+    let mut own_names = std::collections::BTreeSet::new();
     for own in info.options {
+        if !own_names.insert(own.name) {
+            return Err(format!(
+                "{}: option '{}' is defined twice",
+                info.name, own.name
+            ));
+        }
         rows.retain(|r| r.name != own.name);
         rows.push(own.clone());
     }
     for (name, default) in info.defaults {
+        let mut found = false;
         for r in rows.iter_mut().filter(|r| r.name == *name) {
             r.default = Some(default);
+            found = true;
+        }
+        if !found {
+            return Err(format!(
+                "{}: default given for unknown option '{name}'",
+                info.name
+            ));
+        }
+    }
+    let mut names = BTreeMap::new();
+    let mut shorts = BTreeMap::new();
+    for r in &rows {
+        for n in std::iter::once(r.name).chain(r.legacy) {
+            if let Some(other) = names.insert(n, r.name) {
+                return Err(format!(
+                    "{}: stdin name '{n}' is used by options '{other}' and '{}'",
+                    info.name, r.name
+                ));
+            }
+        }
+        if let Some(c) = r.short {
+            if let Some(other) = shorts.insert(c, r.name) {
+                return Err(format!(
+                    "{}: short option -{c} is used by options '{other}' and '{}'",
+                    info.name, r.name
+                ));
+            }
         }
     }
     rows.sort_by(|a, b| (a.order, a.name).cmp(&(b.order, b.name)));
-    rows
+    Ok(rows)
 }
 
 /// Validated options of one invocation, keyed by canonical name.
@@ -463,14 +654,15 @@ impl Options {
         self.verbose
     }
 
-    /// The action, lower-cased, `meta-data` folded into `metadata`.
-    pub fn action(&self) -> String {
-        let a = self.get("action").unwrap_or("reboot").to_ascii_lowercase();
-        if a == "meta-data" {
-            "metadata".into()
-        } else {
-            a
-        }
+    /// The action, parsed (default `reboot`); `None` for an empty or unknown word, a usage
+    /// error reported with [`Self::action_word`].
+    pub fn action(&self) -> Option<Action> {
+        Action::parse(self.action_word())
+    }
+
+    /// The action as the caller wrote it (default `reboot`), for messages only.
+    pub fn action_word(&self) -> &str {
+        self.get("action").unwrap_or("reboot")
     }
 
     /// The raw plug value (may hold several plugs joined by `plug_separator`).
@@ -539,7 +731,7 @@ mod tests {
         let mut v = BTreeMap::new();
         v.insert("password", "hunter2".to_string());
         v.insert("ip", "127.0.0.1".to_string());
-        let table = [COMMON, ADDRESS, PASSWORD].concat();
+        let table = [COMMON_ROWS, ADDRESS_ROWS, PASSWORD_ROWS].concat();
         let o = Options::new("fence_t", table, v);
         let text = format!("{o:?}");
         assert!(!text.contains("hunter2"), "{text}");
@@ -551,8 +743,8 @@ mod tests {
         let mut v = BTreeMap::new();
         v.insert("password", "hunter2".to_string());
         v.insert("hexadecimal_kg", "abcd".to_string());
-        let kg = opt("hexadecimal_kg", None, Kind::Secret, None, "[key]", "Kg", 1);
-        let table = [COMMON, PASSWORD, &[kg]].concat();
+        let kg = opt("hexadecimal_kg").secret().value("[key]").help("Kg");
+        let table = [COMMON_ROWS, PASSWORD_ROWS, &[kg]].concat();
         let o = Options::new("fence_t", table, v);
         for name in ["password", "hexadecimal_kg"] {
             assert_eq!(o.given(name), None, "{name}");
@@ -562,5 +754,50 @@ mod tests {
         assert_eq!(o.secret("hexadecimal_kg").unwrap().expose(), "abcd");
         assert_eq!(o.password().unwrap().expose(), "hunter2");
         assert!(o.secret("plug").is_none());
+    }
+
+    fn info_with(
+        options: &'static [OptSpec],
+        defaults: &'static [(&'static str, &'static str)],
+    ) -> AgentInfo {
+        AgentInfo {
+            name: "fence_t",
+            shortdesc: "",
+            longdesc: "",
+            vendor_url: "",
+            features: &[Feature::Address, Feature::Plugs],
+            options,
+            defaults,
+            has_list: false,
+            has_diag: false,
+            needs_password: false,
+        }
+    }
+
+    #[test]
+    fn table_refuses_duplicates() {
+        static TWICE: &[OptSpec] = &[opt("x"), opt("x")];
+        let e = table(&info_with(TWICE, &[])).unwrap_err();
+        assert_eq!(e, "fence_t: option 'x' is defined twice");
+        static SHORT_A: &[OptSpec] = &[opt("extra").short('a')];
+        let e = table(&info_with(SHORT_A, &[])).unwrap_err();
+        assert!(e.contains("short option -a is used by options"), "{e}");
+        assert!(e.contains("'ip'") && e.contains("'extra'"), "{e}");
+        static LEGACY: &[OptSpec] = &[opt("extra").legacy("port")];
+        let e = table(&info_with(LEGACY, &[])).unwrap_err();
+        assert!(e.contains("stdin name 'port' is used by options"), "{e}");
+        let e = table(&info_with(&[], &[("nosuch", "1")])).unwrap_err();
+        assert_eq!(e, "fence_t: default given for unknown option 'nosuch'");
+    }
+
+    #[test]
+    fn own_row_replaces_shared_row() {
+        static OWN: &[OptSpec] = &[opt("ipport").short('u').int().default("22")];
+        let t = table(&info_with(OWN, &[("power_wait", "2")])).unwrap();
+        let port = t.iter().find(|r| r.name == "ipport").unwrap();
+        assert_eq!(port.default, Some("22"));
+        assert_eq!(t.iter().filter(|r| r.name == "ipport").count(), 1);
+        let wait = t.iter().find(|r| r.name == "power_wait").unwrap();
+        assert_eq!(wait.default, Some("2"));
     }
 }

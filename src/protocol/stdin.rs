@@ -8,16 +8,39 @@
 //!
 //! Deliberate divergences (README "Divergences"): an unknown key is warned about by its name
 //! only, never with its value (a mistyped `pasword=` must not leak to the Pacemaker log); flag
-//! values `0/false/no/off` mean false; an empty value counts as not given.
+//! values `0/false/no/off` mean false; an empty value counts as not given, except for `action`,
+//! where it is kept and refused as an unknown action (it must never fall back to the default
+//! `reboot`).
+//!
+//! Input that does not fit is refused, never cut: stdin over [`MAX_STDIN`] bytes or a line over
+//! [`MAX_LINE`] bytes ends the run with an error. Cutting could turn `plug=node10` into
+//! `plug=node1`, or drop an `action=` line so that the default `reboot` runs.
 
 use std::collections::BTreeMap;
+use std::io::Read;
 
+use crate::protocol::error::printable;
 use crate::protocol::options::{Kind, OptSpec};
 
-/// Largest stdin we read (Pacemaker sends a few hundred bytes).
+/// Largest stdin accepted (Pacemaker sends a few hundred bytes); more is refused.
 pub const MAX_STDIN: usize = 1 << 20;
-/// Longest line we accept; longer lines are ignored with a warning.
+/// Longest line accepted; a longer line is refused.
 pub const MAX_LINE: usize = 64 * 1024;
+
+/// Reads all of `input` (stdin), refusing more than [`MAX_STDIN`] bytes: a cut input could name
+/// another target or lose its `action=` line. Invalid UTF-8 is replaced, never dropped.
+pub fn read_all(input: impl Read) -> Result<String, String> {
+    let mut buf = Vec::new();
+    let cap = u64::try_from(MAX_STDIN).unwrap_or(u64::MAX);
+    input
+        .take(cap.saturating_add(1))
+        .read_to_end(&mut buf)
+        .map_err(|e| format!("Unable to read stdin: {e}"))?;
+    if buf.len() > MAX_STDIN {
+        return Err(format!("stdin larger than {MAX_STDIN} bytes"));
+    }
+    Ok(String::from_utf8_lossy(&buf).into_owned())
+}
 
 /// Result of parsing stdin: values keyed by canonical option name, and warnings to log.
 /// `Debug` shows option names, never values (one may be a password).
@@ -56,17 +79,16 @@ pub fn flag_value(v: &str) -> Option<bool> {
     }
 }
 
-/// Parses stdin text against an option table.
-pub fn parse(text: &str, table: &[OptSpec]) -> Parsed {
+/// Parses stdin text against an option table. A line over [`MAX_LINE`] bytes is an error
+/// (the whole input is refused).
+pub fn parse(text: &str, table: &[OptSpec]) -> Result<Parsed, String> {
     let mut out = Parsed::default();
     for (n, raw) in text.lines().enumerate() {
+        if raw.len() > MAX_LINE {
+            return Err(format!("stdin line {} larger than {MAX_LINE} bytes", n + 1));
+        }
         let line = raw.trim();
         if line.is_empty() || line.starts_with('#') {
-            continue;
-        }
-        if line.len() > MAX_LINE {
-            out.warnings
-                .push(format!("Parse error: Ignoring overlong line {}", n + 1));
             continue;
         }
         let (key, value) = line.split_once('=').unwrap_or((line, ""));
@@ -82,7 +104,7 @@ pub fn parse(text: &str, table: &[OptSpec]) -> Parsed {
             } else if key != "nodename" {
                 out.warnings.push(format!(
                     "Parse error: Ignoring unknown option '{}'",
-                    printable(key)
+                    printable(key, 64)
                 ));
             }
             continue;
@@ -95,10 +117,12 @@ pub fn parse(text: &str, table: &[OptSpec]) -> Parsed {
                 }
                 None => out.warnings.push(format!(
                     "Parse error: Ignoring option '{}' because it does not have value",
-                    printable(key)
+                    printable(key, 64)
                 )),
             },
-            _ if value.is_empty() => {
+            // An empty action is kept, to be refused as an unknown action: dropping it would
+            // leave an earlier `action=` line or the default `reboot` in force.
+            _ if value.is_empty() && spec.name != "action" => {
                 out.values.remove(spec.name);
             }
             _ => {
@@ -106,7 +130,7 @@ pub fn parse(text: &str, table: &[OptSpec]) -> Parsed {
             }
         }
     }
-    out
+    Ok(out)
 }
 
 fn strip_quotes(v: &str) -> &str {
@@ -115,25 +139,46 @@ fn strip_quotes(v: &str) -> &str {
         .unwrap_or(v)
 }
 
-/// A key made safe for a log line: control characters replaced, length capped.
-fn printable(key: &str) -> String {
-    key.chars()
-        .take(64)
-        .map(|c| if c.is_control() { '?' } else { c })
-        .collect()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::protocol::options::{ADDRESS, COMMON, LOGIN, PASSWORD, PLUGS};
+    use crate::protocol::options::{
+        ADDRESS_ROWS as ADDRESS, COMMON_ROWS as COMMON, LOGIN_ROWS as LOGIN,
+        PASSWORD_ROWS as PASSWORD, PLUGS_ROWS as PLUGS,
+    };
 
     fn table() -> Vec<OptSpec> {
         [COMMON, ADDRESS, LOGIN, PASSWORD, PLUGS].concat()
     }
 
     fn p(text: &str) -> Parsed {
-        parse(text, &table())
+        parse(text, &table()).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    #[test]
+    fn oversized_input_and_lines_are_refused_not_cut() {
+        let mut text = "action=status\n".to_string();
+        text.push_str(&"#".repeat(MAX_STDIN));
+        text.push_str("\nplug=node10\n");
+        assert_eq!(
+            read_all(text.as_bytes()).unwrap_err(),
+            format!("stdin larger than {MAX_STDIN} bytes")
+        );
+        let exact = "#".repeat(MAX_STDIN);
+        assert_eq!(read_all(exact.as_bytes()).unwrap().len(), MAX_STDIN);
+        let long = format!("action=status\nplug={}\n", "x".repeat(MAX_LINE));
+        assert_eq!(
+            parse(&long, &table()).unwrap_err(),
+            format!("stdin line 2 larger than {MAX_LINE} bytes")
+        );
+    }
+
+    #[test]
+    fn empty_action_is_kept_to_be_refused() {
+        let r = p("action=status\naction=\n");
+        assert_eq!(r.values["action"], "");
+        let r = p("action=\"\"\n");
+        assert_eq!(r.values["action"], "");
     }
 
     #[test]
@@ -242,7 +287,7 @@ mod tests {
                     c
                 });
             }
-            let _ = p(&s);
+            let _ = parse(&s, &table());
         }
     }
 }

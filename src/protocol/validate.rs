@@ -3,29 +3,41 @@
 
 use std::path::Path;
 
+use crate::protocol::action::Action;
 use crate::protocol::agent::{Agent, Feature};
 use crate::protocol::options::{Kind, Options};
 
 /// Every problem with the options, in upstream's order and wording (without `Failed: `).
-pub fn problems<A: Agent>(opts: &Options) -> Vec<String> {
+pub fn problems<A: Agent>(opts: &Options, action: Action) -> Vec<String> {
     let info = A::info();
     let has = |f: Feature| info.features.contains(&f);
-    let action = opts.action();
     let mut out = Vec::new();
-    let device_action = !matches!(action.as_str(), "metadata" | "manpage");
-    if !device_action {
+    if action.is_document() {
         return out;
     }
-    let login_required = opts
-        .table()
-        .iter()
-        .any(|s| s.name == "username" && s.required);
-    if has(Feature::Login) && login_required && opts.username().is_none() {
+    // Required rows, from the table: given, or with a default. `port_as_ip` (fence_ipmilan):
+    // the plug is the device address.
+    let plug_is_ip = opts.flag("port_as_ip") && opts.plug().is_some();
+    let missing = |name: &str| {
+        opts.table().iter().any(|s| {
+            s.name == name
+                && s.required
+                && s.default.is_none()
+                && !s.optional_for.contains(&action)
+                && !(name == "ip" && plug_is_ip)
+                && if name == "plug" {
+                    opts.plugs().is_empty()
+                } else {
+                    !opts.is_given(name)
+                }
+        })
+    };
+    // Upstream's order and words for the well-known rows; the password rule sits between the
+    // address and the plug as in fencing.py.
+    if missing("username") {
         out.push("You have to set login name".to_string());
     }
-    // `port_as_ip` (fence_ipmilan): the plug is the device address.
-    let plug_is_ip = opts.flag("port_as_ip") && opts.plug().is_some();
-    if has(Feature::Address) && opts.ip().is_none() && !plug_is_ip {
+    if missing("ip") {
         out.push("You have to enter fence address".to_string());
     }
     if info.needs_password
@@ -39,16 +51,18 @@ pub fn problems<A: Agent>(opts: &Options) -> Vec<String> {
             "You have to enter password or password script".to_string()
         });
     }
+    if missing("plug") {
+        out.push("You have to enter plug number or machine identification".to_string());
+    }
+    for spec in opts.table() {
+        if !matches!(spec.name, "username" | "ip" | "plug") && missing(spec.name) {
+            out.push(format!("You have to set --{}", spec.long()));
+        }
+    }
     if let Some(key) = opts.given("identity_file") {
         if !Path::new(key).is_file() {
             out.push(format!("Identity file {key} does not exist"));
         }
-    }
-    if has(Feature::Plugs)
-        && !matches!(action.as_str(), "list" | "list-status" | "monitor")
-        && opts.plugs().is_empty()
-    {
-        out.push("You have to enter plug number or machine identification".to_string());
     }
     for spec in opts.table() {
         let Some(v) = opts.given(spec.name) else {
@@ -112,7 +126,6 @@ mod tests {
         options: &[],
         defaults: &[],
         has_list: false,
-        has_cycle: false,
         has_diag: false,
         needs_password: true,
     };
@@ -134,12 +147,16 @@ mod tests {
     fn opts(pairs: &[(&'static str, &str)]) -> Options {
         let v: BTreeMap<&'static str, String> =
             pairs.iter().map(|(k, v)| (*k, v.to_string())).collect();
-        Options::new("fence_t", table(&INFO), v)
+        Options::new("fence_t", table(&INFO).unwrap(), v)
+    }
+
+    fn check<A: Agent>(o: &Options) -> Vec<String> {
+        problems::<A>(o, o.action().unwrap_or(Action::Reboot))
     }
 
     #[test]
     fn missing_address_and_login() {
-        let p = problems::<T>(&opts(&[("action", "status")]));
+        let p = check::<T>(&opts(&[("action", "status")]));
         assert_eq!(
             p,
             vec![
@@ -148,7 +165,7 @@ mod tests {
                 "You have to enter password, password script or identity file",
             ]
         );
-        let p = problems::<T>(&opts(&[
+        let p = check::<T>(&opts(&[
             ("action", "status"),
             ("ip", "127.0.0.1"),
             ("username", "root"),
@@ -159,7 +176,7 @@ mod tests {
 
     #[test]
     fn identity_file_must_exist_and_port_range() {
-        let p = problems::<T>(&opts(&[
+        let p = check::<T>(&opts(&[
             ("ip", "127.0.0.1"),
             ("username", "root"),
             ("identity_file", "/nonexistent/key"),
@@ -171,6 +188,75 @@ mod tests {
 
     #[test]
     fn metadata_needs_nothing() {
-        assert!(problems::<T>(&opts(&[("action", "metadata")])).is_empty());
+        assert!(check::<T>(&opts(&[("action", "metadata")])).is_empty());
+    }
+
+    struct Own;
+    static OWN_INFO: AgentInfo = AgentInfo {
+        name: "fence_own",
+        shortdesc: "t",
+        longdesc: "t",
+        vendor_url: "",
+        features: &[Feature::Plugs],
+        options: &[
+            crate::protocol::options::opt("off_command").required(),
+            crate::protocol::options::opt("mode")
+                .required()
+                .default("x"),
+        ],
+        defaults: &[],
+        has_list: true,
+        has_diag: false,
+        needs_password: false,
+    };
+    impl Agent for Own {
+        fn info() -> &'static AgentInfo {
+            &OWN_INFO
+        }
+        fn connect(_: &Options) -> FenceResult<Self> {
+            Ok(Own)
+        }
+        fn power_status(&mut self, _: &str) -> FenceResult<PowerState> {
+            Ok(PowerState::On)
+        }
+        fn set_power(&mut self, _: &str, _: PowerState) -> FenceResult<()> {
+            Ok(())
+        }
+    }
+
+    /// An agent's own required row is enforced from the table (a default satisfies it), and the
+    /// plug is required except for the listing actions.
+    #[test]
+    fn required_rows_come_from_the_table() {
+        let o = |pairs: &[(&'static str, &str)]| {
+            let v: BTreeMap<&'static str, String> =
+                pairs.iter().map(|(k, v)| (*k, v.to_string())).collect();
+            Options::new("fence_own", table(&OWN_INFO).unwrap(), v)
+        };
+        assert_eq!(
+            check::<Own>(&o(&[("action", "off")])),
+            vec![
+                "You have to enter plug number or machine identification",
+                "You have to set --off-command"
+            ]
+        );
+        assert_eq!(
+            check::<Own>(&o(&[("action", "list")])),
+            vec!["You have to set --off-command"]
+        );
+        assert!(check::<Own>(&o(&[
+            ("action", "off"),
+            ("plug", "a"),
+            ("off_command", "x")
+        ]))
+        .is_empty());
+        assert_eq!(
+            check::<Own>(&o(&[
+                ("action", "off"),
+                ("plug", ","),
+                ("off_command", "x")
+            ])),
+            vec!["You have to enter plug number or machine identification"]
+        );
     }
 }

@@ -34,6 +34,7 @@ use ssh2::{BlockDirections, HashType, HostKeyType, KeyboardInteractivePrompt, Me
 use crate::protocol::error::FenceError;
 use crate::protocol::options::Options;
 use crate::protocol::secret::Secret;
+use crate::protocol::userfile;
 use crate::transport::ipmi::crypto::hmac_sha1;
 use crate::transport::net::{self, ResolveError};
 
@@ -331,7 +332,7 @@ impl SshSession {
         let kh_files = known_hosts_files(&cfg.host_key);
         let entries = match pins {
             Some(_) => Vec::new(),
-            None => read_known_hosts(&kh_files, &kh_name),
+            None => read_known_hosts(&kh_files, &kh_name)?,
         };
 
         let tcp = tcp_connect(&cfg.host, cfg.port, deadline)?;
@@ -916,11 +917,21 @@ fn known_hosts_files(policy: &HostKeyPolicy) -> Vec<PathBuf> {
     }
 }
 
-fn read_known_hosts(files: &[PathBuf], name: &str) -> Vec<KhEntry> {
+/// Reads the known_hosts files through [`userfile::read_capped`]: a FIFO, a device
+/// (`/dev/zero`) or a file over [`userfile::KNOWN_HOSTS_CAP`] is refused at once, never waited
+/// on or read without end. A file that is missing or cannot be opened is skipped, as before.
+fn read_known_hosts(files: &[PathBuf], name: &str) -> Result<Vec<KhEntry>, SshError> {
     let mut out = Vec::new();
     for file in files {
-        let Ok(text) = std::fs::read_to_string(file) else {
-            continue;
+        let text = match userfile::read_capped(file, userfile::KNOWN_HOSTS_CAP, "known_hosts") {
+            Ok((bytes, _)) => String::from_utf8_lossy(&bytes).into_owned(),
+            // `stat` does not open the file, so it cannot block on a FIFO.
+            Err(e) => match std::fs::metadata(file) {
+                Ok(m) if !m.is_file() || m.len() > userfile::KNOWN_HOSTS_CAP => {
+                    return Err(SshError::Config(e))
+                }
+                _ => continue,
+            },
         };
         for (i, line) in text.lines().enumerate() {
             if let Some(e) = parse_kh_line(line, name) {
@@ -932,7 +943,7 @@ fn read_known_hosts(files: &[PathBuf], name: &str) -> Vec<KhEntry> {
             }
         }
     }
-    out
+    Ok(out)
 }
 
 /// Parses one known_hosts line; returns it if it names `name` (and is not a CA line).
@@ -1147,14 +1158,12 @@ fn append_known_host(
             let _ = std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700));
         }
     }
-    let needs_nl = std::fs::read(file)
-        .map(|b| b.last().is_some_and(|c| *c != b'\n'))
+    let needs_nl = userfile::read_capped(file, userfile::KNOWN_HOSTS_CAP, "known_hosts")
+        .map(|(b, _)| b.last().is_some_and(|c| *c != b'\n'))
         .unwrap_or(false);
-    let mut f = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(file)
-        .map_err(err)?;
+    // Without blocking and only as a regular file (a FIFO or a device is refused).
+    let mut f = userfile::open_append(file, "known_hosts")
+        .map_err(|e| SshError::Config(format!("cannot record the host key: {e}")))?;
     let mut line = String::new();
     if needs_nl {
         line.push('\n');

@@ -1,8 +1,7 @@
 #!/bin/bash
 # Simulated KVM hosts for fence_kvmguest tests: a private OpenSSH sshd per host on
 # 127.0.0.0/8, in front of the REAL virsh talking to a private unprivileged libvirtd with the
-# test driver (state kept alive by a "holder" client). See
-# /work/shared/reference/test-peers-ssh.md §1-3, §5, §6, §9 and tests/sim_kvm/README.md.
+# test driver (state kept alive by a "holder" client). See tests/sim_kvm/README.md.
 #
 # Usage (run as root):
 #   kvmsim.sh setup   ROOT
@@ -14,6 +13,7 @@
 #   kvmsim.sh migrate ROOT SRC DST GUEST [keep]   (keep = leave it defined, shut off, on SRC)
 #   kvmsim.sh where   ROOT GUEST           (prints "HOST<TAB>STATE" for every running host)
 #   kvmsim.sh fault   ROOT NAME KIND [VALUE] [key=value ...]   (kinds: see README)
+#   kvmsim.sh crash   ROOT NAME GUEST      (a running guest crashes, on_crash=preserve: see README)
 #   kvmsim.sh clear   ROOT NAME
 #   kvmsim.sh freeze|thaw ROOT NAME sshd|libvirtd
 #   kvmsim.sh sshd-down|sshd-up ROOT NAME
@@ -284,12 +284,12 @@ do_start() {
     hd=$(hostdir "$name")
     [ -f "$hd/pids/sshd" ] || [ -f "$hd/pids/libvirtd" ] && do_stop "$name"
     rm -rf "$hd"
-    mkdir -p "$hd/pids" "$hd/faults" "$hd/home" "$hd/tmp" \
+    mkdir -p "$hd/pids" "$hd/faults" "$hd/home" "$hd/tmp" "$hd/crashed" \
         "$hd/lv/run" "$hd/lv/config" "$hd/lv/cache" "$hd/lv/data"
     chmod 755 "$hd"
     echo "$ip" > "$hd/ip"; echo "$port" > "$hd/port"; echo "$name" > "$hd/name"
     touch "$hd/calls.log" "$hd/events.log" "$hd/libvirtd.log"
-    chown -R "$SIMUSER:$SIMUSER" "$hd/pids" "$hd/faults" "$hd/home" "$hd/tmp" "$hd/lv" \
+    chown -R "$SIMUSER:$SIMUSER" "$hd/pids" "$hd/faults" "$hd/home" "$hd/tmp" "$hd/crashed" "$hd/lv" \
         "$hd/calls.log" "$hd/events.log"
     chmod 700 "$hd/lv/run"
     uri="test+unix:///default?socket=$hd/lv/run/libvirt/libvirt-sock"
@@ -464,6 +464,15 @@ do_fault() {
     mv -f "$tmp" "$f"
 }
 
+do_crash() { # name guest: the guest crashes and qemu stays (on_crash=preserve)
+    local name=$1 g=$2 hd st m
+    hd=$(hostdir "$name")
+    st=$(backdoor_virsh "$name" domstate -- "$g" 2>/dev/null | head -n1) || die "$g not on $name"
+    case "$st" in running|paused|idle) ;; *) die "$g is '$st' on $name: only an active guest can crash" ;; esac
+    m="$hd/crashed/$(printf '%s' "$g" | sha1sum | cut -c1-40)"
+    printf '%s' "$g" > "$m.tmp.$$" && chown "$SIMUSER:$SIMUSER" "$m.tmp.$$" && mv -f "$m.tmp.$$" "$m"
+}
+
 do_clear() {
     local hd; hd=$(hostdir "$1")
     rm -f "$hd"/faults/*
@@ -488,6 +497,7 @@ case "$cmd" in
     where) do_where "$1" ;;
     fault) check_name "$1"; do_fault "$@" ;;
     clear) check_name "$1"; do_clear "$1" ;;
+    crash) check_name "$1"; do_crash "$1" "$2" ;;
     freeze) check_name "$1"; do_freeze "$1" "$2" STOP ;;
     thaw) check_name "$1"; do_freeze "$1" "$2" CONT ;;
     sshd-down) check_name "$1"; hd=$(hostdir "$1"); stop_pidfile "$hd" "$hd/pids/sshd" ;;

@@ -45,7 +45,10 @@
 //!   suite is given; suite 0 only when asked for explicitly;
 //! * privilege level chosen by the caller and raised with Set Session Privilege Level;
 //! * Kg support; user name ≤ 16 bytes, password ≤ 20 (2.0) / 16 (1.5) bytes, else an error;
-//! * Close Session on every path: [`Session::close`], and `Drop` for errors and timeouts.
+//! * Close Session on every path: [`Session::close`], and `Drop` for errors and timeouts; and
+//!   when SIGTERM, SIGINT or the watchdog ends the run while the session is open, through a
+//!   close-on-abort closure ([`crate::protocol::abort`]) that sends Close Session from its own
+//!   handle on the socket (the main thread may be stuck waiting for the BMC).
 //!
 //! Observed with `ipmi_sim` 2.0.33: it ignores a sessionless Get Channel Cipher Suites in
 //! RMCP+ format (what makes `ipmitool` without `-C` stall 10 s) but answers it in IPMI 1.5
@@ -74,6 +77,10 @@
 //!         let op = match st { PowerState::On => ChassisOp::PowerUp, PowerState::Off => ChassisOp::PowerDown };
 //!         Ok(self.s.chassis_control(op)?)
 //!     }
+//!     const CYCLE: Option<PlugFn<Self>> = Some(Self::cycle);   // method=cycle
+//!     const DIAG: Option<PlugFn<Self>> = Some(Self::diag);     // the diag action
+//! }
+//! impl FenceBmc {
 //!     fn cycle(&mut self, _: &str) -> FenceResult<()> { Ok(self.s.chassis_control(ChassisOp::PowerCycle)?) }
 //!     fn diag(&mut self, _: &str) -> FenceResult<()> { Ok(self.s.chassis_control(ChassisOp::DiagInterrupt)?) }
 //! }
@@ -90,10 +97,15 @@ mod v15;
 
 use std::cell::Cell;
 use std::fmt;
+use std::net::UdpSocket;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
 pub use chassis::{completion_text, ChassisOp};
+#[doc(hidden)]
+pub use rmcpplus::fuzz;
 
+use crate::protocol::abort::{self, AbortGuard};
 use crate::protocol::agent::PowerState;
 use crate::protocol::error::FenceError;
 use crate::protocol::secret::Secret;
@@ -436,15 +448,53 @@ pub struct LinkStats {
 #[derive(Debug)]
 pub struct Session {
     link: Link,
-    proto: Proto,
+    /// Shared with the close-on-abort closure (which wraps its Close Session with the same
+    /// keys and session sequence counter); locked only to wrap or unwrap one datagram.
+    proto: Arc<Mutex<Proto>>,
     rq_seq: u8,
     command_timeout: Duration,
     open: bool,
     suite: Option<u8>,
+    /// Sends Close Session if a signal or the watchdog ends the run; dropped on close.
+    on_abort: Option<AbortGuard>,
 }
 
 /// Budget for Close Session (explicit or from `Drop`).
 const CLOSE_BUDGET: Duration = Duration::from_secs(1);
+
+/// rqSeq of the close-on-abort Close Session. Its answer is never waited for, and cannot be
+/// taken for the answer to a command in flight (those are matched on netfn and cmd too).
+const ABORT_RQ_SEQ: u8 = 0x3e;
+
+/// Copies of the close-on-abort Close Session, and the pause between them (a lost datagram
+/// must not leak the session; a copy that arrives after the close is refused by the BMC).
+const ABORT_COPIES: u32 = 3;
+const ABORT_GAP: Duration = Duration::from_millis(150);
+
+fn locked(p: &Mutex<Proto>) -> MutexGuard<'_, Proto> {
+    p.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// Registers the close-on-abort closure of a session: it sends Close Session on `sock` (a
+/// second handle on the session's socket), wrapped by the session's own `proto`, a few times
+/// within a few hundred milliseconds, without waiting for an answer.
+fn close_on_abort(sock: UdpSocket, proto: Arc<Mutex<Proto>>) -> AbortGuard {
+    abort::on_abort(move || {
+        for copy in 0..ABORT_COPIES {
+            if copy > 0 {
+                std::thread::sleep(ABORT_GAP);
+            }
+            let pkt = {
+                let p = locked(&proto);
+                let id = p.bmc_session_id().to_le_bytes();
+                p.wrap(&codec::encode_request(NETFN_APP, 0x3c, ABORT_RQ_SEQ, &id))
+            };
+            if let Ok(pkt) = pkt {
+                let _ = sock.send(&pkt);
+            }
+        }
+    })
+}
 
 impl Session {
     /// Logs in (version, suite and privilege from `cfg`), within `cfg.timeout`.
@@ -463,6 +513,11 @@ impl Session {
             }
             Version::V15 => (Proto::V15(v15::login(&mut link, cfg, deadline)?), None),
         };
+        let proto = Arc::new(Mutex::new(proto));
+        let on_abort = link
+            .try_clone_socket()
+            .ok()
+            .map(|sock| close_on_abort(sock, Arc::clone(&proto)));
         let mut s = Session {
             link,
             proto,
@@ -470,6 +525,7 @@ impl Session {
             command_timeout: cfg.command_timeout,
             open: true,
             suite,
+            on_abort,
         };
         if cfg.privilege != Privilege::User {
             // Sessions start at USER. From here on, Drop closes the session on failure.
@@ -548,10 +604,10 @@ impl Session {
                 }
                 next.set((s + 1) & 0x3f);
                 used.mark(s);
-                proto.wrap(&codec::encode_request(netfn, cmd, s, data))
+                locked(proto).wrap(&codec::encode_request(netfn, cmd, s, data))
             },
             |dgram| {
-                let Some(msg) = proto.unwrap(dgram) else {
+                let Some(msg) = locked(proto).unwrap(dgram) else {
                     return Verdict::Ignore;
                 };
                 match codec::decode_response(&msg) {
@@ -605,7 +661,9 @@ impl Session {
         if !self.open {
             return Ok(());
         }
-        let id = self.proto.bmc_session_id().to_le_bytes();
+        // Closed here from now on: the close-on-abort closure is no longer needed.
+        self.on_abort = None;
+        let id = locked(&self.proto).bmc_session_id().to_le_bytes();
         let budget = self.command_timeout.min(CLOSE_BUDGET);
         let r = self.command_within(NETFN_APP, 0x3c, &id, "Close Session", budget);
         self.open = false;

@@ -329,15 +329,10 @@ fn config_from_fence_ipmilan_options() {
         let values: BTreeMap<&'static str, String> =
             pairs.iter().map(|(k, v)| (*k, v.to_string())).collect();
         // The Kg row is a secret row, as in fence_bmc's table.
-        let kg = crate::protocol::options::opt(
-            "hexadecimal_kg",
-            None,
-            crate::protocol::options::Kind::Secret,
-            None,
-            "[key]",
-            "Kg",
-            1,
-        );
+        let kg = crate::protocol::options::opt("hexadecimal_kg")
+            .secret()
+            .value("[key]")
+            .help("Kg");
         crate::protocol::options::Options::new("fence_bmc", vec![kg], values)
     };
     let c = IpmiConfig::from_options(&opts(&[

@@ -4,7 +4,8 @@
 //! fresh sequence number), then reads datagrams until the matcher accepts one, the attempt's
 //! wait runs out (resend, interval doubled up to [`MAX_INTERVAL`]) or the deadline passes
 //! ([`IpmiError::TimedOut`]). Datagrams the matcher does not recognise (late, duplicate, stray,
-//! malformed) are dropped and never end the wait.
+//! malformed) are dropped and never end the wait; an unverifiable error answer
+//! ([`Verdict::Provisional`]) ends it only after a grace period without a better answer.
 
 use std::io::ErrorKind;
 use std::net::{SocketAddr, UdpSocket};
@@ -26,6 +27,11 @@ pub(crate) enum Verdict<T> {
     Done(T),
     /// A definitive answer that is an error.
     Fail(IpmiError),
+    /// An error answer that cannot be verified as ours (e.g. it lacks the session ID some
+    /// BMCs omit from errors): it ends the exchange only if no other answer is taken during
+    /// the rest of this attempt's wait, and at least the first resend interval after it arrived.
+    /// The latest such error wins; a `Done` or `Fail` that arrives meanwhile replaces it.
+    Provisional(IpmiError),
 }
 
 /// A connected UDP socket to one BMC.
@@ -104,6 +110,7 @@ impl Link {
         let mut refused = false;
         let mut buf = [0u8; 1024];
         let mut attempt = 0u32;
+        let mut provisional = None;
         loop {
             let now = Instant::now();
             if now >= deadline {
@@ -125,7 +132,7 @@ impl Link {
                     }
                 }
             }
-            let wait_until = (now + interval).min(deadline);
+            let mut wait_until = (now + interval).min(deadline);
             interval = (interval * 2).min(MAX_INTERVAL);
             loop {
                 let left = wait_until.saturating_duration_since(Instant::now());
@@ -142,6 +149,12 @@ impl Link {
                             Verdict::Ignore => self.ignored = self.ignored.saturating_add(1),
                             Verdict::Done(v) => return Ok(v),
                             Verdict::Fail(e) => return Err(e),
+                            Verdict::Provisional(e) => {
+                                self.ignored = self.ignored.saturating_add(1);
+                                let grace = (Instant::now() + self.first_interval).min(deadline);
+                                wait_until = wait_until.max(grace);
+                                provisional = Some(e);
+                            }
                         }
                     }
                     Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {
@@ -157,6 +170,9 @@ impl Link {
                     Err(e) => return Err(IpmiError::Connect(format!("recv: {e}"))),
                 }
             }
+            if let Some(e) = provisional.take() {
+                return Err(e);
+            }
         }
     }
 
@@ -165,6 +181,12 @@ impl Link {
         let s = self.next_rq.clamp(1, 62);
         self.next_rq = if s >= 62 { 1 } else { s + 1 };
         s
+    }
+
+    /// A second handle on the socket (same local port, same peer), for a datagram sent from
+    /// another thread while this one waits (the close-on-abort Close Session).
+    pub(crate) fn try_clone_socket(&self) -> std::io::Result<UdpSocket> {
+        self.sock.try_clone()
     }
 
     /// Sends one datagram without waiting for anything (best effort).

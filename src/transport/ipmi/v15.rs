@@ -32,7 +32,7 @@ impl std::fmt::Debug for V15 {
 }
 
 /// A 1.5 packet with MD5 auth code.
-fn packet(pw: &[u8; 16], sid: u32, seq: u32, msg: &[u8]) -> Vec<u8> {
+pub(crate) fn packet(pw: &[u8; 16], sid: u32, seq: u32, msg: &[u8]) -> Vec<u8> {
     let mut out = RMCP_HEADER.to_vec();
     out.push(AUTH_MD5);
     out.extend_from_slice(&seq.to_le_bytes());
@@ -44,7 +44,7 @@ fn packet(pw: &[u8; 16], sid: u32, seq: u32, msg: &[u8]) -> Vec<u8> {
 }
 
 /// Checks an MD5-authenticated 1.5 packet for session `sid`; returns the message.
-fn parse(pw: &[u8; 16], sid: u32, dgram: &[u8]) -> Option<Vec<u8>> {
+pub(crate) fn parse(pw: &[u8; 16], sid: u32, dgram: &[u8]) -> Option<Vec<u8>> {
     let mut c = Cursor::new(dgram);
     if c.take(4)? != RMCP_HEADER || c.u8()? != AUTH_MD5 {
         return None;
@@ -225,9 +225,8 @@ pub(crate) fn login(
     Err(last.unwrap_or_else(|| IpmiError::LoginDenied("Activate Session failed".into())))
 }
 
-#[cfg(test)]
 pub(crate) mod test_support {
-    //! 1.5 packets for unit tests.
+    //! 1.5 packets for unit tests and the fuzz harness (`rmcpplus::fuzz`).
     use super::*;
 
     /// A session with a known password.

@@ -11,7 +11,8 @@ power.getstate, fault blocks in the ESXi 5 and 6.7+ layouts, ESXi 6 "... failed"
 
 Backdoor (no ssh): `vimsim.py --hostdir DIR --dump` prints the state as JSON;
 `vimsim.py --hostdir DIR --init INVENTORY.json|default` writes a fresh state;
-`vimsim.py --hostdir DIR --render-getallvms` prints what getallvms would print.
+`vimsim.py --hostdir DIR --render-getallvms` prints what getallvms would print;
+`vimsim.py --hostdir DIR --render-getconfig VMID [LAYOUT]` what get.config would print.
 """
 
 import fcntl
@@ -82,6 +83,11 @@ def normalise_vm(vm, i):
     vm.setdefault("uuid", "56 4d %02x %02x 00 11 22 33-44 55 66 77 88 99 aa %02x"
                   % (vm["vmid"] & 255, (vm["vmid"] >> 8) & 255, vm["vmid"] & 255))
     vm.setdefault("invalid", False)
+    # The suspend state (.vmss, the VM's saved memory): present while suspended. power.on of a
+    # suspended VM resumes from it; power.off of a suspended VM discards it.
+    vm.setdefault("vmss", vm["power"] == "suspended")
+    # How the VM last started: "boot" (fresh) or "resume" (from its suspend state).
+    vm.setdefault("last_start", None)
     return vm
 
 
@@ -206,6 +212,67 @@ def render_getallvms(vms):
     for r in rows:
         lines.append("   ".join(pad(c, w) for c, w in zip(r, widths)))
     return "\n".join(lines) + "\n"
+
+
+GUEST_FULL_NAMES = {
+    "centos7_64Guest": "CentOS 7 (64-bit)", "rhel8_64Guest": "Red Hat Enterprise Linux 8 (64-bit)",
+    "windows9Server64Guest": "Microsoft Windows Server 2016 or later (64-bit)",
+    "oracleLinux8_64Guest": "Oracle Linux 8 (64-bit)", "debian11_64Guest": "Debian GNU/Linux 11 (64-bit)",
+}
+
+
+def render_config(vm, layout):
+    """`vim-cmd vmsvc/get.config N`: a vim.vm.ConfigInfo block (a subset of its fields, in the
+    API's order: name before any user or guest text). Strings are printed raw between double
+    quotes, as vim-cmd prints every string (fault msgs show unescaped inner quotes), so an
+    annotation spans lines. ESXi 5: `Configuration:`, a blank line, `dynamicType` first and
+    every field ending in `, `; later: every field but the last ending in `,`."""
+    uuid = "564d%02x%02x-0011-2233-4455-66778899aa%02x" % (
+        vm["vmid"] & 255, (vm["vmid"] >> 8) & 255, vm["vmid"] & 255)
+    ds, path = vm["datastore"], vm["path"]
+    vdir = "[%s] %s/" % (ds, path.rsplit("/", 1)[0]) if "/" in path else "[%s] " % ds
+    q = lambda v: '"%s"' % v
+    fields = [
+        ("changeVersion", q("2024-03-11T09:12:45.%06dZ" % vm["vmid"])),
+        ("modified", q("1970-01-01T00:00:00Z")),
+        ("name", q(vm["name"])),
+        ("guestFullName", q(GUEST_FULL_NAMES.get(vm["guest"], "Other (64-bit)"))),
+        ("version", q(vm["version"])),
+        ("uuid", q(uuid)),
+        ("instanceUuid", q("52" + uuid[2:])),
+        ("locationId", q(uuid)),
+        ("template", "false"),
+        ("guestId", q(vm["guest"])),
+        ("alternateGuestName", q("")),
+        ("annotation", q(vm.get("annotation", ""))),
+        ("files", None),
+        ("firmware", q("efi")),
+    ]
+    files = [("vmPathName", q(vmx_key(ds, path))), ("snapshotDirectory", q(vdir)),
+             ("suspendDirectory", q(vdir)), ("logDirectory", q(vdir))]
+    if layout == "5":
+        out = ["Configuration:", "", "(vim.vm.ConfigInfo) {", "   dynamicType = <unset>, "]
+        for k, v in fields:
+            if v is None:
+                out.append("   %s = (vim.vm.FileInfo) {" % k)
+                out.append("      dynamicType = <unset>, ")
+                out += ["      %s = %s, " % kv for kv in files]
+                out.append("   }, ")
+            else:
+                out.append("   %s = %s, " % (k, v))
+    else:
+        out = ["Configuration:", "(vim.vm.ConfigInfo) {"]
+        for i, (k, v) in enumerate(fields):
+            end = "," if i < len(fields) - 1 else ""
+            if v is None:
+                out.append("   %s = (vim.vm.FileInfo) {" % k)
+                out += ["      %s = %s%s" % (fk, fv, "," if j < len(files) - 1 else "")
+                        for j, (fk, fv) in enumerate(files)]
+                out.append("   }" + end)
+            else:
+                out.append("   %s = %s%s" % (k, v, end))
+    out.append("}")
+    return "\n".join(out) + "\n"
 
 
 def hostsummary(settings, st):
@@ -399,7 +466,7 @@ def vim_cmd(args, st, settings, faults, res):
         return
     if cmd.startswith("vmsvc/") and cmd != "vmsvc/getallvms":
         op = cmd[len("vmsvc/"):]
-        if op not in POWER_OPS + ("power.getstate", "unregister"):
+        if op not in POWER_OPS + ("power.getstate", "get.config", "unregister"):
             res.e("Unknown command: '%s'\n" % op)
             res.rc = 1
             return
@@ -414,6 +481,9 @@ def vim_cmd(args, st, settings, faults, res):
             return
         if op == "power.getstate":
             res.o("Retrieved runtime info\n%s\n" % state_words(vm["power"], "8"))
+            return
+        if op == "get.config":
+            res.o(render_config(vm, layout))
             return
         if op == "unregister":
             if vm["power"] != "off":
@@ -481,6 +551,18 @@ def power_op(op, vm, st, settings, faults, res, layout, frc):
                 delay = secs
     if op in ("power.shutdown",):
         delay = max(delay, float(settings["shutdown_delay"]))
+    # The suspend state: written by power.suspend; power.on resumes from it (and it is gone);
+    # power.off of a suspended VM discards it (on ESXi, powering off a suspended VM discards
+    # its suspended state: the next power.on boots afresh).
+    if op == "power.suspend":
+        vm["vmss"] = True
+    elif op == "power.on":
+        vm["last_start"] = "resume" if vm.get("vmss") else "boot"
+        vm["vmss"] = False
+    elif op == "power.off":
+        vm["vmss"] = False
+    elif op in ("power.reset", "power.reboot"):
+        vm["last_start"] = "boot"
     if delay > 0:
         vm["pending"] = {"power": target, "at": time.time() + delay}
     else:
@@ -558,6 +640,10 @@ def main():
             st.save()
             return 0
         st = State(hd)
+        if what == "--render-getconfig":
+            vm = st.vm(argv[4])
+            sys.stdout.write(render_config(vm, argv[5] if len(argv) > 5 else "8"))
+            return 0
         if what == "--render-getallvms":
             sys.stdout.write(render_getallvms(
                 [v for v in sorted(st.data["vms"], key=lambda v: v["vmid"])
