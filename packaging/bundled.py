@@ -264,7 +264,8 @@ def main():
     spec = [f"License:        {license_line}", "%global bundled_provides \\"]
     for kind, name, version, _, _ in components:
         what = f"crate({name})" if kind == "crate" else name
-        spec.append(f"Provides:       bundled({what}) = {version}\\")
+        # SemVer build metadata ("+spec-1.1.0") does not order versions: left out.
+        spec.append(f"Provides:       bundled({what}) = {version.split('+')[0]}\\")
     spec.append("%{nil}")
     with open(os.path.join(out, "spec-generated.inc"), "w", encoding="utf-8") as f:
         f.write("\n".join(spec) + "\n")
