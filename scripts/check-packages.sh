@@ -59,7 +59,9 @@ expected() {
       for a in $agents; do echo "/usr/share/fencekit/metadata/$a.xml -rw-r--r--"; done
       echo "/usr/share/doc/fencekit-common/README.md -rw-r--r--" ;;
     fencekit-all) ;;
-    fencekit-evacuate) echo "/usr/sbin/vm-evacuate -rwxr-xr-x" ;;
+    fencekit-evacuate)
+      echo "/usr/sbin/vm-evacuate -rwxr-xr-x"
+      echo "/usr/share/doc/fencekit-evacuate/evacuate.toml -rw-r--r--" ;;
     fencekit-*)
       a=fence_${p#fencekit-}
       echo "/usr/sbin/$a -rwxr-xr-x"
@@ -162,6 +164,13 @@ for a in $agents; do
   grep -q "^/usr/lib/debug/usr/sbin/$a-.*\.debug$" "$work/debuginfo.list" \
     || bad "fencekit-debuginfo lacks the symbols of $a"
 done
+if [[ " $pkgs " == *" fencekit-evacuate "* ]]; then
+  for root in rpmroot debroot; do
+    file -b "$work/$root/usr/sbin/vm-evacuate" | grep -q ', stripped' || bad "$root: vm-evacuate is not stripped"
+  done
+  grep -q "^/usr/lib/debug/usr/sbin/vm-evacuate-.*\.debug$" "$work/debuginfo.list" \
+    || bad "fencekit-debuginfo lacks the symbols of vm-evacuate"
+fi
 for x in "$work"/debroot/usr/share/fencekit/metadata/*.xml; do
   xmllint --noout --relaxng /usr/share/cluster/relaxng/metadata.rng "$x" 2>/dev/null || bad "$x invalid"
 done
@@ -261,6 +270,9 @@ for a in $agents; do
   [ "$(dpkg-query -S "/usr/sbin/$a" | cut -d: -f1)" = "fencekit-${a#fence_}" ] || bad "/usr/sbin/$a not from fencekit-${a#fence_}"
   man -w "$a" >/dev/null 2>&1 || [ -f "/usr/share/man/man8/$a.8.gz" ] || bad "no man page for $a"
 done
+if [[ " $pkgs " == *" fencekit-evacuate "* ]]; then
+  [ "$(dpkg-query -S /usr/sbin/vm-evacuate | cut -d: -f1)" = fencekit-evacuate ] || bad "/usr/sbin/vm-evacuate not from fencekit-evacuate"
+fi
 # shellcheck disable=SC2086
 bash packaging/test-installed.sh $agents || bad "the Pacemaker scenario against the installed agents failed"
 purge
