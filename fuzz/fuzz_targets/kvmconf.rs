@@ -14,9 +14,6 @@ fuzz_target!(|data: &[u8]| {
             let _ = kvmconf::lookup_host(&hosts, name);
         }
     }
-    let _ = kvmconf::check_mode(
-        "/fuzz/kvmguests.conf",
-        u32::from(data.first().copied().unwrap_or(0)) << 1,
-        false,
-    );
+    let byte = |i: usize| u32::from(data.get(i).copied().unwrap_or(0));
+    let _ = kvmconf::file_problems("/fuzz/kvmguests.conf", byte(1), byte(0) << 1, byte(2));
 });

@@ -20,7 +20,7 @@ fuzz_target!(|data: &[u8]| {
         None => (rest, &[][..]),
     };
     let r = Reply::new(exit, stdout, stderr);
-    let st = virsh::parse_domstate(&r);
+    let _ = virsh::parse_domstate(&r);
     let _ = virsh::parse_destroy(&r);
     let _ = virsh::parse_start(&r);
     let _ = virsh::parse_name_list(&r);
@@ -29,10 +29,10 @@ fuzz_target!(|data: &[u8]| {
     let text = String::from_utf8_lossy(stdout);
     let _ = virsh::looks_like_id_or_uuid(&text);
     let answers = vec![
-        ("h1".to_string(), st),
+        ("h1".to_string(), virsh::HostView::from_dominfo(&r)),
         (
             "h2".to_string(),
-            virsh::parse_domstate(&Reply::new(Some(0), stderr, stdout)),
+            virsh::HostView::from_dominfo(&Reply::new(Some(0), stderr, stdout)),
         ),
     ];
     let _ = virsh::locate("guest", &answers);
