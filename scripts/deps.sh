@@ -105,4 +105,14 @@ if [ "${#absent[@]}" -gt 0 ]; then
     done
     exit 1
 fi
-echo "deps.sh: all ${#BINARIES[@]} binaries present"
+# The fuzzers: cargo-fuzz from crates.io on the nightly toolchain (rustup's; nothing else can
+# be fetched here, so a machine without nightly fails loudly instead of skipping the fuzzing).
+if ! rustup toolchain list 2>/dev/null | grep -q '^nightly'; then
+    echo "deps.sh: the nightly Rust toolchain is missing (fuzz/run.sh needs it)" >&2
+    exit 1
+fi
+if ! command -v cargo-fuzz >/dev/null 2>&1; then
+    echo "deps.sh: installing cargo-fuzz" >&2
+    cargo install cargo-fuzz --locked >&2
+fi
+echo "deps.sh: all ${#BINARIES[@]} binaries present, nightly and cargo-fuzz"

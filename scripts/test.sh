@@ -29,6 +29,9 @@ cargo build --locked --all-targets
 step "unit and integration tests"
 cargo test --locked -- --test-threads="${FENCE_TEST_THREADS:-4}"
 
+step "fuzzing (a short run of every target; fuzz/run.sh 600 for a long one)"
+FUZZ_REPORT="$(mktemp)" bash fuzz/run.sh "${FENCE_FUZZ_SECS:-5}"
+
 step "packages (RPM and .deb)"
 bash scripts/package.sh
 bash scripts/check-packages.sh
