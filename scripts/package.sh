@@ -132,7 +132,7 @@ deb_from_rpm() {
   } >"$root/DEBIAN/control"
   dpkg-deb --root-owner-group -Zxz --build "$root" "$out/${name}_${debver}_$arch.deb" >/dev/null
 }
-agent_pkgs="fencekit-esxi fencekit-bmc fencekit-kvmguest"
+agent_pkgs="fencekit-esxi fencekit-bmc fencekit-kvmguest fencekit-sshcmd"
 if grep -Eq '^name = "vm-evacuate"' Cargo.toml; then agent_pkgs="$agent_pkgs fencekit-evacuate"
 else say "no vm-evacuate binary in Cargo.toml: no fencekit-evacuate package"; fi
 deb_from_rpm fencekit-common all
