@@ -16,6 +16,7 @@ mod bmc;
 mod bmc_lib;
 mod demo;
 mod esxi;
+mod esxi_hosts;
 mod esxi_lib;
 mod evacuate;
 mod faults;
