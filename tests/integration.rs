@@ -30,6 +30,7 @@ mod kvmsim;
 mod metadata;
 mod pacemaker_bmc;
 mod pacemaker_esxi;
+mod pacemaker_esxi_hosts;
 mod pacemaker_fake;
 mod pacemaker_kvmguest;
 mod pacemaker_smoke;

@@ -541,6 +541,7 @@ fn verdict(plug: &str, seen: &[(String, Seen)], action: Option<Action>) -> Fence
     let failed: Vec<String> = seen
         .iter()
         .filter_map(|(h, s)| match s {
+            Seen::Failed(FenceError::Status(why)) => Some(why.clone()),
             Seen::Failed(e) => Some(format!("{h}: {e}")),
             Seen::Silent(why) => Some(format!("{h}: does not answer ({why})")),
             _ => None,
