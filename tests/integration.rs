@@ -26,6 +26,7 @@ mod ipmi17;
 mod ipmisim;
 mod kvm_lib;
 mod kvmguest;
+mod kvmguest_hostfence;
 mod kvmsim;
 mod metadata;
 mod pacemaker_bmc;
