@@ -17,6 +17,11 @@
 //! ON" for a guest that does not run. Where the image cannot be discarded, the off fails and
 //! the warning says why.
 //!
+//! A host that gets no SSH answer (refused, timed out, unreachable) is settled through its BMC
+//! when `inventory` names it (`fencekit::device::hostfence`): its chassis reads off, or with
+//! `host_fence=bmc` during off/reboot it is powered off and read back off; then its guests
+//! count as off and the other hosts are asked again. Otherwise it stays an error.
+//!
 //! The orchestration across hosts (asking every host at once, confirming an absence with the
 //! host's domain list, the verdict, acting where the guest is) is `fencekit::device::guests`,
 //! unit-tested there; this file maps the options, the map and the hosts onto it.
