@@ -11,14 +11,22 @@
 //! 3. A host that stops answering with its BMC unreachable: the fence fails (the reason in
 //!    Pacemaker's log), its VM still runs, and nothing was changed on any host.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crate::pacemaker_fake::{cluster_available, ok};
 use crate::sim::evac::{HostSpec, Inventory, Sim, VmSpec};
 use crate::util::pacemaker::{self, Cluster};
 
+/// `stonith_admin --reboot target`; its wall time is printed (a measurement, not asserted).
 fn reboot(cluster: &Cluster, target: &str) -> std::process::Output {
-    cluster.stonith_admin(&["--reboot", target, "--timeout", "120"])
+    let t0 = Instant::now();
+    let out = cluster.stonith_admin(&["--reboot", target, "--timeout", "120"]);
+    eprintln!(
+        "stonith_admin --reboot {target}: exit {:?} in {:.2} s",
+        out.status.code(),
+        t0.elapsed().as_secs_f64()
+    );
+    out
 }
 
 #[test]
