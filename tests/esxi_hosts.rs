@@ -117,6 +117,11 @@ fn vm_on_host_two_of_three_off_only_when_all_answer_and_bmc_escalation() {
     assert!(r.stderr.contains("h3"), "{}", r.stderr);
     assert!(!r.stdout.contains("Status: OFF"));
 
+    // monitor: h3 does not answer over SSH but its BMC does: usable, with a warning.
+    let r = run(&sim, &[("action", "monitor")]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(r.stderr.contains("its BMC answers"), "{}", r.stderr);
+
     // Without host_fence the fence of node1 fails: h3 could run a copy.
     let r = run(
         &sim,

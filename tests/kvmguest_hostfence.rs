@@ -4,7 +4,8 @@
 //!
 //! Without host_fence the guest's off fails (exit 1) and the host is not powered off; with
 //! host_fence=bmc the host is powered off through its BMC, read back off, logged, and the off
-//! succeeds; afterwards a status reads the chassis off and answers OFF.
+//! succeeds; afterwards a status reads the chassis off and answers OFF. `monitor` passes
+//! (with a warning) while the silent host's BMC answers.
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
@@ -105,6 +106,10 @@ fn silent_kvm_host_is_powered_off_through_its_bmc() {
     let r = run("status", "g1", &[]);
     assert_eq!(r.code, 1, "{}", show(&r));
     assert!(r.stderr.contains("cfhost1"), "{}", show(&r));
+    // monitor: cfhost1 does not answer over SSH, but its BMC does (a fence can settle it).
+    let r = run("monitor", "g1", &[]);
+    assert_eq!(r.code, 0, "{}", show(&r));
+    assert!(r.stderr.contains("its BMC answers"), "{}", show(&r));
     // Without host_fence: the off fails, the host is not powered off.
     let r = run("off", "g1", &[]);
     assert_eq!(r.code, 1, "{}", show(&r));

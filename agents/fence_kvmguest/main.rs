@@ -449,8 +449,26 @@ would resume it from its saved memory)",
 
     fn monitor(&mut self, _opts: &Options) -> FenceResult<()> {
         // Every host must answer: a host that cannot be asked makes status unusable.
+        // A host that gets no SSH answer but whose BMC (from inventory) answers can still be
+        // settled by a fence: a warning, not a failure.
         let names = self.host_names(None);
-        let failed = guests::unanswered(&mut self.hosts, &names, &self.virsh);
+        let mut failed = guests::unanswered(&mut self.hosts, &names, &self.virsh);
+        if let Some((bmcs, known)) = self.bmcs.as_ref() {
+            for h in self.hosts.iter().filter(|h| names.contains(&h.cfname)) {
+                let (Some(why), true) = (&h.silent, known.contains(&h.cfname)) else {
+                    continue;
+                };
+                if let Ok(p) = bmcs.status(&h.cfname) {
+                    log::warn(&format!(
+                        "host {} does not answer over SSH ({why}); its BMC answers (chassis {})",
+                        h.cfname,
+                        p.word()
+                    ));
+                    let prefix = format!("{}: ", h.cfname);
+                    failed.retain(|f| !f.starts_with(&prefix));
+                }
+            }
+        }
         if failed.is_empty() {
             Ok(())
         } else {
