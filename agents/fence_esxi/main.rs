@@ -16,6 +16,10 @@
 //! brings the node back with it); anything else is an error. `off`/`reboot` power a suspended
 //! VM off, which discards the suspend state, and read `Powered off` back; `on` refuses to
 //! resume a suspended VM.
+//!
+//! With `inventory` (the vm-evacuate TOML) or `hosts` instead of `ip`, one device covers every
+//! ESXi host: the VM (by name) is looked for on all of them at once, and a host that does not
+//! answer is settled through its BMC (`host_fence=bmc`): see `hosts.rs`.
 
 use std::process::ExitCode;
 
