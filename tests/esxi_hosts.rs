@@ -181,7 +181,13 @@ fn vm_on_host_two_of_three_off_only_when_all_answer_and_bmc_escalation() {
     );
     assert_eq!(r.code, 0, "{}", r.stderr);
     assert!(r.stdout.contains("Success: Rebooted"));
-    assert!(r.stderr.contains("Timed out waiting to power ON") || r.stderr.contains("ON"));
+    assert!(
+        r.stderr.contains("Timed out waiting to power ON")
+            && r.stderr
+                .contains("not registered (powered off) on any host that answered"),
+        "{}",
+        r.stderr
+    );
     assert_eq!(
         bmc_off_events(&sim, "h3"),
         1,

@@ -378,8 +378,11 @@ impl Multi {
                 let hosts = self.where_(plug, |s| matches!(s, Seen::Power(VmPower::Off)));
                 match hosts.as_slice() {
                     [_] => hosts,
+                    // Not found (the engine gives up at once instead of polling for
+                    // power_timeout): a reboot's on phase after a host fence, where the
+                    // evacuation restarts the VM elsewhere.
                     [] => {
-                        return Err(FenceError::Device(format!(
+                        return Err(FenceError::PlugNotFound(format!(
                             "VM {plug:?} is not registered (powered off) on any host that \
                              answered: nothing to power on"
                         )))
