@@ -468,29 +468,7 @@ impl Multi {
             match r {
                 Ok(outlets) => {
                     answered += 1;
-                    for o in outlets {
-                        let alias = format!("{h}:{}", o.alias);
-                        match out.iter_mut().find(|x| x.id == o.id) {
-                            Some(x) => {
-                                x.alias.push(' ');
-                                x.alias.push_str(&alias);
-                                x.state = match (x.state, o.state) {
-                                    (Some(PowerState::On), _) | (_, Some(PowerState::On)) => {
-                                        Some(PowerState::On)
-                                    }
-                                    (Some(PowerState::Off), Some(PowerState::Off)) => {
-                                        Some(PowerState::Off)
-                                    }
-                                    _ => None,
-                                };
-                            }
-                            None => out.push(Outlet {
-                                id: o.id,
-                                alias,
-                                state: o.state,
-                            }),
-                        }
-                    }
+                    merge(&mut out, &h, outlets);
                 }
                 Err(Seen::Down) => {}
                 Err(Seen::Silent(why)) => {
@@ -508,6 +486,30 @@ impl Multi {
             return Err(FenceError::ConnectionLost("no host answered".into()));
         }
         Ok(out)
+    }
+}
+
+/// Adds one host's outlets to the list: one line per VM name, `host:vmid` of every host that
+/// has it in the alias; ON when it runs on any host, OFF when off on every host, else unknown.
+fn merge(out: &mut Vec<Outlet>, host: &str, outlets: Vec<Outlet>) {
+    for o in outlets {
+        let alias = format!("{host}:{}", o.alias);
+        match out.iter_mut().find(|x| x.id == o.id) {
+            Some(x) => {
+                x.alias.push(' ');
+                x.alias.push_str(&alias);
+                x.state = match (x.state, o.state) {
+                    (Some(PowerState::On), _) | (_, Some(PowerState::On)) => Some(PowerState::On),
+                    (Some(PowerState::Off), Some(PowerState::Off)) => Some(PowerState::Off),
+                    _ => None,
+                };
+            }
+            None => out.push(Outlet {
+                id: o.id,
+                alias,
+                state: o.state,
+            }),
+        }
     }
 }
 
@@ -596,6 +598,47 @@ mod tests {
         v.iter()
             .map(|(h, s)| ((*h).to_owned(), s.clone()))
             .collect()
+    }
+
+    fn outlet(id: &str, alias: &str, state: Option<PowerState>) -> Outlet {
+        Outlet {
+            id: id.to_owned(),
+            alias: alias.to_owned(),
+            state,
+        }
+    }
+
+    #[test]
+    fn list_merges_hosts_by_vm_name() {
+        let mut out = Vec::new();
+        merge(
+            &mut out,
+            "a",
+            vec![
+                outlet("x", "1", Some(PowerState::Off)),
+                outlet("y", "2", Some(PowerState::Off)),
+                outlet("z", "3", Some(PowerState::Off)),
+            ],
+        );
+        merge(
+            &mut out,
+            "b",
+            vec![
+                outlet("x", "7", Some(PowerState::On)),
+                outlet("y", "8", Some(PowerState::Off)),
+                outlet("z", "9", None),
+                outlet("w", "1", None),
+            ],
+        );
+        assert_eq!(
+            out,
+            vec![
+                outlet("x", "a:1 b:7", Some(PowerState::On)),
+                outlet("y", "a:2 b:8", Some(PowerState::Off)),
+                outlet("z", "a:3 b:9", None),
+                outlet("w", "b:1", None),
+            ]
+        );
     }
 
     #[test]
