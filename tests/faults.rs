@@ -368,7 +368,90 @@ fn esxi_cells() -> Vec<Cell> {
         &[],
         Want::Fails("does NOT match"),
     );
+    drop(f);
+    esxi_hosts_cells(&mut cells);
     cells
+}
+
+/// fence_esxi across hosts (`inventory`, tests/sim/evac.rs: hosts with BMCs): a host that
+/// stops answering SSH, without host_fence, with host_fence=bmc, and with its BMC hung.
+fn esxi_hosts_cells(cells: &mut Vec<Cell>) {
+    use crate::sim::evac::{HostSpec, Inventory, Sim, VmSpec};
+    let Some(sim) = Sim::start(
+        &[HostSpec::new("h1", &["ds1"]), HostSpec::new("h2", &["ds2"])],
+        &[
+            VmSpec::new("dead-vm", "h1", "ds1"),
+            VmSpec::new("live-vm", "h2", "ds2"),
+        ],
+        &Inventory::default(),
+    ) else {
+        return;
+    };
+    sim.isolate("h1");
+    let limits = Limits {
+        login: 3,
+        shell: 3,
+        power: 4,
+        retry_on: 0,
+    };
+    let mut cell = |fault: &'static str, how: &str, plug: &str, host_fence: &str, want: Want| {
+        let mut text = format!(
+            "action=off\nplug={plug}\ninventory={}\nhost_fence={host_fence}\n\
+             stonith_status_sleep=0.5\n",
+            sim.config.display()
+        );
+        for (n, v) in limits.pairs() {
+            text.push_str(&format!("{n}={v}\n"));
+        }
+        let run = crate::agentcmd::stdin(&crate::agentcmd::bin("fence_esxi"), &text);
+        let host = if plug == "dead-vm" { "h1" } else { "h2" };
+        let target_off = sim.vm_power(host, plug).as_deref() == Some("off");
+        let c = Cell {
+            agent: "fence_esxi",
+            fault,
+            how: how.to_owned(),
+            want,
+            bound: limits.bound(),
+            run,
+            target_off,
+        };
+        progress(&c);
+        cells.push(c);
+    };
+    let bmc = sim.host("h1").bmc.as_ref().expect("bmc");
+    bmc.hang();
+    cell(
+        "dead host, BMC hangs (hosts)",
+        "inventory, host_fence=bmc: h1 refuses SSH, its BMC (SIGSTOP) never answers",
+        "dead-vm",
+        "bmc",
+        Want::Fails("BMC"),
+    );
+    bmc.resume();
+    cell(
+        "dead host, host_fence=none (hosts)",
+        "inventory: h1 refuses SSH (its BMC reads on); the VM runs on h2",
+        "live-vm",
+        "none",
+        Want::Fails("did not answer"),
+    );
+    // Reset the VM on h2 (the cell above powered it off before failing on h1).
+    let vmid = sim
+        .vms_on("h2")
+        .iter()
+        .find(|v| v["name"] == "live-vm")
+        .and_then(|v| v["vmid"].as_u64())
+        .expect("live-vm on h2");
+    let on = sim.ssh_vim("h2", &format!("vmsvc/power.on {vmid}"));
+    assert!(on.status.success(), "{on:?}");
+    assert_eq!(sim.vm_power("h2", "live-vm").as_deref(), Some("on"));
+    cell(
+        "dead host, host_fence=bmc (hosts)",
+        "inventory: h1 refuses SSH; powered off through its BMC; the VM runs on h2",
+        "live-vm",
+        "bmc",
+        Want::Fences,
+    );
 }
 
 /// A TCP port on 127.0.0.1 that nobody listens on (bound, then released).

@@ -16,16 +16,36 @@
 //! brings the node back with it); anything else is an error. `off`/`reboot` power a suspended
 //! VM off, which discards the suspend state, and read `Powered off` back; `on` refuses to
 //! resume a suspended VM.
+//!
+//! With `inventory` (the vm-evacuate TOML) or `hosts` instead of `ip`, one device covers every
+//! ESXi host: the VM (by name) is looked for on all of them at once, and a host that does not
+//! answer is settled through its BMC (`host_fence=bmc`): see `hosts.rs`.
 
 use std::process::ExitCode;
 
+mod hosts;
+
+use fencekit::device::hostfence;
 use fencekit::device::vimcmd::{self, Vm, VmPower};
 use fencekit::protocol::action::Action;
 use fencekit::protocol::agent::{ListFn, PlugFn};
 use fencekit::protocol::error::excerpt;
 use fencekit::protocol::log;
+use fencekit::protocol::options::opt;
 use fencekit::transport::ssh::{first_line, ExecOutput, LazySession, RemoteShell, SshConfig};
-use fencekit::{Agent, AgentInfo, Feature, FenceError, FenceResult, Options, Outlet, PowerState};
+use fencekit::{
+    Agent, AgentInfo, Feature, FenceError, FenceResult, OptSpec, Options, Outlet, PowerState,
+};
+
+/// Own rows: `ip` and `username` are required only without `inventory`/`hosts` (checked in
+/// [`hosts::validate`], so that metadata and `pcs stonith create` accept a device without them).
+static OPTIONS: &[OptSpec] = &[
+    opt("ip").legacy("ipaddr").short('a').value("[ip]").help("IP address or hostname of the ESXi host (one host; required unless inventory or hosts is set)"),
+    opt("username").legacy("login").short('l').value("[name]").help("Login name (required unless inventory is set)"),
+    opt("inventory").value("[path]").help("Evacuation inventory (TOML, as vm-evacuate's --config): the VM is looked for on every [[host]], reached with its [ssh] settings; the hosts' BMCs come from it too"),
+    opt("hosts").value("[name=addr[:port],...]").help("Look for the VM on every one of these ESXi hosts (name=192.0.2.1:22,name2=user@[2001:db8::2]), with this device's login options"),
+    opt("host_fence").select(hostfence::CHOICES).default("none").value("[none|bmc]").help("bmc: a host that does not answer over SSH within login_timeout is powered off through its BMC (from inventory) and read back off before its VMs count as off (off/reboot only)"),
+];
 
 static INFO: AgentInfo = AgentInfo::new(
     "fence_esxi",
@@ -37,7 +57,11 @@ without vCenter or a vSphere API licence (free ESXi). It logs in to the host ove
 (keyboard-interactive or password login, or a key), finds the VM by its exact name or vmid in \
 `vim-cmd vmsvc/getallvms`, and powers it off or on with `vim-cmd vmsvc/power.off` / `power.on`, \
 confirming every change by reading the state back. The host's SSH key is verified against \
-known_hosts or a pinned fingerprint. Enable SSH on the ESXi host first.",
+known_hosts or a pinned fingerprint. Enable SSH on the ESXi host first. With inventory (the \
+vm-evacuate TOML) or hosts, one device covers every host: the VM (by name) is looked for on \
+all of them in parallel, is OFF only when every host answered and none runs it, and off \
+powers it off wherever it runs; with host_fence=bmc, a host that does not answer is powered \
+off through its BMC and read back off before its VMs count as off.",
 )
 .vendor_url("https://www.vmware.com")
 .features(&[
@@ -49,8 +73,8 @@ known_hosts or a pinned fingerprint. Enable SSH on the ESXi host first.",
     Feature::Sudo,
     Feature::Method,
 ])
-.defaults(&[("ipport", "22")])
-.needs_password();
+.options(OPTIONS)
+.defaults(&[("ipport", "22")]);
 
 /// One SSH session to an ESXi host, reopened after a transport error.
 struct Esxi {
@@ -65,6 +89,8 @@ struct Esxi {
     resolved: Vec<(String, u32, bool)>,
     /// The last state read, per vmid (`method=cycle` acts on a suspended VM differently).
     last: Option<(u32, VmPower)>,
+    /// A plug is a VM name only (across hosts).
+    names_only: bool,
 }
 
 impl Esxi {
@@ -116,7 +142,10 @@ impl Esxi {
         }
         self.inventory()?;
         let vms = self.vms.as_deref().unwrap_or(&[]);
-        let cands = vimcmd::candidates(vms, plug);
+        let mut cands = vimcmd::candidates(vms, plug);
+        if self.names_only {
+            cands.retain(|c| c.by_name);
+        }
         let lone = match cands.as_slice() {
             [one] => Some((
                 one.vmid,
@@ -268,24 +297,20 @@ fn already_there(e: &vimcmd::ParseError) -> bool {
     matches!(e, vimcmd::ParseError::Fault(f) if f.name.ends_with("InvalidPowerState"))
 }
 
-impl Agent for Esxi {
-    const CYCLE: Option<PlugFn<Self>> = Some(Self::cycle);
-    const LIST: Option<ListFn<Self>> = Some(Self::list);
-
-    fn info() -> &'static AgentInfo {
-        &INFO
-    }
-
-    fn connect(opts: &Options) -> FenceResult<Self> {
-        let cfg = SshConfig::from_options(opts)?;
-        Ok(Esxi {
-            shell: RemoteShell::new(LazySession::connected(cfg)?, opts.flag("use_sudo")),
+/// One host's operations (the single-host agent, and each host of [`hosts::Multi`]).
+impl Esxi {
+    /// A session to one host; `names_only`: a plug is a VM name, never a vmid (vmids are
+    /// per host, so across hosts a number would name a different VM on each).
+    fn new(session: LazySession, opts: &Options, names_only: bool) -> Esxi {
+        Esxi {
+            shell: RemoteShell::new(session, opts.flag("use_sudo")),
             action: opts.action(),
             vms: None,
             skipped: Vec::new(),
             resolved: Vec::new(),
             last: None,
-        })
+            names_only,
+        }
     }
 
     fn power_status(&mut self, plug: &str) -> FenceResult<PowerState> {
@@ -318,7 +343,7 @@ impl Agent for Esxi {
         }
     }
 
-    fn monitor(&mut self, _opts: &Options) -> FenceResult<()> {
+    fn monitor(&mut self) -> FenceResult<()> {
         // Cheap on any host size: login plus one light command, never a full inventory.
         let out = self.exec(&vimcmd::host_version())?;
         vimcmd::parse_host_version(&out)?;
@@ -427,9 +452,80 @@ fn split_states(out: &str) -> Vec<(u32, Option<PowerState>)> {
     res
 }
 
+/// The agent: one host (`ip`), or every host of an `inventory` or of `hosts`.
+enum FenceEsxi {
+    One(Box<Esxi>),
+    Many(Box<hosts::Multi>),
+}
+
+impl Agent for FenceEsxi {
+    const CYCLE: Option<PlugFn<Self>> = Some(Self::cycle);
+    const LIST: Option<ListFn<Self>> = Some(Self::list);
+
+    fn info() -> &'static AgentInfo {
+        &INFO
+    }
+
+    fn connect(opts: &Options) -> FenceResult<Self> {
+        if hosts::multi(opts) {
+            return hosts::Multi::new(opts).map(|m| FenceEsxi::Many(Box::new(m)));
+        }
+        let cfg = SshConfig::from_options(opts)?;
+        Ok(FenceEsxi::One(Box::new(Esxi::new(
+            LazySession::connected(cfg)?,
+            opts,
+            false,
+        ))))
+    }
+
+    fn power_status(&mut self, plug: &str) -> FenceResult<PowerState> {
+        match self {
+            FenceEsxi::One(e) => e.power_status(plug),
+            FenceEsxi::Many(m) => m.power_status(plug),
+        }
+    }
+
+    fn set_power(&mut self, plug: &str, state: PowerState) -> FenceResult<()> {
+        match self {
+            FenceEsxi::One(e) => e.set_power(plug, state),
+            FenceEsxi::Many(m) => m.set_power(plug, state),
+        }
+    }
+
+    fn monitor(&mut self, _opts: &Options) -> FenceResult<()> {
+        match self {
+            FenceEsxi::One(e) => e.monitor(),
+            FenceEsxi::Many(m) => m.monitor(),
+        }
+    }
+
+    fn validate(opts: &Options) -> Vec<String> {
+        hosts::validate(opts)
+    }
+}
+
+impl FenceEsxi {
+    fn cycle(&mut self, plug: &str) -> FenceResult<()> {
+        match self {
+            FenceEsxi::One(e) => e.cycle(plug),
+            // Refused by validation; kept an error here too (no read-back across hosts).
+            FenceEsxi::Many(_) => Err(FenceError::Usage(
+                "method=cycle works with ip (one host) only".into(),
+            )),
+        }
+    }
+
+    fn list(&mut self, with_status: bool) -> FenceResult<Vec<Outlet>> {
+        match self {
+            FenceEsxi::One(e) => e.list(with_status),
+            FenceEsxi::Many(m) => m.list(with_status),
+        }
+    }
+}
+
 /// Entry point.
 fn main() -> ExitCode {
-    fencekit::protocol::run::run::<Esxi>()
+    fencekit::protocol::run::run::<FenceEsxi>()
 }
 
 #[cfg(test)]

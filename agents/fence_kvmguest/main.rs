@@ -17,6 +17,11 @@
 //! ON" for a guest that does not run. Where the image cannot be discarded, the off fails and
 //! the warning says why.
 //!
+//! A host that gets no SSH answer (refused, timed out, unreachable) is settled through its BMC
+//! when `inventory` names it (`fencekit::device::hostfence`): its chassis reads off, or with
+//! `host_fence=bmc` during off/reboot it is powered off and read back off; then its guests
+//! count as off and the other hosts are asked again. Otherwise it stays an error.
+//!
 //! The orchestration across hosts (asking every host at once, confirming an absence with the
 //! host's domain list, the verdict, acting where the guest is) is `fencekit::device::guests`,
 //! unit-tested there; this file maps the options, the map and the hosts onto it.
@@ -31,13 +36,16 @@ use std::process::ExitCode;
 
 use fencekit::device::fanout::Named;
 use fencekit::device::guests::{self, Output, VirshHost};
+use fencekit::device::hostfence::{self, HostFence, ReadBack};
 use fencekit::device::kvmconf::{self, GuestEntry, HostAddr, KvmGuests};
 use fencekit::device::virsh::{self, GuestLocation, Virsh, VirshError};
+use fencekit::evacuate::backend::{BmcOps, IpmiBmcs};
+use fencekit::evacuate::inventory;
 use fencekit::protocol::action::Action;
 use fencekit::protocol::agent::ListFn;
 use fencekit::protocol::log;
 use fencekit::protocol::options::opt;
-use fencekit::transport::ssh::{LazySession, RemoteShell, SshConfig};
+use fencekit::transport::ssh::{LazySession, RemoteShell, SshConfig, SshError};
 use fencekit::{
     Agent, AgentInfo, Feature, FenceError, FenceResult, OptSpec, Options, Outlet, PowerState,
 };
@@ -48,6 +56,8 @@ static OPTIONS: &[OptSpec] = &[
     opt("ipport").short('u').int().default("22").value("[port]").help("SSH port of the hosts (when the hosts option gives none)"),
     opt("libvirt_uri").default(virsh::DEFAULT_URI).value("[uri]").help("libvirt URI used by virsh on the hosts"),
     opt("relax_conf_permissions").flag().help("Accept a guests_conf that others could read, change or replace (mode, owner, directories), with a warning"),
+    opt("inventory").value("[path]").help("Evacuation inventory (TOML) whose [[host]] entries (name = the host cfname) give the hosts' BMCs, for host_fence and for reading a silent host's chassis"),
+    opt("host_fence").select(hostfence::CHOICES).default("none").value("[none|bmc]").help("bmc: a host that does not answer over SSH within login_timeout is powered off through its BMC (from inventory) and read back off before its guests count as off (off/reboot only)"),
 ];
 
 static INFO: AgentInfo = AgentInfo::new(
@@ -79,7 +89,37 @@ fingerprint).",
 /// in the command itself (after `env LC_ALL=C`), so the shell adds no prefix.
 struct Host {
     cfname: String,
-    shell: Result<RemoteShell, FenceError>,
+    cfg: Result<SshConfig, FenceError>,
+    shell: Option<RemoteShell>,
+    /// Why the last attempt to open a session got no answer (refused, timed out,
+    /// unreachable), if it did not: such a host may be settled through its BMC.
+    silent: Option<String>,
+    /// Its chassis was read off in this run: not asked again, its guests count as off.
+    down: bool,
+}
+
+impl Host {
+    /// The session, opened now if needed; a connection that gets no answer marks the host
+    /// silent (any other failure, e.g. a refused login, does not).
+    fn shell(&mut self) -> Result<&mut RemoteShell, FenceError> {
+        if self.shell.is_none() {
+            let cfg = self.cfg.clone()?;
+            match LazySession::connected(cfg) {
+                Ok(s) => {
+                    self.silent = None;
+                    self.shell = Some(RemoteShell::new(s, false).named(self.cfname.clone()));
+                }
+                Err(e @ (SshError::Connect(_) | SshError::Timeout(_))) => {
+                    self.silent = Some(e.to_string());
+                    return Err(e.into());
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+        self.shell
+            .as_mut()
+            .ok_or_else(|| FenceError::Device("no session".into()))
+    }
 }
 
 impl Named for Host {
@@ -91,14 +131,18 @@ impl Named for Host {
 impl VirshHost for Host {
     /// Runs one command; a transport failure drops the session (reopened next time).
     fn run(&mut self, cmd: &str) -> Result<Output, VirshError> {
-        let shell = self.shell.as_mut().map_err(|e| e.clone());
-        match shell.and_then(|sh| sh.exec(cmd)) {
+        match self.shell().and_then(|sh| sh.exec(cmd)) {
             Ok(out) => Ok(Output {
                 exit: out.status,
                 stdout: out.stdout,
                 stderr: out.stderr,
             }),
-            Err(e) => Err(VirshError::Failed(format!("cannot ask host: {e}"))),
+            Err(e) => {
+                if e.is_transport() {
+                    self.shell = None;
+                }
+                Err(VirshError::Failed(format!("cannot ask host: {e}")))
+            }
         }
     }
 }
@@ -114,6 +158,13 @@ struct KvmGuest {
     /// Where the last status read found each plug's guest, for the power command that
     /// follows it (taken once; the read-back decides in any case).
     found: HashMap<String, Option<GuestLocation>>,
+    /// The hosts' BMCs (from `inventory`), by cfname.
+    bmcs: Option<(IpmiBmcs, Vec<String>)>,
+    host_fence: HostFence,
+    /// The action powers things off (off, reboot): host_fence may power a host off.
+    fencing: bool,
+    /// Read-back of a host's power-off through its BMC.
+    read_back: ReadBack,
 }
 
 fn load_conf(opts: &Options) -> Result<(KvmGuests, Vec<String>), Vec<String>> {
@@ -148,10 +199,14 @@ impl KvmGuest {
         })
     }
 
-    /// Every known host, `first` leading.
+    /// Every known host whose chassis was not read off, `first` leading.
     fn host_names(&self, first: Option<&str>) -> Vec<String> {
-        let mut names: Vec<String> = first.map(str::to_string).into_iter().collect();
-        for h in &self.hosts {
+        let mut names: Vec<String> = first
+            .filter(|f| !self.hosts.iter().any(|h| h.down && h.cfname == *f))
+            .map(str::to_string)
+            .into_iter()
+            .collect();
+        for h in self.hosts.iter().filter(|h| !h.down) {
             if !names.contains(&h.cfname) {
                 names.push(h.cfname.clone());
             }
@@ -159,14 +214,76 @@ impl KvmGuest {
         names
     }
 
-    /// Asks every host (mapped one first) where the guest runs.
+    /// Asks every host (mapped one first) where the guest runs. When the answer is an error
+    /// and some hosts got no SSH answer, those are settled through their BMCs (read off, or
+    /// with `host_fence=bmc` in off/reboot powered off and read back off) and the others
+    /// asked again; a guest found nowhere else then counts as off.
     fn locate(&mut self, entry: &GuestEntry) -> FenceResult<Option<GuestLocation>> {
         let names = self.host_names(Some(&entry.host_cfname));
-        match guests::locate(&mut self.hosts, &names, &self.virsh, &entry.guest_name) {
+        let first = guests::locate(&mut self.hosts, &names, &self.virsh, &entry.guest_name);
+        let r = match first {
+            Err(e) if !matches!(e, FenceError::PlugNotFound(_)) => {
+                let silent: Vec<(String, String)> = self
+                    .hosts
+                    .iter()
+                    .filter(|h| names.contains(&h.cfname))
+                    .filter_map(|h| Some((h.cfname.clone(), h.silent.clone()?)))
+                    .collect();
+                if silent.is_empty() {
+                    Err(e)
+                } else {
+                    let unsettled = self.settle(&silent);
+                    if unsettled.is_empty() {
+                        let names = self.host_names(Some(&entry.host_cfname));
+                        guests::locate(&mut self.hosts, &names, &self.virsh, &entry.guest_name)
+                    } else {
+                        Err(FenceError::Status(unsettled.join("; ")))
+                    }
+                }
+            }
+            other => other,
+        };
+        let some_down = self.hosts.iter().any(|h| h.down);
+        match r {
             Ok(loc) => Ok(Some(loc)),
-            Err(FenceError::PlugNotFound(_)) if self.missing_as_off => Ok(None),
+            Err(FenceError::PlugNotFound(_)) if self.missing_as_off || some_down => Ok(None),
             Err(e) => Err(e),
         }
+    }
+
+    /// Settles silent hosts through their BMCs; the reasons of those that could not be.
+    fn settle(&mut self, silent: &[(String, String)]) -> Vec<String> {
+        let bmcs = self.bmcs.as_ref();
+        let bmc_of = |h: &str| -> Option<&dyn BmcOps> {
+            bmcs.filter(|(_, names)| names.iter().any(|n| n == h))
+                .map(|(b, _)| b as &dyn BmcOps)
+        };
+        let power_off = self.host_fence == HostFence::Bmc && self.fencing;
+        let got = hostfence::settle_all(
+            silent,
+            &bmc_of,
+            power_off,
+            self.read_back,
+            &std::thread::sleep,
+        );
+        let mut unsettled = Vec::new();
+        for (host, r) in got {
+            match r {
+                Ok(off) => {
+                    if off.powered_off {
+                        log::error(&off.how);
+                    } else {
+                        log::warn(&off.how);
+                    }
+                    if let Some(h) = self.hosts.iter_mut().find(|h| h.cfname == host) {
+                        h.down = true;
+                        h.shell = None;
+                    }
+                }
+                Err(why) => unsettled.push(why),
+            }
+        }
+        unsettled
     }
 
     /// Runs a domain command on some hosts and checks each answer (see [`guests::act`]).
@@ -240,11 +357,26 @@ impl Agent for KvmGuest {
             .iter()
             .map(|cf| Host {
                 cfname: cf.clone(),
-                shell: host_config(opts, cf, &addrs)
-                    .map(|cfg| RemoteShell::new(LazySession::new(cfg), false).named(cf.clone())),
+                cfg: host_config(opts, cf, &addrs),
+                shell: None,
+                silent: None,
+                down: false,
             })
             .collect();
+        let bmcs = match opts.get("inventory") {
+            Some(path) => {
+                let inv = inventory::load(Path::new(path))
+                    .map_err(|e| FenceError::Usage(e.to_string().replace('\n', "; ")))?;
+                let names = inv.hosts.iter().map(|h| h.name.clone()).collect();
+                Some((IpmiBmcs::new(&inv), names))
+            }
+            None => None,
+        };
         Ok(KvmGuest {
+            bmcs,
+            host_fence: HostFence::parse(opts.get("host_fence")).map_err(FenceError::Usage)?,
+            fencing: matches!(opts.action(), Some(Action::Off | Action::Reboot)),
+            read_back: ReadBack::within(opts.power_timeout(), opts.secs("stonith_status_sleep")),
             boot_saved: opts.action() == Some(Action::On),
             found: HashMap::new(),
             conf,
@@ -317,8 +449,26 @@ would resume it from its saved memory)",
 
     fn monitor(&mut self, _opts: &Options) -> FenceResult<()> {
         // Every host must answer: a host that cannot be asked makes status unusable.
+        // A host that gets no SSH answer but whose BMC (from inventory) answers can still be
+        // settled by a fence: a warning, not a failure.
         let names = self.host_names(None);
-        let failed = guests::unanswered(&mut self.hosts, &names, &self.virsh);
+        let mut failed = guests::unanswered(&mut self.hosts, &names, &self.virsh);
+        if let Some((bmcs, known)) = self.bmcs.as_ref() {
+            for h in self.hosts.iter().filter(|h| names.contains(&h.cfname)) {
+                let (Some(why), true) = (&h.silent, known.contains(&h.cfname)) else {
+                    continue;
+                };
+                if let Ok(p) = bmcs.status(&h.cfname) {
+                    log::warn(&format!(
+                        "host {} does not answer over SSH ({why}); its BMC answers (chassis {})",
+                        h.cfname,
+                        p.word()
+                    ));
+                    let prefix = format!("{}: ", h.cfname);
+                    failed.retain(|f| !f.starts_with(&prefix));
+                }
+            }
+        }
         if failed.is_empty() {
             Ok(())
         } else {
@@ -341,6 +491,18 @@ would resume it from its saved memory)",
         if let Some(v) = opts.get("hosts") {
             if let Err(errs) = kvmconf::parse_hosts(v) {
                 problems.extend(errs);
+            }
+        }
+        match HostFence::parse(opts.get("host_fence")) {
+            Ok(HostFence::Bmc) if opts.get("inventory").is_none() => problems.push(
+                "host_fence=bmc needs inventory (the hosts' BMCs are read from it)".to_string(),
+            ),
+            Ok(_) => {}
+            Err(e) => problems.push(e),
+        }
+        if let Some(path) = opts.get("inventory") {
+            if let Err(e) = inventory::load(Path::new(path)) {
+                problems.extend(e.to_string().lines().map(str::to_owned));
             }
         }
         problems
