@@ -24,8 +24,22 @@ use fencekit::protocol::action::Action;
 use fencekit::protocol::agent::{ListFn, PlugFn};
 use fencekit::protocol::error::excerpt;
 use fencekit::protocol::log;
+use fencekit::protocol::options;
 use fencekit::transport::ssh::{first_line, ExecOutput, LazySession, RemoteShell, SshConfig};
-use fencekit::{Agent, AgentInfo, Feature, FenceError, FenceResult, Options, Outlet, PowerState};
+use fencekit::{
+    Agent, AgentInfo, Feature, FenceError, FenceResult, OptSpec, Options, Outlet, PowerState,
+};
+
+static OPTIONS: &[OptSpec] = &[
+    options::PLUG.value("[name|vmid]").help(
+        "The VM's exact name as in vim-cmd vmsvc/getallvms (spaces allowed), or its numeric vmid",
+    ),
+    options::SSL_IGNORED,
+    options::SSL_SECURE_IGNORED,
+    options::SSL_INSECURE_IGNORED,
+    options::NOTLS_IGNORED,
+    options::GNUTLSCLI_PATH_IGNORED,
+];
 
 static INFO: AgentInfo = AgentInfo::new(
     "fence_esxi",
@@ -49,6 +63,7 @@ known_hosts or a pinned fingerprint. Enable SSH on the ESXi host first.",
     Feature::Sudo,
     Feature::Method,
 ])
+.options(OPTIONS)
 .defaults(&[("ipport", "22")])
 .needs_password();
 

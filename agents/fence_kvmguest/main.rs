@@ -36,7 +36,7 @@ use fencekit::device::virsh::{self, GuestLocation, Virsh, VirshError};
 use fencekit::protocol::action::Action;
 use fencekit::protocol::agent::ListFn;
 use fencekit::protocol::log;
-use fencekit::protocol::options::opt;
+use fencekit::protocol::options::{self, opt};
 use fencekit::transport::ssh::{LazySession, RemoteShell, SshConfig};
 use fencekit::{
     Agent, AgentInfo, Feature, FenceError, FenceResult, OptSpec, Options, Outlet, PowerState,
@@ -48,6 +48,8 @@ static OPTIONS: &[OptSpec] = &[
     opt("ipport").short('u').int().default("22").value("[port]").help("SSH port of the hosts (when the hosts option gives none)"),
     opt("libvirt_uri").default(virsh::DEFAULT_URI).value("[uri]").help("libvirt URI used by virsh on the hosts"),
     opt("relax_conf_permissions").flag().help("Accept a guests_conf that others could read, change or replace (mode, owner, directories), with a warning"),
+    options::PLUG.value("[cfname]").help("The guest's cfname as in guests_conf (its guest-name is accepted too)"),
+    opt("ip").legacy("ipaddr").short('a').value("[ip]").help("fence_virsh's KVM host: accepted for compatibility and ignored; every host of guests_conf and hosts is asked (name this host in hosts)").ignored(),
 ];
 
 static INFO: AgentInfo = AgentInfo::new(

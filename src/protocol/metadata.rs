@@ -164,14 +164,28 @@ fn describe(spec: &OptSpec) -> String {
     d
 }
 
-/// `-h` output.
+/// Column of the descriptions in `-h`.
+const HELP_COLUMN: usize = 40;
+
+/// `-h` output. An option whose usage text would reach the description column (less two
+/// spaces) gets a line of its own, its description on the next line: an option never runs
+/// into its text.
 pub fn help(name: &str, info: &AgentInfo, table: &[OptSpec]) -> String {
     let mut s = format!("Usage:\n\t{name} [options]\nOptions:\n");
     for spec in table {
         let left = usage_line(spec);
-        let _ = writeln!(s, "{left:<40}{}", describe(spec));
+        if left.chars().count() + 2 > HELP_COLUMN {
+            let _ = writeln!(s, "{left}");
+            let _ = writeln!(s, "{:<HELP_COLUMN$}{}", "", describe(spec));
+        } else {
+            let _ = writeln!(s, "{left:<HELP_COLUMN$}{}", describe(spec));
+        }
         if let Some(legacy) = spec.legacy {
-            let _ = writeln!(s, "{:<40}(stdin name also accepted: {legacy})", "");
+            let _ = writeln!(
+                s,
+                "{:<HELP_COLUMN$}(stdin name also accepted: {legacy})",
+                ""
+            );
         }
     }
     let _ =
@@ -309,6 +323,41 @@ mod tests {
         assert!(x.contains("<longdesc>Long &apos;text&apos;.</longdesc>"));
         let on = x.find("<action name=\"on\" automatic=\"0\"/>").unwrap();
         assert!(on < x.find("<action name=\"list-status\" />").unwrap());
+    }
+
+    #[test]
+    fn help_never_runs_an_option_into_its_text() {
+        static LONG: &[OptSpec] = &[
+            crate::protocol::options::opt("host_key_fingerprint")
+                .value("[SHA256:...]")
+                .help("Pin"),
+            crate::protocol::options::opt("exactly_thirty_one_chars_x")
+                .value("[v]")
+                .help("Edge"),
+        ];
+        let info = AgentInfo {
+            options: LONG,
+            ..INFO.clone()
+        };
+        let h = help("fence_t", &info, &table(&info).unwrap());
+        assert!(
+            h.contains("       --host-key-fingerprint=[SHA256:...]\n                                        Pin\n"),
+            "{h}"
+        );
+        for line in h.lines().filter(|l| l.trim_start().starts_with('-')) {
+            let (opt, rest) = line.trim_start().split_once(' ').unwrap_or((line, ""));
+            let opt = if opt.ends_with(',') {
+                rest.trim_start().split(' ').next().unwrap_or("")
+            } else {
+                opt
+            };
+            let at = line.find(opt).unwrap() + opt.len();
+            let after = &line[at..];
+            assert!(
+                after.is_empty() || after.starts_with("  "),
+                "option runs into its text: {line:?}"
+            );
+        }
     }
 
     #[test]
