@@ -1,4 +1,4 @@
-//! Metadata XML, the man page and `-h`, all generated from the option table.
+//! Metadata XML and `-h`, generated from the option table (the man page is `manual.rs`).
 //!
 //! The XML follows fencing.py's shape byte for byte where it matters (fence-protocol.md §3.1):
 //! element order `longdesc`, `vendor-url`, `parameters`, `actions`; one `<parameter>` per row,
@@ -151,7 +151,8 @@ fn usage_line(spec: &OptSpec) -> String {
     left
 }
 
-fn describe(spec: &OptSpec) -> String {
+/// An option's description in `-h` and the man page: its help, its choices, its default.
+pub(crate) fn describe(spec: &OptSpec) -> String {
     let mut d = spec.help.to_string();
     if let Kind::Select(choices) = spec.kind {
         let _ = write!(d, " (one of: {})", choices.join(", "));
@@ -198,87 +199,9 @@ pub fn help(name: &str, info: &AgentInfo, table: &[OptSpec]) -> String {
     s
 }
 
-fn roff(text: &str) -> String {
-    let mut out = String::new();
-    for line in text.lines() {
-        let l = line.replace('\\', "\\\\");
-        if l.starts_with('.') || l.starts_with('\'') {
-            out.push_str("\\&");
-        }
-        out.push_str(&l);
-        out.push('\n');
-    }
-    out
-}
-
-/// `-o manpage` output (roff, section 8).
+/// `-o manpage` output (roff, section 8): see [`crate::protocol::manual`].
 pub fn manpage(name: &str, info: &AgentInfo, table: &[OptSpec]) -> String {
-    let mut s = String::new();
-    let _ = writeln!(
-        s,
-        ".TH {} 8 \"\" \"fencekit {VERSION}\" \"System Manager's Manual\"",
-        name.to_uppercase()
-    );
-    let _ = write!(
-        s,
-        ".SH NAME\n{} \\- {}\n",
-        name,
-        roff(info.shortdesc).trim_end()
-    );
-    s.push_str(".SH SYNOPSIS\n.B ");
-    let _ = writeln!(s, "{name}\n[\\fIOPTION\\fR]...");
-    s.push_str(".SH DESCRIPTION\n");
-    s.push_str(&roff(info.longdesc.trim()));
-    let _ = writeln!(
-        s,
-        ".P\n{name} accepts options on the command line or, when run without arguments, as \
-         name=value lines on standard input (this is how Pacemaker runs it).\n.P\nVendor URL: {}",
-        roff(info.vendor_url).trim_end()
-    );
-    s.push_str(".SH PARAMETERS\n");
-    for spec in table {
-        s.push_str(".TP\n.B ");
-        let mut head = String::new();
-        if let Some(c) = spec.short {
-            let _ = write!(head, "-{c}, ");
-        }
-        let _ = write!(head, "--{}", spec.long().replace('-', "\\-"));
-        if !spec.is_flag() {
-            let _ = write!(head, "={}", spec.value_name);
-        }
-        s.push_str(&head);
-        s.push('\n');
-        s.push_str(&roff(&describe(spec)));
-        let mut names = format!("stdin/metadata name: {}", spec.name);
-        if let Some(l) = spec.legacy {
-            let _ = write!(names, " (deprecated alias: {l})");
-        }
-        if spec.required {
-            names.push_str("; required");
-        }
-        let _ = write!(s, ".br\n{}", roff(&names));
-    }
-    s.push_str(".SH ACTIONS\n.TP\n.B on\nPower on.\n");
-    for a in actions(info) {
-        let what = match a {
-            Action::On => "Power on.",
-            Action::Off => "Power off (hard) and confirm the target reads back as off.",
-            Action::Reboot => "Power off, confirm off, then power on (default action).",
-            Action::Status => {
-                "Print Status: ON (exit 0) or Status: OFF (exit 2); exit 1 when unknown."
-            }
-            Action::List => "List plugs as id,alias lines.",
-            Action::ListStatus => "List plugs with their power state.",
-            Action::Monitor => "Check that the device answers.",
-            Action::Metadata => "Print the XML metadata.",
-            Action::Manpage => "Print this manual page.",
-            Action::ValidateAll => "Check the options without contacting the device.",
-            Action::Diag => "Send a diagnostic interrupt (NMI).",
-        };
-        let _ = writeln!(s, ".TP\n.B {a}\n{what}");
-    }
-    s.push_str(".SH EXIT STATUS\n0 success; 1 failure; 2 status reported OFF.\n");
-    s
+    crate::protocol::manual::manpage(name, info, table)
 }
 
 #[cfg(test)]
