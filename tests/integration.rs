@@ -26,6 +26,7 @@ mod ipmisim;
 mod kvm_lib;
 mod kvmguest;
 mod kvmsim;
+mod manpages;
 mod metadata;
 mod pacemaker_bmc;
 mod pacemaker_esxi;

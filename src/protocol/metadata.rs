@@ -275,7 +275,7 @@ mod tests {
                 opt
             };
             let at = line.find(opt).unwrap() + opt.len();
-            let after = &line[at..];
+            let after = line.get(at..).unwrap();
             assert!(
                 after.is_empty() || after.starts_with("  "),
                 "option runs into its text: {line:?}"
