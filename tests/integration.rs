@@ -28,6 +28,7 @@ mod kvmguest;
 mod kvmsim;
 mod manpages;
 mod metadata;
+mod migration;
 mod pacemaker_bmc;
 mod pacemaker_esxi;
 mod pacemaker_fake;
