@@ -938,6 +938,30 @@ mod tests {
     }
 
     #[test]
+    fn ignored_rows_say_so_and_are_reported_when_given() {
+        let groups: [&[OptSpec]; 4] = [
+            SSH_ROWS,
+            SUDO_ROWS,
+            IPMILAN_IGNORED_ROWS,
+            VMWARE_SOAP_IGNORED_ROWS,
+        ];
+        let mut n = 0;
+        for row in groups.concat().iter().filter(|r| r.ignored) {
+            n += 1;
+            assert!(row.help.contains("and ignored"), "{}", row.name);
+            assert!(!row.required && row.default.is_none(), "{}", row.name);
+            assert!(!matches!(row.kind, Kind::Secret), "{}", row.name);
+        }
+        assert_eq!(n, 15);
+        let mut v = BTreeMap::new();
+        v.insert("ssh_options", "-2".to_string());
+        v.insert("identity_file", "/k".to_string());
+        v.insert("cmd_prompt_is_not_a_row", "x".to_string());
+        let o = Options::new("fence_t", [COMMON_ROWS, SSH_ROWS].concat(), v);
+        assert_eq!(o.ignored_given(), ["ssh_options"]);
+    }
+
+    #[test]
     fn own_row_replaces_shared_row() {
         static OWN: &[OptSpec] = &[opt("ipport").short('u').int().default("22")];
         let t = table(&info_with(OWN, &[("power_wait", "2")])).unwrap();
