@@ -443,3 +443,24 @@ fn vm_evacuate_page_covers_the_cli() {
         );
     }
 }
+
+/// fence_bmc's metadata, man page and the README say the same about the cipher suites it
+/// negotiates (17, 3, 16, 2 in that order; 0, 1, 15 only on request).
+#[test]
+fn bmc_cipher_suites_agree() {
+    let meta = args(&agentcmd::bin("fence_bmc"), &["-o", "metadata"]).stdout;
+    let page = plain(&page_of("fence_bmc"));
+    let readme = fs::read_to_string(root().join("README.md")).unwrap();
+    let readme = readme.split_whitespace().collect::<Vec<_>>().join(" ");
+    assert!(meta.contains("of 17, 3, 16 and 2 in that order. Suites 0, 1 and 15"));
+    assert!(meta.contains("(17, 3, 16 or 2, in that order; 0, 1 and 15,"));
+    assert!(page.contains("of 17, 3, 16 and 2 in that order. Suites 0, 1 and 15"));
+    assert!(page.contains("(17, 3, 16 or 2, in that order; 0, 1 and 15,"));
+    assert!(readme.contains(
+        "`cipher` unset negotiates 17, 3, 16 or 2, strongest first; 0, 1 and 15 only when given"
+    ));
+    assert!(readme.contains("suites 17, 3, 16, 2 negotiated, strongest common first; 0, 1 and 15"));
+    for text in [&meta, &page, &readme] {
+        assert!(!text.contains("17, then 3") && !text.contains("(17 or 3;"));
+    }
+}
