@@ -18,11 +18,11 @@ fn root() -> PathBuf {
 }
 
 /// The agents that are packaged (fence_fake is a test agent).
-fn packaged() -> Vec<String> {
+pub fn packaged() -> Vec<String> {
     agents().into_iter().filter(|a| a != "fence_fake").collect()
 }
 
-fn page_of(agent: &str) -> String {
+pub fn page_of(agent: &str) -> String {
     let r = args(&agentcmd::bin(agent), &["-o", "manpage"]);
     assert_eq!((r.code, r.stderr.as_str()), (0, ""), "{agent}");
     r.stdout
@@ -210,7 +210,7 @@ fn metadata_params(xml: &str) -> Vec<String> {
 }
 
 /// The words of a shell command line: whitespace splits outside quotes, quotes are removed.
-fn shell_words(line: &str) -> Vec<String> {
+pub fn shell_words(line: &str) -> Vec<String> {
     let mut words = Vec::new();
     let mut cur = String::new();
     let mut quote = None;
@@ -241,7 +241,7 @@ fn shell_words(line: &str) -> Vec<String> {
 }
 
 /// The `pcs stonith create` commands of a page, continuation lines joined.
-fn pcs_examples(page: &str) -> Vec<String> {
+pub fn pcs_examples(page: &str) -> Vec<String> {
     let text = plain(page);
     let mut out = Vec::new();
     let mut lines = text.lines();

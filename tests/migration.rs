@@ -7,7 +7,8 @@
 //! (its default when it has one); fence_ESXi's set is its `device_opt` list with fencing.py's
 //! SSH options. Each set is given to `validate-all` directly (the ignored options each leave
 //! one debug line), and to `pcs stonith create … --agent-validation` against the real
-//! Pacemaker, once with the canonical names and once with the deprecated ones.
+//! Pacemaker, once with the canonical names and once with the deprecated ones. The man pages'
+//! `pcs stonith create` examples go through the same pcs, as written (but for their files).
 //!
 //! Left out on purpose, and said so in the README's migration table: `action` (pcs refuses
 //! it for every agent), `help`/`version` (not device settings), and fence_ipmilan's `target`
@@ -19,6 +20,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 
 use crate::agentcmd::{self, require};
+use crate::manpages;
 use crate::pacemaker_fake::{cluster_available, ok};
 use crate::util::pacemaker::{self, Cluster};
 
@@ -419,5 +421,27 @@ fn pcs_creates_migrated_devices_without_force() {
         }
     }
     assert_eq!(n, 8);
+    // Every `pcs stonith create` example of the man pages, as written but for the files it
+    // names (a key and a map of this test), is accepted too.
+    let mut examples = 0;
+    for agent in manpages::packaged() {
+        for cmd in manpages::pcs_examples(&manpages::page_of(&agent)) {
+            examples += 1;
+            let cmd = cmd
+                .replace("/root/.ssh/id_ed25519", &f.key)
+                .replace("/etc/opt/FJSVcluster/etc/kvmguests.conf", &f.map);
+            let mut words = manpages::shell_words(&cmd);
+            let id = format!("example-{examples}");
+            words[3] = id.clone();
+            words.push("--disabled".into());
+            let refs: Vec<&str> = words.iter().skip(1).map(String::as_str).collect();
+            ok(
+                &format!("man page example of {agent}: {cmd}"),
+                &cluster.pcs(&refs),
+            );
+            cluster.delete_device(&id).unwrap();
+        }
+    }
+    assert!(examples >= 5, "{examples} examples");
     cluster.shutdown().unwrap();
 }
