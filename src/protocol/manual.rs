@@ -325,6 +325,8 @@ pub fn manpage(name: &str, info: &AgentInfo, table: &[OptSpec]) -> String {
         ".TH {} 8 \"{RELEASE_DATE}\" \"fencekit {VERSION}\" \"System Manager's Manual\"",
         name.to_uppercase()
     );
+    // No hyphenation: option and boolean names are copied from the page.
+    s.push_str(".nh\n");
     let _ = write!(
         s,
         ".SH NAME\n{} \\- {}",
@@ -351,7 +353,9 @@ pub fn manpage(name: &str, info: &AgentInfo, table: &[OptSpec]) -> String {
         ),
     );
     if !info.vendor_url.is_empty() {
-        para(&mut s, &format!("Vendor URL: {}", info.vendor_url));
+        // Break points after each `/` (the page is not hyphenated).
+        let url = roff(info.vendor_url).replace('/', "/\\:");
+        let _ = write!(s, ".PP\nVendor URL: {url}");
     }
     s.push_str(".SH PARAMETERS\n");
     for spec in table {
