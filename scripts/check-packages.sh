@@ -35,6 +35,7 @@ else
   say "skipped: fencekit-evacuate (no vm-evacuate binary in Cargo.toml)"
 fi
 pkgs="$pkgs fencekit-all"
+ocf_agent=/usr/lib/ocf/resource.d/fencekit/vm-evacuate
 work=$(mktemp -d "${TMPDIR:-/var/tmp}/fencekit-check.XXXXXX")
 cleanup_work() { rm -rf "$work"; }
 trap cleanup_work EXIT
@@ -61,7 +62,13 @@ expected() {
     fencekit-all) ;;
     fencekit-evacuate)
       echo "/usr/sbin/vm-evacuate -rwxr-xr-x"
-      echo "/usr/share/doc/fencekit-evacuate/evacuate.toml -rw-r--r--" ;;
+      echo "/usr/share/doc/fencekit-evacuate/evacuate.toml -rw-r--r--"
+      echo "/usr/share/man/man8/vm-evacuate.8.gz -rw-r--r--"
+      echo "/usr/share/man/man7/ocf_fencekit_vm-evacuate.7.gz -rw-r--r--"
+      echo "/usr/lib/ocf drwxr-xr-x"
+      echo "/usr/lib/ocf/resource.d drwxr-xr-x"
+      echo "/usr/lib/ocf/resource.d/fencekit drwxr-xr-x"
+      echo "$ocf_agent lrwxrwxrwx" ;;
     fencekit-*)
       a=fence_${p#fencekit-}
       echo "/usr/sbin/$a -rwxr-xr-x"
@@ -85,11 +92,16 @@ check_list() {
     # Nothing outside what the package may own.
     case $path in
       /usr/sbin/fence_*|/usr/sbin/vm-evacuate|/usr/share/man/man8/fence_*.8.gz) ;;
+      # The OCF agent and its pages; /usr/lib/ocf{,/resource.d} are co-owned with
+      # resource-agents (only recommended), as rpmlint and Fedora want.
+      /usr/share/man/man8/vm-evacuate.8.gz|/usr/share/man/man7/ocf_fencekit_vm-evacuate.7.gz|\
+      /usr/lib/ocf|/usr/lib/ocf/resource.d|/usr/lib/ocf/resource.d/fencekit|"$ocf_agent")
+        [ "$p" = fencekit-evacuate ] || bad "$kind $p: $path belongs to fencekit-evacuate" ;;
       /usr/share/fencekit|/usr/share/fencekit/*) ;;
       "/usr/share/doc/$p"|"/usr/share/doc/$p"/*|"/usr/share/licenses/$p"|"/usr/share/licenses/$p"/*) ;;
       /usr/lib/.build-id|/usr/lib/.build-id/*) [ "$kind" = RPM ] || bad "$kind $p: $path" ;;
       # dpkg-deb lists the parent directories too.
-      /usr|/usr/sbin|/usr/share|/usr/share/doc|/usr/share/man|/usr/share/man/man8)
+      /usr|/usr/sbin|/usr/share|/usr/share/doc|/usr/share/man|/usr/share/man/man8|/usr/share/man/man7|/usr/lib)
         [ "$kind" = .deb ] || bad "$kind $p owns the system directory $path" ;;
       *) bad "$kind $p: unexpected path $path" ;;
     esac
@@ -170,7 +182,23 @@ if [[ " $pkgs " == *" fencekit-evacuate "* ]]; then
   done
   grep -q "^/usr/lib/debug/usr/sbin/vm-evacuate-.*\.debug$" "$work/debuginfo.list" \
     || bad "fencekit-debuginfo lacks the symbols of vm-evacuate"
+  # The OCF agent is a relative link to the CLI (it resolves inside any root).
+  for root in rpmroot debroot; do
+    l=$work/$root$ocf_agent
+    [ "$(readlink "$l")" = ../../../../sbin/vm-evacuate ] || bad "$root: $ocf_agent -> $(readlink "$l")"
+    [ "$(readlink -f "$l")" = "$(readlink -f "$work/$root/usr/sbin/vm-evacuate")" ] \
+      || bad "$root: $ocf_agent does not resolve to /usr/sbin/vm-evacuate"
+  done
+  rpm -qp --recommends "$(rpm_of fencekit-evacuate)" 2>/dev/null | grep -qx resource-agents \
+    || bad "RPM fencekit-evacuate does not recommend resource-agents"
+  dpkg-deb -f "$(deb_of fencekit-evacuate)" Recommends | grep -qx resource-agents \
+    || bad ".deb fencekit-evacuate does not recommend resource-agents"
 fi
+# Every man page renders without a warning (groff -ww), as packaged.
+for f in "$work"/debroot/usr/share/man/man[78]/*.gz; do
+  w=$(zcat "$f" | groff -man -ww -z 2>&1) || bad "groff failed on $f"
+  [ -z "$w" ] || bad "groff warns about ${f#"$work"/debroot}: $w"
+done
 for x in "$work"/debroot/usr/share/fencekit/metadata/*.xml; do
   xmllint --noout --relaxng /usr/share/cluster/relaxng/metadata.rng "$x" 2>/dev/null || bad "$x invalid"
 done
@@ -247,8 +275,11 @@ purge() {
 leftovers() {
   local f
   for f in /usr/share/fencekit /usr/share/doc/fencekit-* /usr/sbin/fence_esxi /usr/sbin/fence_bmc \
-      /usr/sbin/fence_kvmguest /usr/sbin/vm-evacuate /usr/share/man/man8/fence_esxi.8.gz \
-      /usr/share/man/man8/fence_bmc.8.gz /usr/share/man/man8/fence_kvmguest.8.gz; do
+      /usr/sbin/fence_kvmguest /usr/sbin/fence_sshcmd /usr/sbin/vm-evacuate \
+      /usr/share/man/man8/fence_esxi.8.gz /usr/share/man/man8/fence_bmc.8.gz \
+      /usr/share/man/man8/fence_kvmguest.8.gz /usr/share/man/man8/fence_sshcmd.8.gz \
+      /usr/share/man/man8/vm-evacuate.8.gz /usr/share/man/man7/ocf_fencekit_vm-evacuate.7.gz \
+      /usr/lib/ocf/resource.d/fencekit; do
     [ -e "$f" ] || [ -L "$f" ] && echo "$f"
   done
   return 0
@@ -272,6 +303,12 @@ for a in $agents; do
 done
 if [[ " $pkgs " == *" fencekit-evacuate "* ]]; then
   [ "$(dpkg-query -S /usr/sbin/vm-evacuate | cut -d: -f1)" = fencekit-evacuate ] || bad "/usr/sbin/vm-evacuate not from fencekit-evacuate"
+  [ "$(dpkg-query -S "$ocf_agent" | cut -d: -f1)" = fencekit-evacuate ] || bad "$ocf_agent not from fencekit-evacuate"
+  [ "$(readlink -f "$ocf_agent")" = /usr/sbin/vm-evacuate ] || bad "installed $ocf_agent does not resolve to /usr/sbin/vm-evacuate"
+  [ -x "$ocf_agent" ] || bad "installed $ocf_agent is not executable"
+  # (Running "$ocf_agent meta-data" is wired once the OCF actions are in vm-evacuate.)
+  man -w vm-evacuate >/dev/null 2>&1 || bad "man -w vm-evacuate finds no page"
+  man -w 7 ocf_fencekit_vm-evacuate >/dev/null 2>&1 || bad "man -w 7 ocf_fencekit_vm-evacuate finds no page"
 fi
 # shellcheck disable=SC2086
 bash packaging/test-installed.sh $agents || bad "the Pacemaker scenario against the installed agents failed"

@@ -18,7 +18,7 @@ PACKAGES=(
     openssh-server openssh-client openipmi ipmitool
     pacemaker pacemaker-cli-utils corosync pcs fence-agents resource-agents
     libxml2-utils xsltproc libvirt-daemon libvirt-clients rpm hyperfine
-    rpmlint lintian cpio debugedit elfutils dpkg-dev fakeroot
+    rpmlint lintian cpio debugedit elfutils dpkg-dev fakeroot groff-base man-db
 )
 # binary:package (the package that ships it, named in the error message).
 BINARIES=(
@@ -30,7 +30,7 @@ BINARIES=(
     rpmbuild:rpm hyperfine:hyperfine fence_ipmilan:fence-agents fence_virsh:fence-agents
     fence_dummy:fence-agents ocf-tester:resource-agents
     rpmlint:rpmlint lintian:lintian cpio:cpio rpm2cpio:rpm find-debuginfo:debugedit eu-strip:elfutils
-    dpkg-shlibdeps:dpkg-dev fakeroot:fakeroot
+    dpkg-shlibdeps:dpkg-dev fakeroot:fakeroot groff:groff-base man:man-db
 )
 
 check_only=0

@@ -124,6 +124,8 @@ deb_from_rpm() {
     echo "Maintainer: $maint"
     echo "Installed-Size: $(du -sk --exclude=DEBIAN "$root" | cut -f1)"
     [ -z "$depends" ] || echo "Depends: $depends"
+    # The OCF agent ocf:fencekit:vm-evacuate is run by Pacemaker from resource-agents' tree.
+    if [ "$name" = fencekit-evacuate ]; then echo "Recommends: resource-agents"; fi
     echo "Section: admin"
     echo "Priority: optional"
     echo "Homepage: $homepage"

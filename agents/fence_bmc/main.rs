@@ -11,30 +11,34 @@ use std::process::ExitCode;
 
 use fencekit::protocol::agent::PlugFn;
 use fencekit::protocol::log;
-use fencekit::protocol::options::opt;
+use fencekit::protocol::options::{self, opt};
 use fencekit::transport::ipmi::{ChassisOp, IpmiConfig, Privilege, Session, Version};
 use fencekit::{Agent, AgentInfo, Feature, FenceResult, OptSpec, Options, PowerState};
 
 static OPTIONS: &[OptSpec] = &[
     opt("lanplus").short('P').flag().default("1").help("Use Lanplus (IPMI 2.0 RMCP+) to improve security of connection; lanplus=0 selects IPMI 1.5 with MD5 authentication"),
-    opt("cipher").short('C').value("[cipher]").help("Ciphersuite to use (same as ipmitool -C parameter); default: the strongest suite both ends support (17, then 3). Suite 0 (no authentication) only when given here"),
+    opt("cipher").short('C').value("[cipher]").help("Ciphersuite to use (same as ipmitool -C parameter); default: the strongest suite both ends support, of 17, 3, 16 and 2 in that order. Suites 0, 1 and 15 (no integrity code) only when given here, with a warning"),
     opt("privlvl").short('L').select(&["callback", "user", "operator", "administrator"]).default("administrator").value("[level]").help("Privilege level on IPMI device"),
-    opt("auth").short('A').select(&["md5", "password", "none"]).value("[auth]").help("IPMI Lan Auth type (accepted for compatibility; IPMI 1.5 sessions use MD5)"),
+    opt("auth").short('A').select(&["md5", "password", "none"]).value("[auth]").help("IPMI Lan Auth type: accepted for compatibility with fence_ipmilan and ignored (IPMI 1.5 sessions use MD5; RMCP+ authenticates with the cipher suite)").ignored(),
     opt("hexadecimal_kg").secret().value("[key]").help("Hexadecimal-encoded Kg key for IPMIv2 authentication"),
     opt("plug").legacy("port").short('n').value("[ip]").help("IP address or hostname of fencing device (together with --port-as-ip)"),
     opt("port_as_ip").flag().help("Make \"port/plug\" to be an alias to IP address").order(200),
-    opt("ipmitool_path").default("/usr/bin/ipmitool").value("[path]").help("Accepted for compatibility with fence_ipmilan and ignored: fence_bmc speaks IPMI itself").order(200),
-    opt("ipmitool_timeout").default("2").value("[timeout]").help("Accepted for compatibility with fence_ipmilan and ignored: fence_bmc resends on its own schedule within login_timeout").order(200),
+    opt("ipmitool_path").default("/usr/bin/ipmitool").value("[path]").help("Accepted for compatibility with fence_ipmilan and ignored: fence_bmc speaks IPMI itself").order(200).ignored(),
+    opt("ipmitool_timeout").default("2").value("[timeout]").help("Accepted for compatibility with fence_ipmilan and ignored: fence_bmc resends on its own schedule within login_timeout").order(200).ignored(),
     opt("username").legacy("login").short('l').value("[name]").help("Login name (empty: the BMC's anonymous user)"),
     opt("target").short('t').value("[targetaddress]").help("IPMI bridging target (ipmitool -t): not supported by fence_bmc; setting it is refused rather than silently fencing the BMC's own chassis"),
+    options::USE_SUDO_IGNORED,
+    options::SUDO_PATH_IGNORED,
+    options::PLUG_SEPARATOR_IGNORED,
+    options::TIMEOUT_IGNORED,
 ];
 
 static INFO: AgentInfo = AgentInfo::new("fence_bmc", "Fence agent for IPMI over LAN (RMCP+)")
     .longdesc(
         "fence_bmc is a Power Fencing agent which can be used with machines controlled by \
 IPMI. It speaks IPMI 2.0 RMCP+ itself (no ipmitool child, so the password never appears on any \
-command line), negotiates the strongest cipher suite the BMC offers (17 or 3; suite 0 only when \
-asked for), resends lost datagrams within login_timeout, matches every reply to its request and \
+command line), negotiates the strongest cipher suite both ends support (17, 3, 16 or 2, in that order; 0, 1 \
+and 15, which carry no integrity code, only when asked for), resends lost datagrams within login_timeout, matches every reply to its request and \
 always closes its session. One session carries the whole action. It accepts fence_ipmilan's \
 options, so it can replace fence_ipmilan in an existing configuration; lanplus (RMCP+) is the \
 default, lanplus=0 selects IPMI 1.5 with MD5 authentication.\n\nWARNING: method=cycle trusts \

@@ -31,7 +31,7 @@ use fencekit::protocol::action::Action;
 use fencekit::protocol::agent::{ListFn, PlugFn};
 use fencekit::protocol::error::excerpt;
 use fencekit::protocol::log;
-use fencekit::protocol::options::opt;
+use fencekit::protocol::options::{self, opt};
 use fencekit::transport::ssh::{first_line, ExecOutput, LazySession, RemoteShell, SshConfig};
 use fencekit::{
     Agent, AgentInfo, Feature, FenceError, FenceResult, OptSpec, Options, Outlet, PowerState,
@@ -45,6 +45,14 @@ static OPTIONS: &[OptSpec] = &[
     opt("inventory").value("[path]").help("Evacuation inventory (TOML, as vm-evacuate's --config): the VM is looked for on every [[host]], reached with its [ssh] settings; the hosts' BMCs come from it too"),
     opt("hosts").value("[name=addr[:port],...]").help("Look for the VM on every one of these ESXi hosts (name=192.0.2.1:22,name2=user@[2001:db8::2]), with this device's login options"),
     opt("host_fence").select(hostfence::CHOICES).default("none").value("[none|bmc]").help("bmc: a host that does not answer over SSH within login_timeout is powered off through its BMC (from inventory) and read back off before its VMs count as off (off/reboot only)"),
+    options::PLUG.value("[name|vmid]").help(
+        "The VM's exact name as in vim-cmd vmsvc/getallvms (spaces allowed), or its numeric vmid (with ip only: across hosts the name)",
+    ),
+    options::SSL_IGNORED,
+    options::SSL_SECURE_IGNORED,
+    options::SSL_INSECURE_IGNORED,
+    options::NOTLS_IGNORED,
+    options::GNUTLSCLI_PATH_IGNORED,
 ];
 
 static INFO: AgentInfo = AgentInfo::new(

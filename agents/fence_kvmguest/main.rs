@@ -44,7 +44,7 @@ use fencekit::evacuate::inventory;
 use fencekit::protocol::action::Action;
 use fencekit::protocol::agent::ListFn;
 use fencekit::protocol::log;
-use fencekit::protocol::options::opt;
+use fencekit::protocol::options::{self, opt};
 use fencekit::transport::ssh::{LazySession, RemoteShell, SshConfig, SshError};
 use fencekit::{
     Agent, AgentInfo, Feature, FenceError, FenceResult, OptSpec, Options, Outlet, PowerState,
@@ -58,6 +58,8 @@ static OPTIONS: &[OptSpec] = &[
     opt("relax_conf_permissions").flag().help("Accept a guests_conf that others could read, change or replace (mode, owner, directories), with a warning"),
     opt("inventory").value("[path]").help("Evacuation inventory (TOML) whose [[host]] entries (name = the host cfname) give the hosts' BMCs, for host_fence and for reading a silent host's chassis"),
     opt("host_fence").select(hostfence::CHOICES).default("none").value("[none|bmc]").help("bmc: a host that does not answer over SSH within login_timeout is powered off through its BMC (from inventory) and read back off before its guests count as off (off/reboot only)"),
+    options::PLUG.value("[cfname]").help("The guest's cfname as in guests_conf (its guest-name is accepted too)"),
+    opt("ip").legacy("ipaddr").short('a').value("[ip]").help("fence_virsh's KVM host: accepted for compatibility and ignored; every host of guests_conf and hosts is asked (name this host in hosts)").ignored(),
 ];
 
 static INFO: AgentInfo = AgentInfo::new(

@@ -1,4 +1,4 @@
-//! Metadata XML, the man page and `-h`, all generated from the option table.
+//! Metadata XML and `-h`, generated from the option table (the man page is `manual.rs`).
 //!
 //! The XML follows fencing.py's shape byte for byte where it matters (fence-protocol.md §3.1):
 //! element order `longdesc`, `vendor-url`, `parameters`, `actions`; one `<parameter>` per row,
@@ -151,7 +151,8 @@ fn usage_line(spec: &OptSpec) -> String {
     left
 }
 
-fn describe(spec: &OptSpec) -> String {
+/// An option's description in `-h` and the man page: its help, its choices, its default.
+pub(crate) fn describe(spec: &OptSpec) -> String {
     let mut d = spec.help.to_string();
     if let Kind::Select(choices) = spec.kind {
         let _ = write!(d, " (one of: {})", choices.join(", "));
@@ -164,14 +165,28 @@ fn describe(spec: &OptSpec) -> String {
     d
 }
 
-/// `-h` output.
+/// Column of the descriptions in `-h`.
+const HELP_COLUMN: usize = 40;
+
+/// `-h` output. An option whose usage text would reach the description column (less two
+/// spaces) gets a line of its own, its description on the next line: an option never runs
+/// into its text.
 pub fn help(name: &str, info: &AgentInfo, table: &[OptSpec]) -> String {
     let mut s = format!("Usage:\n\t{name} [options]\nOptions:\n");
     for spec in table {
         let left = usage_line(spec);
-        let _ = writeln!(s, "{left:<40}{}", describe(spec));
+        if left.chars().count() + 2 > HELP_COLUMN {
+            let _ = writeln!(s, "{left}");
+            let _ = writeln!(s, "{:<HELP_COLUMN$}{}", "", describe(spec));
+        } else {
+            let _ = writeln!(s, "{left:<HELP_COLUMN$}{}", describe(spec));
+        }
         if let Some(legacy) = spec.legacy {
-            let _ = writeln!(s, "{:<40}(stdin name also accepted: {legacy})", "");
+            let _ = writeln!(
+                s,
+                "{:<HELP_COLUMN$}(stdin name also accepted: {legacy})",
+                ""
+            );
         }
     }
     let _ =
@@ -184,87 +199,9 @@ pub fn help(name: &str, info: &AgentInfo, table: &[OptSpec]) -> String {
     s
 }
 
-fn roff(text: &str) -> String {
-    let mut out = String::new();
-    for line in text.lines() {
-        let l = line.replace('\\', "\\\\");
-        if l.starts_with('.') || l.starts_with('\'') {
-            out.push_str("\\&");
-        }
-        out.push_str(&l);
-        out.push('\n');
-    }
-    out
-}
-
-/// `-o manpage` output (roff, section 8).
+/// `-o manpage` output (roff, section 8): see [`crate::protocol::manual`].
 pub fn manpage(name: &str, info: &AgentInfo, table: &[OptSpec]) -> String {
-    let mut s = String::new();
-    let _ = writeln!(
-        s,
-        ".TH {} 8 \"\" \"fencekit {VERSION}\" \"System Manager's Manual\"",
-        name.to_uppercase()
-    );
-    let _ = write!(
-        s,
-        ".SH NAME\n{} \\- {}\n",
-        name,
-        roff(info.shortdesc).trim_end()
-    );
-    s.push_str(".SH SYNOPSIS\n.B ");
-    let _ = writeln!(s, "{name}\n[\\fIOPTION\\fR]...");
-    s.push_str(".SH DESCRIPTION\n");
-    s.push_str(&roff(info.longdesc.trim()));
-    let _ = writeln!(
-        s,
-        ".P\n{name} accepts options on the command line or, when run without arguments, as \
-         name=value lines on standard input (this is how Pacemaker runs it).\n.P\nVendor URL: {}",
-        roff(info.vendor_url).trim_end()
-    );
-    s.push_str(".SH PARAMETERS\n");
-    for spec in table {
-        s.push_str(".TP\n.B ");
-        let mut head = String::new();
-        if let Some(c) = spec.short {
-            let _ = write!(head, "-{c}, ");
-        }
-        let _ = write!(head, "--{}", spec.long().replace('-', "\\-"));
-        if !spec.is_flag() {
-            let _ = write!(head, "={}", spec.value_name);
-        }
-        s.push_str(&head);
-        s.push('\n');
-        s.push_str(&roff(&describe(spec)));
-        let mut names = format!("stdin/metadata name: {}", spec.name);
-        if let Some(l) = spec.legacy {
-            let _ = write!(names, " (deprecated alias: {l})");
-        }
-        if spec.required {
-            names.push_str("; required");
-        }
-        let _ = write!(s, ".br\n{}", roff(&names));
-    }
-    s.push_str(".SH ACTIONS\n.TP\n.B on\nPower on.\n");
-    for a in actions(info) {
-        let what = match a {
-            Action::On => "Power on.",
-            Action::Off => "Power off (hard) and confirm the target reads back as off.",
-            Action::Reboot => "Power off, confirm off, then power on (default action).",
-            Action::Status => {
-                "Print Status: ON (exit 0) or Status: OFF (exit 2); exit 1 when unknown."
-            }
-            Action::List => "List plugs as id,alias lines.",
-            Action::ListStatus => "List plugs with their power state.",
-            Action::Monitor => "Check that the device answers.",
-            Action::Metadata => "Print the XML metadata.",
-            Action::Manpage => "Print this manual page.",
-            Action::ValidateAll => "Check the options without contacting the device.",
-            Action::Diag => "Send a diagnostic interrupt (NMI).",
-        };
-        let _ = writeln!(s, ".TP\n.B {a}\n{what}");
-    }
-    s.push_str(".SH EXIT STATUS\n0 success; 1 failure; 2 status reported OFF.\n");
-    s
+    crate::protocol::manual::manpage(name, info, table)
 }
 
 #[cfg(test)]
@@ -309,6 +246,41 @@ mod tests {
         assert!(x.contains("<longdesc>Long &apos;text&apos;.</longdesc>"));
         let on = x.find("<action name=\"on\" automatic=\"0\"/>").unwrap();
         assert!(on < x.find("<action name=\"list-status\" />").unwrap());
+    }
+
+    #[test]
+    fn help_never_runs_an_option_into_its_text() {
+        static LONG: &[OptSpec] = &[
+            crate::protocol::options::opt("host_key_fingerprint")
+                .value("[SHA256:...]")
+                .help("Pin"),
+            crate::protocol::options::opt("exactly_thirty_one_chars_x")
+                .value("[v]")
+                .help("Edge"),
+        ];
+        let info = AgentInfo {
+            options: LONG,
+            ..INFO.clone()
+        };
+        let h = help("fence_t", &info, &table(&info).unwrap());
+        assert!(
+            h.contains("       --host-key-fingerprint=[SHA256:...]\n                                        Pin\n"),
+            "{h}"
+        );
+        for line in h.lines().filter(|l| l.trim_start().starts_with('-')) {
+            let (opt, rest) = line.trim_start().split_once(' ').unwrap_or((line, ""));
+            let opt = if opt.ends_with(',') {
+                rest.trim_start().split(' ').next().unwrap_or("")
+            } else {
+                opt
+            };
+            let at = line.find(opt).unwrap() + opt.len();
+            let after = line.get(at..).unwrap();
+            assert!(
+                after.is_empty() || after.starts_with("  "),
+                "option runs into its text: {line:?}"
+            );
+        }
     }
 
     #[test]

@@ -60,6 +60,10 @@ pub struct OptSpec {
     pub help: &'static str,
     /// Sort key for metadata and help (upstream's `order`).
     pub order: u16,
+    /// Accepted for compatibility with a fence-agents peer and ignored: a migrated device may
+    /// carry it (pcs refuses unknown names without `--force`), and giving it only leaves one
+    /// debug line ([`Options::ignored_given`]). The help says why it is ignored.
+    pub ignored: bool,
 }
 
 impl OptSpec {
@@ -106,6 +110,7 @@ pub const fn opt(name: &'static str) -> OptSpec {
         value_name: "",
         help: "",
         order: 1,
+        ignored: false,
     }
 }
 
@@ -185,6 +190,12 @@ impl OptSpec {
     /// Its sort key in metadata and `-h` (upstream's `order`).
     pub const fn order(mut self, order: u16) -> Self {
         self.order = order;
+        self
+    }
+
+    /// Accepted for compatibility and ignored (one debug line when given); `help` says why.
+    pub const fn ignored(mut self) -> Self {
+        self.ignored = true;
         self
     }
 }
@@ -378,13 +389,54 @@ pub const HOST_KEY_FINGERPRINT: OptSpec = opt("host_key_fingerprint")
 /// The `accept_new_host_key` row.
 pub const ACCEPT_NEW_HOST_KEY: OptSpec = opt("accept_new_host_key").flag().help("On first contact, accept and record an unknown host key into known_hosts (a changed key is still refused)");
 
-/// Rows of [`Feature::Ssh`].
+/// The `command_prompt` row (fence-agents' expect prompt): accepted and ignored.
+pub const COMMAND_PROMPT: OptSpec = opt("command_prompt")
+    .legacy("cmd_prompt")
+    .short('c')
+    .value("[prompt]")
+    .help("Accepted for compatibility with fence_virsh and fence_ESXi and ignored: commands run on an SSH exec channel, no prompt is matched")
+    .ignored();
+
+/// The `ssh_options` row: accepted and ignored.
+pub const SSH_OPTIONS: OptSpec = opt("ssh_options")
+    .value("[options]")
+    .help("Accepted for compatibility with fence-agents and ignored: no ssh client is run (host keys are always verified; see known_hosts, host_key_fingerprint)")
+    .ignored();
+
+/// The `ssh_path` row: accepted and ignored.
+pub const SSH_PATH: OptSpec = opt("ssh_path")
+    .value("[path]")
+    .help("Accepted for compatibility with fence-agents and ignored: SSH is built in, no ssh binary is run")
+    .order(300)
+    .ignored();
+
+/// The `inet4_only` row: accepted and ignored.
+pub const INET4_ONLY: OptSpec = opt("inet4_only")
+    .short('4')
+    .flag()
+    .help("Accepted for compatibility with fence-agents and ignored: every address the name resolves to is tried; give an IPv4 address to use IPv4 only")
+    .ignored();
+
+/// The `inet6_only` row: accepted and ignored.
+pub const INET6_ONLY: OptSpec = opt("inet6_only")
+    .short('6')
+    .flag()
+    .help("Accepted for compatibility with fence-agents and ignored: every address the name resolves to is tried; give an IPv6 address to use IPv6 only")
+    .ignored();
+
+/// Rows of [`Feature::Ssh`]: the SSH settings, then fence-agents' ssh-client rows that a
+/// device migrated from fence_virsh or fence_ESXi may carry (accepted and ignored).
 pub static SSH_ROWS: &[OptSpec] = &[
     IDENTITY_FILE,
     SSH,
     KNOWN_HOSTS,
     HOST_KEY_FINGERPRINT,
     ACCEPT_NEW_HOST_KEY,
+    COMMAND_PROMPT,
+    SSH_OPTIONS,
+    SSH_PATH,
+    INET4_ONLY,
+    INET6_ONLY,
 ];
 
 /// The `plug` row.
@@ -421,8 +473,94 @@ pub const USE_SUDO: OptSpec = opt("use_sudo")
     .help("Use sudo (without password) when calling 3rd party software")
     .order(205);
 
+/// The `sudo_path` row: accepted and ignored (the remote `sudo -n` is found through PATH).
+pub const SUDO_PATH: OptSpec = opt("sudo_path")
+    .value("[path]")
+    .help("Accepted for compatibility with fence-agents and ignored: sudo is run as `sudo -n`, found through the login's PATH")
+    .order(300)
+    .ignored();
+
 /// Rows of [`Feature::Sudo`].
-pub static SUDO_ROWS: &[OptSpec] = &[USE_SUDO];
+pub static SUDO_ROWS: &[OptSpec] = &[USE_SUDO, SUDO_PATH];
+
+/// fence_ipmilan's `use_sudo`/`sudo` for an agent that starts no program: accepted and ignored.
+pub const USE_SUDO_IGNORED: OptSpec = opt("use_sudo")
+    .legacy("sudo")
+    .flag()
+    .help("Accepted for compatibility with fence_ipmilan and ignored: no program (ipmitool) is started, so there is nothing to run through sudo")
+    .order(205)
+    .ignored();
+
+/// fence_ipmilan's `sudo_path` for an agent that starts no program: accepted and ignored.
+pub const SUDO_PATH_IGNORED: OptSpec = opt("sudo_path")
+    .value("[path]")
+    .help("Accepted for compatibility with fence_ipmilan and ignored: no program is started through sudo")
+    .order(300)
+    .ignored();
+
+/// `plug_separator` for an agent with one target per device: accepted and ignored.
+pub const PLUG_SEPARATOR_IGNORED: OptSpec = opt("plug_separator")
+    .value("[char]")
+    .help("Accepted for compatibility with fence_ipmilan and ignored: a device fences one machine, its plug is never split")
+    .order(100)
+    .ignored();
+
+/// The old (C) fence_ipmilan's `timeout`: accepted and ignored.
+pub const TIMEOUT_IGNORED: OptSpec = opt("timeout")
+    .value("[seconds]")
+    .help("Accepted for compatibility with older fence_ipmilan and ignored: use login_timeout, power_timeout and shell_timeout")
+    .order(200)
+    .ignored();
+
+/// Rows a device migrated from fence_ipmilan may carry that fence_bmc has no use for.
+pub static IPMILAN_IGNORED_ROWS: &[OptSpec] = &[
+    USE_SUDO_IGNORED,
+    SUDO_PATH_IGNORED,
+    PLUG_SEPARATOR_IGNORED,
+    TIMEOUT_IGNORED,
+];
+
+/// fence_vmware_soap's `ssl` row: accepted and ignored.
+pub const SSL_IGNORED: OptSpec = opt("ssl")
+    .short('z')
+    .flag()
+    .help("Accepted for compatibility with fence_vmware_soap and ignored: the host is reached over SSH, not HTTPS")
+    .ignored();
+
+/// fence_vmware_soap's `ssl_secure` row: accepted and ignored.
+pub const SSL_SECURE_IGNORED: OptSpec = opt("ssl_secure")
+    .flag()
+    .help("Accepted for compatibility with fence_vmware_soap and ignored: the host is reached over SSH (its host key is verified)")
+    .ignored();
+
+/// fence_vmware_soap's `ssl_insecure` row: accepted and ignored.
+pub const SSL_INSECURE_IGNORED: OptSpec = opt("ssl_insecure")
+    .flag()
+    .help("Accepted for compatibility with fence_vmware_soap and ignored: the host is reached over SSH and its host key is always verified")
+    .ignored();
+
+/// fence_vmware_soap's `notls` row: accepted and ignored.
+pub const NOTLS_IGNORED: OptSpec = opt("notls")
+    .short('t')
+    .flag()
+    .help("Accepted for compatibility with fence_vmware_soap and ignored: no TLS is used (SSH)")
+    .ignored();
+
+/// fence_vmware_soap's `gnutlscli_path` row: accepted and ignored.
+pub const GNUTLSCLI_PATH_IGNORED: OptSpec = opt("gnutlscli_path")
+    .value("[path]")
+    .help("Accepted for compatibility with fence_vmware_soap and ignored: no gnutls-cli is run")
+    .order(300)
+    .ignored();
+
+/// Rows a device migrated from fence_vmware_soap may carry that an SSH agent has no use for.
+pub static VMWARE_SOAP_IGNORED_ROWS: &[OptSpec] = &[
+    SSL_IGNORED,
+    SSL_SECURE_IGNORED,
+    SSL_INSECURE_IGNORED,
+    NOTLS_IGNORED,
+    GNUTLSCLI_PATH_IGNORED,
+];
 
 /// The `method` row.
 pub const METHOD: OptSpec = opt("method")
@@ -665,6 +803,15 @@ impl Options {
         self.get("action").unwrap_or("reboot")
     }
 
+    /// The ignored rows (accepted for compatibility) that were given, by canonical name.
+    pub fn ignored_given(&self) -> Vec<&'static str> {
+        self.table
+            .iter()
+            .filter(|s| s.ignored && self.values.contains_key(s.name))
+            .map(|s| s.name)
+            .collect()
+    }
+
     /// The raw plug value (may hold several plugs joined by `plug_separator`).
     pub fn plug(&self) -> Option<&str> {
         self.given("plug")
@@ -788,6 +935,30 @@ mod tests {
         assert!(e.contains("stdin name 'port' is used by options"), "{e}");
         let e = table(&info_with(&[], &[("nosuch", "1")])).unwrap_err();
         assert_eq!(e, "fence_t: default given for unknown option 'nosuch'");
+    }
+
+    #[test]
+    fn ignored_rows_say_so_and_are_reported_when_given() {
+        let groups: [&[OptSpec]; 4] = [
+            SSH_ROWS,
+            SUDO_ROWS,
+            IPMILAN_IGNORED_ROWS,
+            VMWARE_SOAP_IGNORED_ROWS,
+        ];
+        let mut n = 0;
+        for row in groups.concat().iter().filter(|r| r.ignored) {
+            n += 1;
+            assert!(row.help.contains("and ignored"), "{}", row.name);
+            assert!(!row.required && row.default.is_none(), "{}", row.name);
+            assert!(!matches!(row.kind, Kind::Secret), "{}", row.name);
+        }
+        assert_eq!(n, 15);
+        let mut v = BTreeMap::new();
+        v.insert("ssh_options", "-2".to_string());
+        v.insert("identity_file", "/k".to_string());
+        v.insert("cmd_prompt_is_not_a_row", "x".to_string());
+        let o = Options::new("fence_t", [COMMON_ROWS, SSH_ROWS].concat(), v);
+        assert_eq!(o.ignored_given(), ["ssh_options"]);
     }
 
     #[test]

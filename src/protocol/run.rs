@@ -256,6 +256,11 @@ fn attempt<A: Agent>(
     if opts.given("disable_timeout").is_some() {
         log::debug("disable_timeout is accepted but fencekit always keeps its own timeouts");
     }
+    for name in opts.ignored_given() {
+        log::debug(&format!(
+            "{name} is accepted for compatibility with fence-agents and ignored"
+        ));
+    }
     // An empty action (`action=` on stdin, `-o ''`) lands here too: never the default reboot.
     let action = parsed
         .filter(|a| is_known_action(info, *a))
