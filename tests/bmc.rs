@@ -1,5 +1,5 @@
 //! The real `fence_bmc` binary against real peers on loopback: OpenIPMI `ipmi_sim` BMCs
-//! (tests/sim_ipmi, guards in tests/ipmisim.rs), the suite-17 responder (tests/ipmi17.rs) and the
+//! (tests/support/sim_ipmi, guards in tests/support/ipmisim.rs), the suite-17 responder (tests/ipmi17.rs) and the
 //! lossy UDP relay, with `ipmitool -I lanplus` reading the power state back as a second opinion
 //! after every action. Input as Pacemaker writes it (stdin, legacy names, plug and nodename
 //! present) and on argv (short and long options).

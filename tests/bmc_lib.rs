@@ -1,4 +1,4 @@
-//! fencekit::transport::ipmi against real peers on loopback: ipmi_sim BMCs (tests/sim_ipmi), ipmitool
+//! fencekit::transport::ipmi against real peers on loopback: ipmi_sim BMCs (tests/support/sim_ipmi), ipmitool
 //! as the second opinion, a lossy UDP relay, and a suite-17 responder (tests/ipmi17.rs).
 
 #![allow(

@@ -1,4 +1,4 @@
-//! `fencekit::transport::ssh` + `fencekit::device::vimcmd` against the fake ESXi hosts of `tests/sim/`.
+//! `fencekit::transport::ssh` + `fencekit::device::vimcmd` against the fake ESXi hosts of `tests/support/sim/`.
 
 // Test-harness code: failing loudly is the point here.
 #![allow(

@@ -5,7 +5,7 @@
 //!   garbage, a device error, an ignored power-off, a slow transition, wrong credentials, an
 //!   unknown and a changed SSH host key, a host that stops answering, an unreachable host;
 //! - for IPMI also 30 % packet loss both ways and duplicated + delayed replies (the lossy relay
-//!   of `tests/sim_ipmi/relay.py`) and a BMC that answers only junk.
+//!   of `tests/support/sim_ipmi/relay.py`) and a BMC that answers only junk.
 //!
 //! Each cell asserts the exit code, a meaningful `Failed:` text, the elapsed time against the
 //! agent's whole-action budget derived from the options passed (the sum of its phase timeouts,
@@ -189,7 +189,7 @@ fn show(c: &Cell) -> String {
 }
 
 // ---------------------------------------------------------------------------------------------
-// fence_esxi: one fake ESXi host (tests/sim/esxi).
+// fence_esxi: one fake ESXi host (tests/support/sim/esxi).
 
 fn esxi_cells() -> Vec<Cell> {
     let Some(mut f) = crate::esxi::default_fx() else {
@@ -380,7 +380,7 @@ fn closed_tcp_port() -> u16 {
 }
 
 // ---------------------------------------------------------------------------------------------
-// fence_kvmguest: two simulated KVM hosts (tests/sim_kvm); guest11 runs on cfhost1, guest12 is
+// fence_kvmguest: two simulated KVM hosts (tests/support/sim_kvm); guest11 runs on cfhost1, guest12 is
 // shut off there, cfhost2 runs guest21.
 
 fn kvm_cells() -> Vec<Cell> {
@@ -646,7 +646,7 @@ fn swapped_known_hosts(k: &crate::kvmguest::Kvm) -> PathBuf {
 }
 
 // ---------------------------------------------------------------------------------------------
-// fence_bmc: one OpenIPMI ipmi_sim BMC (tests/sim_ipmi), the lossy relay in front of it, and a
+// fence_bmc: one OpenIPMI ipmi_sim BMC (tests/support/sim_ipmi), the lossy relay in front of it, and a
 // UDP responder that answers junk.
 
 fn bmc_cells() -> Vec<Cell> {

@@ -11,7 +11,6 @@
     reason = "test code: a panic is a test failure"
 )]
 
-mod agentcmd;
 mod bmc;
 mod bmc_lib;
 mod demo;
@@ -22,10 +21,8 @@ mod faults;
 mod hostile_ipmi;
 mod hostile_protocol;
 mod ipmi17;
-mod ipmisim;
 mod kvm_lib;
 mod kvmguest;
-mod kvmsim;
 mod metadata;
 mod pacemaker_bmc;
 mod pacemaker_esxi;
@@ -34,6 +31,9 @@ mod pacemaker_kvmguest;
 mod pacemaker_smoke;
 mod protocol;
 mod regression;
-mod sim;
 mod sshcmd;
-mod util;
+mod support;
+
+// The helpers keep their historical paths (`crate::sim::…`, `crate::util::…`, `crate::ipmisim::…`,
+// `crate::kvmsim::…`, `crate::agentcmd::…`) for every test module.
+use support::{agentcmd, ipmisim, kvmsim, sim, util};

@@ -1,4 +1,4 @@
-//! The real `fence_sshcmd` binary against the fake ESXi host of `tests/sim/` (a real OpenSSH
+//! The real `fence_sshcmd` binary against the fake ESXi host of `tests/support/sim/` (a real OpenSSH
 //! sshd on loopback whose sessions run commands under `/bin/sh -c`, with the simulated
 //! `vim-cmd` on their PATH), set up by the host fixture of `tests/esxi.rs`.
 //!

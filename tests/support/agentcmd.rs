@@ -126,24 +126,8 @@ pub fn run_mode_env(bin: &Path, mode: Mode, opts: &[Opt<'_>], envs: &[(&str, &st
     }
 }
 
-/// Whether an external tool is present. Missing in CI (CI=true or FENCE_REQUIRE_SIMULATORS=1)
-/// is a failure; elsewhere a loud skip.
+/// Whether an external tool is present; when missing, a failure if
+/// [`super::simulators_required`], elsewhere a loud skip.
 pub fn require(tool: &str) -> bool {
-    let found = Command::new("sh")
-        .arg("-c")
-        .arg(format!("command -v {tool}"))
-        .stdout(Stdio::null())
-        .status()
-        .map(|s| s.success())
-        .unwrap_or(false);
-    if !found {
-        let strict = std::env::var("CI").map(|v| v == "true").unwrap_or(false)
-            || std::env::var("FENCE_REQUIRE_SIMULATORS").is_ok_and(|v| v == "1");
-        assert!(
-            !strict,
-            "required peer '{tool}' is missing (CI must install it)"
-        );
-        eprintln!("skipped: {tool} is not installed");
-    }
-    found
+    super::have_tool(tool)
 }

@@ -1,7 +1,7 @@
-//! Test peers started by the integration tests themselves (scripts kept under `tests/sim/`).
+//! Test peers started by the integration tests themselves (scripts kept under `tests/support/sim/`).
 //!
 //! - [`sshd::EsxiHost`]: a fake free-ESXi host (private OpenSSH sshd on loopback + simulated
-//!   `vim-cmd`), see `tests/sim/esxi/`.
+//!   `vim-cmd`), see `tests/support/sim/esxi/`.
 
 // Test-harness code: failing loudly is the point here.
 #![allow(
@@ -16,16 +16,6 @@
 pub mod evac;
 pub mod sshd;
 
-/// True when a missing simulator must fail the test instead of skipping it.
-pub fn simulators_required() -> bool {
-    std::env::var("CI").is_ok_and(|v| v == "true")
-        || std::env::var("FENCE_REQUIRE_SIMULATORS").is_ok_and(|v| v == "1")
-}
-
-/// Skips (prints `skipped: <why>`) or fails, per [`simulators_required`].
-pub fn skip_or_fail(why: &str) {
-    if simulators_required() {
-        panic!("simulator required but unavailable: {why}");
-    }
-    println!("skipped: {why}");
-}
+/// The one "simulators required" check and skip, at their historical paths.
+#[allow(unused_imports, reason = "a stable path for test modules")]
+pub use super::{simulators_required, skip_or_fail};
