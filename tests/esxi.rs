@@ -20,7 +20,7 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use crate::agentcmd::{self, Mode, Run, MODES};
-use crate::sim::sshd::{Auth, Builder, EsxiHost, SimVm, PASSWORD};
+use crate::sim::sshd::{Auth, EsxiHost, SimVm, PASSWORD};
 
 /// "It ended": far above any configured timeout used here, far below a hang.
 const ENDED: Duration = Duration::from_secs(60);
@@ -29,119 +29,26 @@ fn bin() -> PathBuf {
     agentcmd::bin("fence_esxi")
 }
 
-/// A fake host plus a known_hosts file that trusts it.
-pub(crate) struct Fx {
-    pub(crate) host: EsxiHost,
-    pub(crate) dir: tempfile::TempDir,
-    pub(crate) kh: PathBuf,
-}
+use crate::support::fixture::flag;
+pub(crate) use crate::support::fixture::{default_fx, fx, o, Fx, O};
 
-pub(crate) fn fx(b: Builder) -> Option<Fx> {
-    let host = b.start()?;
-    let dir = tempfile::tempdir().expect("tempdir");
-    let kh = dir.path().join("known_hosts");
-    let mut text = host.known_hosts_lines().join("\n");
-    text.push('\n');
-    std::fs::write(&kh, text).expect("write known_hosts");
-    Some(Fx { host, dir, kh })
-}
-
-pub(crate) fn default_fx() -> Option<Fx> {
-    fx(EsxiHost::builder())
-}
-
-/// One option: canonical (stdin) name and value; `None` = a flag.
-pub(crate) type O = (&'static str, Option<String>);
-
-pub(crate) fn o(name: &'static str, v: &str) -> O {
-    (name, Some(v.to_owned()))
-}
-
-fn flag(name: &'static str) -> O {
-    (name, None)
-}
-
-fn short(name: &str) -> Option<char> {
-    match name {
-        "action" => Some('o'),
-        "ip" => Some('a'),
-        "ipport" => Some('u'),
-        "username" => Some('l'),
-        "password" => Some('p'),
-        "password_script" => Some('S'),
-        "plug" => Some('n'),
-        "identity_file" => Some('k'),
-        "method" => Some('m'),
-        "separator" => Some('C'),
-        _ => None,
-    }
-}
-
+/// fence_esxi against the fixture's host.
 impl Fx {
-    /// Address, login, password, known_hosts and generous timeouts (the machine is shared).
-    fn base(&self) -> Vec<O> {
-        vec![
-            o("ip", self.host.ip()),
-            o("ipport", &self.host.port().to_string()),
-            o("username", self.host.user()),
-            o("password", self.host.password()),
-            o("known_hosts", &self.kh.display().to_string()),
-            o("login_timeout", "20"),
-            o("shell_timeout", "20"),
-        ]
-    }
-
-    /// `base()` with `extra` applied (same name replaces, `("x", None)` after a valued one
-    /// turns it into a flag; use [`without`] to drop one).
+    /// [`Fx::base`] with `extra` applied (same name replaces, `("x", None)` after a valued one
+    /// turns it into a flag; use [`Fx::run_without`] to drop one).
     pub(crate) fn run(&self, mode: Mode, extra: &[O]) -> Run {
-        let mut opts = self.base();
-        for (n, v) in extra {
-            opts.retain(|(m, _)| m != n);
-            opts.push((n, v.clone()));
-        }
-        run_opts(mode, &opts)
+        self.run_without(mode, &[], extra)
     }
 
     fn run_without(&self, mode: Mode, drop: &[&str], extra: &[O]) -> Run {
-        let mut opts: Vec<O> = self
-            .base()
-            .into_iter()
-            .filter(|(n, _)| !drop.contains(n))
-            .collect();
-        for (n, v) in extra {
-            opts.retain(|(m, _)| m != n);
-            opts.push((n, v.clone()));
-        }
-        run_opts(mode, &opts)
+        let r = self.run_agent("fence_esxi", mode, drop, extra);
+        no_secret(&r);
+        r
     }
-
-    /// Simulator calls as `argv` strings (`vim-cmd vmsvc/power.off 2`).
-    fn calls(&self) -> Vec<String> {
-        calls_of(&self.host)
-    }
-}
-
-fn calls_of(host: &EsxiHost) -> Vec<String> {
-    host.calls()
-        .iter()
-        .filter_map(|c| c.get("argv")?.as_array().cloned())
-        .map(|a| {
-            a.iter()
-                .filter_map(|s| s.as_str().map(str::to_owned))
-                .collect::<Vec<_>>()
-                .join(" ")
-        })
-        .collect()
 }
 
 fn run_opts(mode: Mode, opts: &[O]) -> Run {
-    let longs: Vec<String> = opts.iter().map(|(n, _)| n.replace('_', "-")).collect();
-    let rows: Vec<agentcmd::Opt<'_>> = opts
-        .iter()
-        .zip(&longs)
-        .map(|((n, v), l)| (*n, short(n), l.as_str(), v.as_deref()))
-        .collect();
-    let r = agentcmd::run_mode(&bin(), mode, &rows);
+    let r = crate::support::fixture::run_opts("fence_esxi", mode, opts);
     no_secret(&r);
     r
 }

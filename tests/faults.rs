@@ -28,9 +28,9 @@ use std::time::{Duration, Instant};
 
 use crate::agentcmd::{Mode, Run};
 use crate::bmc::pcmk_stdin;
-use crate::esxi::{o, O};
 use crate::ipmisim::{Bmc, Relay};
 use crate::kvmguest::{opt, OwnedOpt};
+use crate::support::fixture::{o, O};
 
 /// The timeouts a cell passes to the agent; the time bound is derived from them.
 #[derive(Debug, Clone, Copy)]
@@ -192,7 +192,7 @@ fn show(c: &Cell) -> String {
 // fence_esxi: one fake ESXi host (tests/support/sim/esxi).
 
 fn esxi_cells() -> Vec<Cell> {
-    let Some(mut f) = crate::esxi::default_fx() else {
+    let Some(mut f) = crate::support::fixture::default_fx() else {
         return Vec::new();
     };
     let quick = Limits {
@@ -203,7 +203,7 @@ fn esxi_cells() -> Vec<Cell> {
     };
     let mut cells = Vec::new();
     // Runs `off` on `plug` with `limits` and `extra`, after arming `arm`, then records it.
-    let mut cell = |f: &crate::esxi::Fx,
+    let mut cell = |f: &crate::support::fixture::Fx,
                     fault: &'static str,
                     how: &str,
                     plug: &str,

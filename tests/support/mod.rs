@@ -1,7 +1,9 @@
 //! Everything the integration tests use but do not test: the simulated peers and their Rust
 //! guards, the runner of the real agent binaries, and the single-node Pacemaker.
 //!
-//! - [`agentcmd`]: run a built agent with argv or stdin, capture code/stdout/stderr.
+//! - [`agentcmd`]: run a built agent with argv or stdin, capture code/stdout/stderr; option
+//!   spellings read from the agent's own metadata.
+//! - [`fixture`]: the shared SSH-agent setup (a fake host + known_hosts + device options).
 //! - [`sim`]: fake free-ESXi hosts (private sshd + simulated `vim-cmd`, `sim/esxi/`) and the
 //!   evacuation simulator (`sim/evac.rs`, `sim/esxi/evacsim.py`).
 //! - [`kvmsim`]: fake KVM hosts (sshd + real `virsh` + libvirtd test driver, `sim_kvm/`).
@@ -15,6 +17,7 @@
 #![allow(dead_code, clippy::panic, clippy::print_stdout)]
 
 pub mod agentcmd;
+pub mod fixture;
 pub mod ipmisim;
 pub mod kvmsim;
 pub mod sim;
