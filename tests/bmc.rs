@@ -1,6 +1,6 @@
 //! The real `fence_bmc` binary against real peers on loopback: OpenIPMI `ipmi_sim` BMCs
-//! (tests/support/sim_ipmi, guards in tests/support/ipmisim.rs), the suite-17 responder (tests/ipmi17.rs) and the
-//! lossy UDP relay, with `ipmitool -I lanplus` reading the power state back as a second opinion
+//! (tests/support/sim_ipmi, guards in tests/support/ipmisim.rs), the suite-17 responder
+//! (tests/support/ipmi17.rs) and the lossy UDP relay, with `ipmitool -I lanplus` reading the power state back as a second opinion
 //! after every action. Input as Pacemaker writes it (stdin, legacy names, plug and nodename
 //! present) and on argv (short and long options).
 //!
@@ -429,7 +429,8 @@ fn suite17_responder() {
     );
     let p = b.port;
     let power = || b.state.lock().unwrap().power_on;
-    // Second opinion: ipmitool -C 17 (the responder is proven against it in tests/bmc_lib.rs).
+    // Second opinion: ipmitool -C 17 (the responder is proven against it in
+    // tests/ipmi_transport.rs).
     let second17 = |want: &str| {
         let (ok, out) = ipmitool_at(
             p,

@@ -1,5 +1,5 @@
-//! The real `fence_esxi` binary against the fake ESXi hosts of `tests/support/sim/` (private sshd on
-//! loopback + simulated `vim-cmd`), through argv (short and long options) and stdin.
+//! The real `fence_esxi` binary against the fake ESXi hosts of `tests/support/sim/` (private
+//! sshd on loopback + simulated `vim-cmd`), through argv (short and long options) and stdin.
 //!
 //! Covered: status/on/off/reboot/list/list-status/monitor/validate-all; plugs by name and by
 //! vmid, names with spaces, brackets and non-ASCII, multi-line annotations, a suspended VM, an

@@ -380,8 +380,8 @@ fn closed_tcp_port() -> u16 {
 }
 
 // ---------------------------------------------------------------------------------------------
-// fence_kvmguest: two simulated KVM hosts (tests/support/sim_kvm); guest11 runs on cfhost1, guest12 is
-// shut off there, cfhost2 runs guest21.
+// fence_kvmguest: two simulated KVM hosts (tests/support/sim_kvm); guest11 runs on cfhost1,
+// guest12 is shut off there, cfhost2 runs guest21.
 
 fn kvm_cells() -> Vec<Cell> {
     let Some(k) = crate::kvmguest::two_hosts("faults") else {
@@ -646,8 +646,8 @@ fn swapped_known_hosts(k: &crate::kvmguest::Kvm) -> PathBuf {
 }
 
 // ---------------------------------------------------------------------------------------------
-// fence_bmc: one OpenIPMI ipmi_sim BMC (tests/support/sim_ipmi), the lossy relay in front of it, and a
-// UDP responder that answers junk.
+// fence_bmc: one OpenIPMI ipmi_sim BMC (tests/support/sim_ipmi), the lossy relay in front of
+// it, and a UDP responder that answers junk.
 
 fn bmc_cells() -> Vec<Cell> {
     let Some(bmc) = crate::bmc::sim(&[]) else {

@@ -12,17 +12,15 @@
 )]
 
 mod bmc;
-mod bmc_lib;
 mod demo;
 mod esxi;
-mod esxi_lib;
 mod evacuate;
 mod faults;
 mod hostile_ipmi;
 mod hostile_protocol;
-mod ipmi17;
-mod kvm_lib;
+mod ipmi_transport;
 mod kvmguest;
+mod kvmsim_virsh;
 mod metadata;
 mod pacemaker_bmc;
 mod pacemaker_esxi;
@@ -31,9 +29,10 @@ mod pacemaker_kvmguest;
 mod pacemaker_smoke;
 mod protocol;
 mod regression;
+mod ssh_vimcmd;
 mod sshcmd;
 mod support;
 
 // The helpers keep their historical paths (`crate::sim::…`, `crate::util::…`, `crate::ipmisim::…`,
-// `crate::kvmsim::…`, `crate::agentcmd::…`) for every test module.
-use support::{agentcmd, ipmisim, kvmsim, sim, util};
+// `crate::ipmi17::…`, `crate::kvmsim::…`, `crate::agentcmd::…`) for every test module.
+use support::{agentcmd, ipmi17, ipmisim, kvmsim, sim, util};

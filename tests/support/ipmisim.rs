@@ -1,5 +1,5 @@
-//! Test peer guard: one OpenIPMI `ipmi_sim` BMC on 127.0.0.1 (tests/support/sim_ipmi/bmcsim.sh), killed
-//! on drop; `ipmitool` as the second opinion; a lossy UDP relay (tests/support/sim_ipmi/relay.py).
+//! Test peer guard: one OpenIPMI `ipmi_sim` BMC on 127.0.0.1 (tests/support/sim_ipmi/bmcsim.sh),
+//! killed on drop; `ipmitool` as the second opinion; a lossy UDP relay (tests/support/sim_ipmi/relay.py).
 
 #![allow(
     clippy::unwrap_used,

@@ -8,6 +8,7 @@
 //!   evacuation simulator (`sim/evac.rs`, `sim/esxi/evacsim.py`).
 //! - [`kvmsim`]: fake KVM hosts (sshd + real `virsh` + libvirtd test driver, `sim_kvm/`).
 //! - [`ipmisim`]: OpenIPMI `ipmi_sim` BMCs and a lossy UDP relay (`sim_ipmi/`).
+//! - [`ipmi17`]: a small RMCP+ responder for cipher suite 17 (ipmi_sim has no SHA-256).
 //! - [`util::pacemaker`]: a real single-node Pacemaker (machine-wide lock).
 //!
 //! A peer that cannot be started skips its test with a `skipped: <why>` line, unless
@@ -18,6 +19,7 @@
 
 pub mod agentcmd;
 pub mod fixture;
+pub mod ipmi17;
 pub mod ipmisim;
 pub mod kvmsim;
 pub mod sim;

@@ -1,4 +1,5 @@
-//! Test peers started by the integration tests themselves (scripts kept under `tests/support/sim/`).
+//! Test peers started by the integration tests themselves (scripts kept under
+//! `tests/support/sim/`).
 //!
 //! - [`sshd::EsxiHost`]: a fake free-ESXi host (private OpenSSH sshd on loopback + simulated
 //!   `vim-cmd`), see `tests/support/sim/esxi/`.

@@ -1,5 +1,6 @@
-//! fencekit::transport::ipmi against real peers on loopback: ipmi_sim BMCs (tests/support/sim_ipmi), ipmitool
-//! as the second opinion, a lossy UDP relay, and a suite-17 responder (tests/ipmi17.rs).
+//! The IPMI transport (`fencekit::transport::ipmi`) against real peers on loopback: ipmi_sim
+//! BMCs (tests/support/sim_ipmi), ipmitool as the second opinion, a lossy UDP relay, and a
+//! suite-17 responder (tests/support/ipmi17.rs).
 
 #![allow(
     clippy::unwrap_used,

@@ -1,4 +1,6 @@
-//! `fencekit::transport::ssh` + `fencekit::device::vimcmd` against the fake ESXi hosts of `tests/support/sim/`.
+//! The SSH transport (`fencekit::transport::ssh`: logins, host keys, timeouts, faults) and the
+//! `vim-cmd` parsers (`fencekit::device::vimcmd`) against the fake ESXi hosts of
+//! `tests/support/sim/`.
 
 // Test-harness code: failing loudly is the point here.
 #![allow(
