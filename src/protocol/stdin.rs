@@ -1,6 +1,6 @@
 //! Stdin mode: `key=value` lines, as pacemaker-fenced sends them.
 //!
-//! Reproduces fencing.py's grammar (fence-protocol.md §1.3): each line is trimmed; blank and
+//! Reproduces fencing.py's grammar (docs/protocol.md §1.3): each line is trimmed; blank and
 //! `#` lines are skipped; the split is at the first `=`; one pair of surrounding double quotes is
 //! stripped; keys are case-sensitive and not trimmed around `=`; a key matches an option by its
 //! canonical name (with `-` or `_`) or its legacy name; the last line wins; `nodename` is
