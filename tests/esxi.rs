@@ -534,7 +534,7 @@ fn wrong_password_is_refused_by_name() {
                 o("password", "wrong-Secret-42"),
             ],
         );
-        failure(&r, "authentication failed", "wrong password");
+        failure(&r, "did not accept the password", "wrong password");
     }
     assert_eq!(f.host.vm_state("cl0").as_deref(), Some("on"));
     // Verbose debug output does not show it either.
@@ -547,7 +547,7 @@ fn wrong_password_is_refused_by_name() {
             flag("verbose"),
         ],
     );
-    failure(&r, "authentication failed", "wrong password -v");
+    failure(&r, "did not accept the password", "wrong password -v");
     let r = f.run(
         Mode::Long,
         &[o("action", "status"), o("plug", "cl0"), flag("verbose")],
@@ -780,9 +780,9 @@ fn fault_vim_cmd_hangs() {
     f.host.set_fault("hang", &["120", "match=power.getstate"]);
     for mode in [Mode::Stdin, Mode::Long] {
         let r = f.run(mode, &quick("status", "cl0"));
-        failure(&r, "did not complete within", "getstate hangs");
+        failure(&r, "did not finish within", "getstate hangs");
         let r = f.run(mode, &quick("off", "cl0"));
-        failure(&r, "did not complete within", "getstate hangs (off)");
+        failure(&r, "did not finish within", "getstate hangs (off)");
     }
     f.host.clear_faults();
     // power.off hangs (and does nothing): never a success.
@@ -794,7 +794,7 @@ fn fault_vim_cmd_hangs() {
     f.host.clear_faults();
     f.host.set_fault("hang", &["120", "match=getallvms"]);
     let r = f.run(Mode::Short, &quick("list", "cl0"));
-    failure(&r, "did not complete within", "getallvms hangs");
+    failure(&r, "did not finish within", "getallvms hangs");
 }
 
 #[test]
@@ -822,7 +822,7 @@ fn fault_connection_drops() {
     f.host
         .set_fault("drop", &["mode=stop", "match=power.getstate"]);
     let r = f.run(Mode::Stdin, &quick("status", "cl0"));
-    failure(&r, "did not complete within", "frozen session");
+    failure(&r, "did not finish within", "frozen session");
     f.host.clear_faults();
     // Dropped right after power.off did its work: the agent reconnects and reads the state
     // back; success only because the VM was confirmed off.

@@ -241,7 +241,7 @@ fn esxi_cells() -> Vec<Cell> {
         "cl0",
         quick,
         &[],
-        Want::Fails("did not complete within"),
+        Want::Fails("did not finish within"),
     );
     f.host.set_fault("drop", &["match=power.off"]);
     cell(
@@ -313,7 +313,7 @@ fn esxi_cells() -> Vec<Cell> {
         "cl0",
         quick,
         &[o("password", "wrong-Secret-42")],
-        Want::Fails("authentication failed"),
+        Want::Fails("did not accept the password"),
     );
     let empty = f.dir.path().join("empty_known_hosts");
     std::fs::write(&empty, "").expect("write known_hosts");
@@ -334,7 +334,7 @@ fn esxi_cells() -> Vec<Cell> {
         "cl0",
         quick,
         &[],
-        Want::Fails("no SSH handshake"),
+        Want::Fails("no SSH answer from"),
     );
     f.host.thaw();
     f.host.set_fault("login_delay", &["30"]);
@@ -345,7 +345,7 @@ fn esxi_cells() -> Vec<Cell> {
         "cl0",
         quick,
         &[],
-        Want::Fails("did not complete within"),
+        Want::Fails("did not finish within"),
     );
     let dead = closed_tcp_port();
     cell(
@@ -461,7 +461,7 @@ fn kvm_cells() -> Vec<Cell> {
         quick,
         &[],
         true,
-        Want::Fails("did not complete within"),
+        Want::Fails("did not finish within"),
     );
     k.sim.fault(
         "cfhost1",
@@ -558,7 +558,7 @@ fn kvm_cells() -> Vec<Cell> {
         quick,
         &[opt("password", Some('p'), Some("wrong-Pw-4711"))],
         false,
-        Want::Fails("authentication failed"),
+        Want::Fails("did not accept the password"),
     );
     let empty = crate::kvmguest::write_conf(k.dir.path(), "known_hosts_empty", "", 0o600);
     cell(
@@ -595,7 +595,7 @@ fn kvm_cells() -> Vec<Cell> {
         quick,
         &[],
         true,
-        Want::Fails("did not complete within"),
+        Want::Fails("did not finish within"),
     );
     k.sim.freeze("cfhost2", crate::kvmsim::Daemon::Sshd);
     cell(
@@ -606,7 +606,7 @@ fn kvm_cells() -> Vec<Cell> {
         quick,
         &[],
         true,
-        Want::Fails("no SSH handshake"),
+        Want::Fails("no SSH answer from"),
     );
     k.sim.thaw("cfhost2", crate::kvmsim::Daemon::Sshd);
     k.sim.sshd_down("cfhost2");

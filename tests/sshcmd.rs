@@ -297,7 +297,7 @@ fn sshcmd_unknown_host_key_and_wrong_password_are_refused() {
             m[0].starts_with("ERROR: Failed: Unable to connect/login to fencing device: "),
             "{r:?}"
         );
-        assert!(m[0].contains("authentication failed"), "{r:?}");
+        assert!(m[0].contains("did not accept the password"), "{r:?}");
     }
     assert!(calls(&f).is_empty());
     assert_eq!(power(&f).as_deref(), Some("on"));

@@ -98,7 +98,7 @@ impl VirshHost for Host {
                 stdout: out.stdout,
                 stderr: out.stderr,
             }),
-            Err(e) => Err(VirshError::Failed(format!("cannot ask host: {e}"))),
+            Err(e) => Err(VirshError::Unreachable(e.to_string())),
         }
     }
 }

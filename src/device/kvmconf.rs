@@ -198,7 +198,7 @@ mis-ordered line it could be the password)",
                 "guest-cfname '{name}' is the guest-name of line {other_line} (ambiguous plug)"
             ),
             ConfErrorKind::BadChar { field, ch: Some(c) } => {
-                write!(f, "invalid character {c:?} in {field}")
+                write!(f, "invalid character '{}' in {field}", c.escape_default())
             }
             ConfErrorKind::BadChar { field, ch: None } => {
                 write!(

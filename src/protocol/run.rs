@@ -257,13 +257,15 @@ fn attempt<A: Agent>(
         log::debug("disable_timeout is accepted but fencekit always keeps its own timeouts");
     }
     // An empty action (`action=` on stdin, `-o ''`) lands here too: never the default reboot.
+    // A mistake in the caller's input, so the usage footer follows (as upstream's fail_usage).
     let action = parsed
         .filter(|a| is_known_action(info, *a))
-        .ok_or_else(|| {
-            Failure::Run(format!(
+        .ok_or_else(|| Failure::Usage {
+            problems: vec![format!(
                 "Unrecognised action '{}'",
                 printable(opts.action_word(), 64)
-            ))
+            )],
+            all: false,
         })?;
     let problems = validate::problems::<A>(&opts, action);
     if !problems.is_empty() {

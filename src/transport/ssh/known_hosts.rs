@@ -318,7 +318,7 @@ pub(super) fn parse_fingerprints(text: &str) -> Result<Vec<String>, SshError> {
         let ok = base64::decode(body).is_some_and(|b| b.len() == 32);
         if !ok {
             return Err(SshError::Config(format!(
-                "host_key_fingerprint: {item:?} is not a SHA256 fingerprint (expected SHA256:<43 base64 characters>, as `ssh-keygen -lf` prints)"
+                "host_key_fingerprint: '{item}' is not a SHA256 fingerprint (expected SHA256:<43 base64 characters>, as `ssh-keygen -lf` prints)"
             )));
         }
         out.push(body.to_owned());
