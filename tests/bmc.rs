@@ -384,7 +384,10 @@ fn cipher_3_negotiated_and_refused() {
     // Negotiated: ipmi_sim has no suite 17, so the strongest common suite is 3.
     let r = argv(p, &["-o", "status", "-v"]);
     assert_eq!((r.code, r.stdout.as_str()), (0, "Status: ON\n"), "{r:?}");
-    assert!(r.stderr.contains("cipher suite Some(3)"), "{r:?}");
+    assert!(
+        r.stderr.contains("IPMI session open (cipher suite 3)"),
+        "{r:?}"
+    );
     no_secret(&r);
     ok(
         &argv(p, &["-o", "off", "--power-wait=0"]),
@@ -461,7 +464,10 @@ fn suite17_responder() {
         (0, "Success: Rebooted\n"),
         "{r:?}"
     );
-    assert!(r.stderr.contains("cipher suite Some(17)"), "{r:?}");
+    assert!(
+        r.stderr.contains("IPMI session open (cipher suite 17)"),
+        "{r:?}"
+    );
     no_secret(&r);
     second17("Chassis Power is on");
     {

@@ -159,7 +159,7 @@ fn unknown_vm_and_lookalikes_are_not_found() {
         for mode in [Mode::Stdin, Mode::Long] {
             let r = f.run(mode, &[o("action", "status"), o("plug", plug)]);
             failure(&r, "not found", &format!("status {plug:?}"));
-            assert!(r.stderr.contains(&format!("\"{plug}\"")), "{r:?}");
+            assert!(r.stderr.contains(&format!("'{plug}'")), "{r:?}");
         }
     }
     // off of an unknown VM touches nothing.
@@ -1117,7 +1117,7 @@ fn a_note_shaped_like_a_row_never_makes_a_vm() {
     // A plug no line names at all: not found, as always.
     let r = f.run(Mode::Stdin, &[o("action", "off"), o("plug", "nosuch")]);
     failure(&r, "not found", "unknown plug");
-    assert!(r.stderr.contains("\"nosuch\""), "{r:?}");
+    assert!(r.stderr.contains("'nosuch'"), "{r:?}");
 }
 
 #[test]
