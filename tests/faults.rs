@@ -355,7 +355,7 @@ fn esxi_cells() -> Vec<Cell> {
         "cl0",
         quick,
         &[o("ipport", &dead.to_string())],
-        Want::Fails("Connection refused"),
+        Want::Fails("connection refused"),
     );
     // Last: the host is reinstalled with new keys.
     f.host.restart(true);
@@ -618,7 +618,7 @@ fn kvm_cells() -> Vec<Cell> {
         quick,
         &[],
         true,
-        Want::Fails("Connection refused"),
+        Want::Fails("connection refused"),
     );
     k.sim.sshd_up("cfhost2");
     cells
@@ -702,7 +702,7 @@ fn bmc_cells() -> Vec<Cell> {
         p,
         quick,
         &[],
-        Want::Fails("no answer"),
+        Want::Fails("no IPMI answer"),
     );
     bmc.resume();
     // Login (4 datagrams) and the status read pass; the power-off never arrives.
@@ -769,7 +769,7 @@ fn bmc_cells() -> Vec<Cell> {
         junk.port,
         quick,
         &[],
-        Want::Fails("no answer"),
+        Want::Fails("no IPMI answer"),
     );
     drop(junk);
     bmc.fault(&["poweroff=error"]);
@@ -818,7 +818,7 @@ fn bmc_cells() -> Vec<Cell> {
         closed_udp_port(),
         quick,
         &[],
-        Want::Fails("no answer"),
+        Want::Fails("no IPMI answer"),
     );
     // 30 % loss both ways: the login (about six exchanges, each resent with backoff) needs
     // more than a 3 s budget.

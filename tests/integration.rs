@@ -21,6 +21,7 @@ mod hostile_protocol;
 mod ipmi_transport;
 mod kvmguest;
 mod kvmsim_virsh;
+mod messages;
 mod metadata;
 mod pacemaker_bmc;
 mod pacemaker_esxi;

@@ -512,6 +512,7 @@ impl Session {
         cfg.validate()?;
         let deadline = Instant::now() + cfg.timeout;
         let mut link = Link::open(&cfg.host, cfg.port, cfg.retransmit, deadline)?;
+        link.budget(deadline, cfg.timeout);
         let kg = match &cfg.kg {
             Some(k) => Some(parse_hex_kg(k.expose())?),
             None => None,
@@ -604,6 +605,7 @@ impl Session {
             return Err(IpmiError::Closed);
         }
         let deadline = Instant::now() + budget;
+        self.link.budget(deadline, budget);
         let used = codec::SeqSet::default();
         let next = Cell::new(self.rq_seq);
         let proto = &self.proto;

@@ -40,6 +40,9 @@ pub(crate) struct Link {
     sock: UdpSocket,
     /// `192.0.2.1 port 623`, for messages.
     peer: String,
+    /// A deadline and the configured time it stands for (named in a timeout message as
+    /// configured, `2 s`, not as measured).
+    budget: Option<(Instant, Duration)>,
     first_interval: Duration,
     /// Datagrams sent (all attempts).
     pub sent: u64,
@@ -91,6 +94,7 @@ impl Link {
         Ok(Link {
             sock,
             peer: net::peer(host, port),
+            budget: None,
             first_interval: retransmit.max(Duration::from_millis(10)),
             sent: 0,
             ignored: 0,
@@ -117,7 +121,10 @@ impl Link {
         mut make: impl FnMut(u32) -> Result<Vec<Vec<u8>>, IpmiError>,
         mut matcher: impl FnMut(&[u8]) -> Verdict<T>,
     ) -> Result<T, IpmiError> {
-        let budget = deadline.saturating_duration_since(Instant::now());
+        let budget = match self.budget {
+            Some((d, b)) if d == deadline => b,
+            _ => deadline.saturating_duration_since(Instant::now()),
+        };
         let mut interval = self.first_interval;
         let mut refused = false;
         let mut buf = [0u8; 1024];
@@ -131,9 +138,8 @@ impl Link {
                 } else {
                     ""
                 };
-                let tries = if attempt == 1 { "attempt" } else { "attempts" };
                 return Err(IpmiError::TimedOut(format!(
-                    "no IPMI answer from {} within {}{why} ({what}, {attempt} {tries})",
+                    "no IPMI answer from {} within {}{why} ({what})",
                     self.peer,
                     net::secs(budget)
                 )));
@@ -203,6 +209,11 @@ impl Link {
                 return Err(e);
             }
         }
+    }
+
+    /// Records that `deadline` stands for the configured `budget` (for messages).
+    pub(crate) fn budget(&mut self, deadline: Instant, budget: Duration) {
+        self.budget = Some((deadline, budget));
     }
 
     /// Takes the next sessionless rqSeq (1..=62; 0 and 63 are never used).
