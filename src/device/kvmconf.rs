@@ -587,7 +587,10 @@ fn path_problems(
                     out.push(p);
                 }
             }
-            Err(e) => out.push(format!("directory {shown}: cannot check: {e}")),
+            Err(e) => out.push(format!(
+                "directory {shown}: cannot check: {}",
+                crate::protocol::error::io_words(&e)
+            )),
         }
     }
 }
@@ -605,11 +608,17 @@ pub fn load(path: &Path, relax_permissions: bool) -> Result<(KvmGuests, Vec<Stri
     let mut seen = HashSet::new();
     match std::path::absolute(path) {
         Ok(abs) => path_problems(&abs, euid, &mut seen, &mut problems),
-        Err(e) => problems.push(format!("{shown}: cannot resolve: {e}")),
+        Err(e) => problems.push(format!(
+            "{shown}: cannot resolve: {}",
+            crate::protocol::error::io_words(&e)
+        )),
     }
     match std::fs::canonicalize(path) {
         Ok(real) => path_problems(&real, euid, &mut seen, &mut problems),
-        Err(e) => problems.push(format!("{shown}: cannot resolve: {e}")),
+        Err(e) => problems.push(format!(
+            "{shown}: cannot resolve: {}",
+            crate::protocol::error::io_words(&e)
+        )),
     }
     let mut warnings = Vec::new();
     if !problems.is_empty() {

@@ -433,7 +433,12 @@ fn run_password_script(script: &str, limit: Duration) -> Result<Secret, String> 
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
-        .map_err(|e| format!("Unable to run password script: {e}"))?;
+        .map_err(|e| {
+            format!(
+                "Unable to run password script: {}",
+                crate::protocol::error::io_words(&e)
+            )
+        })?;
     let group = ScriptGroup::new(child.id());
     let _on_abort = abort::on_abort(move || group.kill());
     let mut stdout = child.stdout.take();

@@ -35,7 +35,7 @@ pub fn read_all(input: impl Read) -> Result<String, String> {
     input
         .take(cap.saturating_add(1))
         .read_to_end(&mut buf)
-        .map_err(|e| format!("Unable to read stdin: {e}"))?;
+        .map_err(|e| format!("Unable to read stdin: {}", super::error::io_words(&e)))?;
     if buf.len() > MAX_STDIN {
         return Err(format!("stdin larger than {MAX_STDIN} bytes"));
     }

@@ -1,7 +1,6 @@
 //! Name resolution bounded by a deadline, shared by the SSH and IPMI transports (std's
 //! resolver has no timeout of its own).
 
-use std::io::ErrorKind;
 use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
@@ -54,33 +53,7 @@ pub fn secs(d: Duration) -> String {
     }
 }
 
-/// What an I/O error means, in words and without Rust's `(os error N)` suffix: `connection
-/// refused`, `no route to host`...
-pub fn io_words(e: &std::io::Error) -> String {
-    let fixed = match e.kind() {
-        ErrorKind::ConnectionRefused => Some("connection refused"),
-        ErrorKind::ConnectionReset => Some("connection reset by the peer"),
-        ErrorKind::ConnectionAborted => Some("connection aborted"),
-        ErrorKind::BrokenPipe | ErrorKind::UnexpectedEof => Some("connection closed by the peer"),
-        ErrorKind::TimedOut | ErrorKind::WouldBlock => Some("timed out"),
-        ErrorKind::AddrNotAvailable => Some("address not available"),
-        ErrorKind::PermissionDenied => Some("permission denied"),
-        _ => None,
-    };
-    if let Some(words) = fixed {
-        return words.to_owned();
-    }
-    let text = e.to_string();
-    let bare = text
-        .find(" (os error")
-        .and_then(|at| text.get(..at))
-        .unwrap_or(&text);
-    let mut chars = bare.chars();
-    match chars.next() {
-        Some(first) => first.to_lowercase().chain(chars).collect(),
-        None => "unknown error".to_owned(),
-    }
-}
+pub use crate::protocol::error::io_words;
 
 #[cfg(test)]
 mod tests {
@@ -94,11 +67,11 @@ mod tests {
         assert_eq!(secs(Duration::from_secs(5)), "5 s");
         assert_eq!(secs(Duration::from_millis(2_998)), "3 s");
         assert_eq!(secs(Duration::from_millis(2_500)), "2.5 s");
-        let refused = std::io::Error::from(ErrorKind::ConnectionRefused);
+        let refused = std::io::Error::from(std::io::ErrorKind::ConnectionRefused);
         assert_eq!(io_words(&refused), "connection refused");
-        // ENETUNREACH (101 on Linux): strerror's words, lower-cased, no `(os error 101)`.
+        // ENETUNREACH (101 on Linux): the system's sentence, no `(os error 101)`.
         let unreach = std::io::Error::from_raw_os_error(101);
-        assert_eq!(io_words(&unreach), "network is unreachable");
+        assert_eq!(io_words(&unreach), "Network is unreachable");
         let refused_os = std::io::Error::from_raw_os_error(111);
         assert_eq!(io_words(&refused_os), "connection refused");
     }

@@ -274,8 +274,9 @@ fn append_known_host(
 ) -> Result<(), SshError> {
     let err = |e: std::io::Error| {
         SshError::Config(format!(
-            "cannot record the host key in {}: {e}",
-            file.display()
+            "cannot record the host key in {}: {}",
+            file.display(),
+            crate::transport::net::io_words(&e)
         ))
     };
     if let Some(dir) = file.parent().filter(|d| !d.as_os_str().is_empty()) {
