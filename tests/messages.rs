@@ -322,7 +322,7 @@ fn kvmguest_wrong_password() {
         &ports,
         &[&format!(
             "ERROR: Failed: Unable to obtain correct plug status or plug is not available (guest \
-             'guest11' may be running on a host that could not be asked: cfhost1: {refused}; \
+             'guest11' may be running on a host that gave no usable answer: cfhost1: {refused}; \
              cfhost2: {refused})"
         )],
     );
@@ -352,7 +352,7 @@ fn kvmguest_hosts_not_answering() {
         &[closed, port],
         &[
             "ERROR: Failed: Unable to obtain correct plug status or plug is not available (guest \
-           'guest11' may be running on a host that could not be asked: cfhost1: Unable to \
+           'guest11' may be running on a host that gave no usable answer: cfhost1: Unable to \
            connect/login to fencing device: connect to host 127.0.0.1 port PORT: connection \
            refused; cfhost2: Connection timed out: no SSH answer from 127.0.0.1 port PORT within \
            2 s)",

@@ -603,7 +603,7 @@ pub fn locate(
     }
     if !unknown.is_empty() {
         return Err(FenceError::Status(format!(
-            "guest '{guest}' may be running on a host that could not be asked: {}",
+            "guest '{guest}' may be running on a host that gave no usable answer: {}",
             unknown.join("; ")
         )));
     }
@@ -999,7 +999,7 @@ mod tests {
         assert_eq!(
             e.to_string(),
             "Unable to obtain correct plug status or plug is not available (guest 'g' may be \
-             running on a host that could not be asked: h2: no SSH answer from 192.0.2.2 port 22 \
+             running on a host that gave no usable answer: h2: no SSH answer from 192.0.2.2 port 22 \
              within 5 s)"
         );
         let e = locate("g", &[a("h1", Err(VirshError::NoState))]).unwrap_err();

@@ -697,9 +697,13 @@ fn code(e: &ssh2::Error) -> Option<i32> {
 
 fn classify(e: &ssh2::Error, step: &str) -> SshError {
     let msg = format!("{step}: {}", e.message());
+    // What broke, in words, with libssh2's own text after it.
+    let lost = |what: &str| SshError::Lost(format!("{step}: {what} ({})", e.message()));
     match code(e) {
-        Some(E_SOCKET_DISCONNECT | E_SOCKET_RECV | E_SOCKET_SEND | E_BANNER_RECV)
-        | Some(E_BANNER_SEND | E_CHANNEL_CLOSED) => SshError::Lost(msg),
+        Some(E_SOCKET_DISCONNECT) => lost("the host closed the connection"),
+        Some(E_SOCKET_RECV | E_BANNER_RECV) => lost("the connection broke while receiving"),
+        Some(E_SOCKET_SEND | E_BANNER_SEND) => lost("the connection broke while sending"),
+        Some(E_CHANNEL_CLOSED) => lost("the host closed the channel"),
         Some(E_TIMEOUT | E_SOCKET_TIMEOUT) => SshError::Timeout(msg),
         Some(E_AUTHENTICATION_FAILED | E_PUBLICKEY_UNVERIFIED) => SshError::Auth(msg),
         Some(E_KEX_FAILURE) => SshError::Connect(msg),
@@ -710,7 +714,10 @@ fn classify(e: &ssh2::Error, step: &str) -> SshError {
 fn classify_io(e: &std::io::Error) -> SshError {
     match e.kind() {
         ErrorKind::TimedOut => SshError::Timeout(net::io_words(e)),
-        _ => SshError::Lost(net::io_words(e)),
+        _ => SshError::Lost(format!(
+            "the connection broke while reading the command's output ({})",
+            net::io_words(e)
+        )),
     }
 }
 
