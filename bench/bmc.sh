@@ -1,6 +1,6 @@
 #!/bin/bash
 # Benchmark (not a test): fence_bmc side by side with fence_ipmilan, ipmitool and FreeIPMI's
-# ipmipower, in one run against the same OpenIPMI ipmi_sim BMC on 127.0.0.1 (tests/sim_ipmi).
+# ipmipower, in one run against the same OpenIPMI ipmi_sim BMC on 127.0.0.1 (tests/support/sim_ipmi).
 #
 # Usage: bench/bmc.sh [RUNS]          (default 30 runs per status row, RUNS/3 per reboot row,
 #                                     in alternating rounds; BENCH_OUT: see bench/lib.sh)
@@ -21,7 +21,7 @@ cd "$(dirname "$0")/.."
 RUNS=${1:-30}
 RRUNS=$(( RUNS / 3 > 3 ? RUNS / 3 : 3 ))
 BIN=${FENCE_BMC:-target/release/fence_bmc}
-SIM=tests/sim_ipmi/bmcsim.sh
+SIM=tests/support/sim_ipmi/bmcsim.sh
 DIR=$(mktemp -d /tmp/fk-bmc-bench.XXXXXX)
 PW=pass
 cleanup() { "$SIM" stop "$DIR" >/dev/null 2>&1; rm -rf "$DIR"; }

@@ -1,5 +1,5 @@
 #!/bin/bash
-# Benchmark (not a test): fence_esxi against a fake ESXi host (tests/sim/esxi), side by side with
+# Benchmark (not a test): fence_esxi against a fake ESXi host (tests/support/sim/esxi), side by side with
 # the practical floor, one raw OpenSSH call `ssh host 'vim-cmd vmsvc/power.getstate N'` (one
 # handshake + one command, key login, same sshd).
 #
@@ -17,7 +17,7 @@ cd "$(dirname "$0")/.."
 RUNS=${1:-15}
 BIG=${BIG:-2000}
 ROOT=/tmp/fk-bench-$$
-H=tests/sim/esxi/esxi-host.sh
+H=tests/support/sim/esxi/esxi-host.sh
 BIN=${FENCE_ESXI:-target/release/fence_esxi}
 PORT=${PORT:-2290}
 

@@ -1,6 +1,6 @@
 #!/bin/bash
 # Benchmark (not a test): vm-evacuate rescuing 40 VMs of a dead simulated ESXi host onto 4
-# simulated targets (tests/sim/esxi/evacsim.py: shared datastore, leased locks, one ipmi_sim
+# simulated targets (tests/support/sim/esxi/evacsim.py: shared datastore, leased locks, one ipmi_sim
 # BMC per host), every vim-cmd call slowed to LATENCY seconds, at max_parallel 1, 4 and 8.
 # Prints the wall time of `vm-evacuate run` for each (the fence, confirm, plan and execute).
 #
@@ -17,9 +17,9 @@ PORT=${PORT:-2270}
 BIN=${VM_EVACUATE:-target/release/vm-evacuate}
 ROOT=/tmp/fk-bevac-$$
 SCN=$ROOT/scn
-H=tests/sim/esxi/esxi-host.sh
-B=tests/sim_ipmi/bmcsim.sh
-SIM=tests/sim/esxi/evacsim.py
+H=tests/support/sim/esxi/esxi-host.sh
+B=tests/support/sim_ipmi/bmcsim.sh
+SIM=tests/support/sim/esxi/evacsim.py
 NAMES="src t1 t2 t3 t4"
 
 [ "$(id -u)" = 0 ] || { echo "bench/evacuate.sh: run as root (the fake hosts' sshd needs it)" >&2; exit 1; }

@@ -1,6 +1,6 @@
 #!/bin/bash
 # Benchmark (not a test): fence_kvmguest -o status against simulated KVM hosts
-# (tests/sim_kvm: real sshd + real virsh + libvirtd test driver), side by side in one run with
+# (tests/support/sim_kvm: real sshd + real virsh + libvirtd test driver), side by side in one run with
 #   - Debian's fence_virsh -o status (fence-agents 4.12, key login through the simulator's ssh
 #     wrapper = strict host keys + the client key; no sudo: fence_virsh calls /usr/bin/sudo by
 #     absolute path, which would bypass the simulator's fake sudo),
@@ -19,7 +19,7 @@ set -u
 cd "$(dirname "$0")/.."
 RUNS=${1:-15}
 BIN=${FENCE_KVMGUEST:-target/release/fence_kvmguest}
-SIM=tests/sim_kvm/kvmsim.sh
+SIM=tests/support/sim_kvm/kvmsim.sh
 ROOT=/tmp/fkb-$$
 VIRSH_AGENT=/usr/sbin/fence_virsh
 NHOSTS=8

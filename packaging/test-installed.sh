@@ -2,12 +2,12 @@
 # The real Pacemaker scenario against the INSTALLED agents (/usr/sbin/fence_*, from the
 # packages), not the build tree: brings the single-node cluster of scripts/pcmk.sh up (it
 # links nothing: install-agents is never called here), checks pcs sees every installed agent,
-# fences a simulated BMC (tests/sim_ipmi/bmcsim.sh, ipmi_sim on 127.0.0.1) through
+# fences a simulated BMC (tests/support/sim_ipmi/bmcsim.sh, ipmi_sim on 127.0.0.1) through
 # `pcs stonith create … fence_bmc` + `stonith_admin --reboot`, and tears everything down.
 #
 # Usage: bash packaging/test-installed.sh AGENT...     (as root; e.g. fence_esxi fence_bmc)
 # The caller must hold the machine-wide Pacemaker lock (flock /tmp/fencekit-pacemaker.lock,
-# as tests/util/pacemaker.rs does); scripts/check-packages.sh does.
+# as tests/support/util/pacemaker.rs does); scripts/check-packages.sh does.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 top=$PWD
@@ -29,7 +29,7 @@ cleanup() {
   local rc=$?
   pcs stonith delete pkgbmc --force >/dev/null 2>&1 || true
   bash "$top/scripts/pcmk.sh" down --state "$state" || rc=1
-  sh "$top/tests/sim_ipmi/bmcsim.sh" stop "$sim" || true
+  sh "$top/tests/support/sim_ipmi/bmcsim.sh" stop "$sim" || true
   rm -rf "$sim"
   exit "$rc"
 }
@@ -48,7 +48,7 @@ done
 case " $* " in *" fence_bmc "*) ;; *) say "fence_bmc not installed: no fencing scenario"; exit 0 ;; esac
 port=
 for p in $(shuf -i 20000-29999 -n 20); do
-  if BMC_ADMIN_PW=pkgtest-pw sh tests/sim_ipmi/bmcsim.sh start "$sim" "$p" 2>/dev/null; then port=$p; break; fi
+  if BMC_ADMIN_PW=pkgtest-pw sh tests/support/sim_ipmi/bmcsim.sh start "$sim" "$p" 2>/dev/null; then port=$p; break; fi
 done
 [ -n "$port" ] || fail "could not start a simulated BMC"
 timeout 120 pcs stonith create pkgbmc fence_bmc ip=127.0.0.1 "ipport=$port" username=admin \

@@ -285,7 +285,7 @@ leftovers() {
   return 0
 }
 [ -z "$(installed_pkgs)" ] || bad "fencekit packages already installed: $(installed_pkgs | tr '\n' ' ')"
-# Agent symlinks a crashed Pacemaker test left (tests/util/pacemaker.rs removes its own).
+# Agent symlinks a crashed Pacemaker test left (tests/support/util/pacemaker.rs removes its own).
 bash scripts/pcmk.sh remove-agents >/dev/null 2>&1 || true
 pre=$(leftovers)
 [ -z "$pre" ] || { bad "files in the way before installing: $pre"; exit 1; }

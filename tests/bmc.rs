@@ -1,6 +1,6 @@
 //! The real `fence_bmc` binary against real peers on loopback: OpenIPMI `ipmi_sim` BMCs
-//! (tests/sim_ipmi, guards in tests/ipmisim.rs), the suite-17 responder (tests/ipmi17.rs) and the
-//! lossy UDP relay, with `ipmitool -I lanplus` reading the power state back as a second opinion
+//! (tests/support/sim_ipmi, guards in tests/support/ipmisim.rs), the suite-17 responder
+//! (tests/support/ipmi17.rs) and the lossy UDP relay, with `ipmitool -I lanplus` reading the power state back as a second opinion
 //! after every action. Input as Pacemaker writes it (stdin, legacy names, plug and nodename
 //! present) and on argv (short and long options).
 //!
@@ -384,7 +384,10 @@ fn cipher_3_negotiated_and_refused() {
     // Negotiated: ipmi_sim has no suite 17, so the strongest common suite is 3.
     let r = argv(p, &["-o", "status", "-v"]);
     assert_eq!((r.code, r.stdout.as_str()), (0, "Status: ON\n"), "{r:?}");
-    assert!(r.stderr.contains("cipher suite Some(3)"), "{r:?}");
+    assert!(
+        r.stderr.contains("IPMI session open (cipher suite 3)"),
+        "{r:?}"
+    );
     no_secret(&r);
     ok(
         &argv(p, &["-o", "off", "--power-wait=0"]),
@@ -429,7 +432,8 @@ fn suite17_responder() {
     );
     let p = b.port;
     let power = || b.state.lock().unwrap().power_on;
-    // Second opinion: ipmitool -C 17 (the responder is proven against it in tests/bmc_lib.rs).
+    // Second opinion: ipmitool -C 17 (the responder is proven against it in
+    // tests/ipmi_transport.rs).
     let second17 = |want: &str| {
         let (ok, out) = ipmitool_at(
             p,
@@ -460,7 +464,10 @@ fn suite17_responder() {
         (0, "Success: Rebooted\n"),
         "{r:?}"
     );
-    assert!(r.stderr.contains("cipher suite Some(17)"), "{r:?}");
+    assert!(
+        r.stderr.contains("IPMI session open (cipher suite 17)"),
+        "{r:?}"
+    );
     no_secret(&r);
     second17("Chassis Power is on");
     {

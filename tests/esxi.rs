@@ -1,5 +1,5 @@
-//! The real `fence_esxi` binary against the fake ESXi hosts of `tests/sim/` (private sshd on
-//! loopback + simulated `vim-cmd`), through argv (short and long options) and stdin.
+//! The real `fence_esxi` binary against the fake ESXi hosts of `tests/support/sim/` (private
+//! sshd on loopback + simulated `vim-cmd`), through argv (short and long options) and stdin.
 //!
 //! Covered: status/on/off/reboot/list/list-status/monitor/validate-all; plugs by name and by
 //! vmid, names with spaces, brackets and non-ASCII, multi-line annotations, a suspended VM, an
@@ -20,7 +20,7 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use crate::agentcmd::{self, Mode, Run, MODES};
-use crate::sim::sshd::{Auth, Builder, EsxiHost, SimVm, PASSWORD};
+use crate::sim::sshd::{Auth, EsxiHost, SimVm, PASSWORD};
 
 /// "It ended": far above any configured timeout used here, far below a hang.
 const ENDED: Duration = Duration::from_secs(60);
@@ -29,119 +29,26 @@ fn bin() -> PathBuf {
     agentcmd::bin("fence_esxi")
 }
 
-/// A fake host plus a known_hosts file that trusts it.
-pub(crate) struct Fx {
-    pub(crate) host: EsxiHost,
-    pub(crate) dir: tempfile::TempDir,
-    pub(crate) kh: PathBuf,
-}
+use crate::support::fixture::flag;
+pub(crate) use crate::support::fixture::{default_fx, fx, o, Fx, O};
 
-pub(crate) fn fx(b: Builder) -> Option<Fx> {
-    let host = b.start()?;
-    let dir = tempfile::tempdir().expect("tempdir");
-    let kh = dir.path().join("known_hosts");
-    let mut text = host.known_hosts_lines().join("\n");
-    text.push('\n');
-    std::fs::write(&kh, text).expect("write known_hosts");
-    Some(Fx { host, dir, kh })
-}
-
-pub(crate) fn default_fx() -> Option<Fx> {
-    fx(EsxiHost::builder())
-}
-
-/// One option: canonical (stdin) name and value; `None` = a flag.
-pub(crate) type O = (&'static str, Option<String>);
-
-pub(crate) fn o(name: &'static str, v: &str) -> O {
-    (name, Some(v.to_owned()))
-}
-
-fn flag(name: &'static str) -> O {
-    (name, None)
-}
-
-fn short(name: &str) -> Option<char> {
-    match name {
-        "action" => Some('o'),
-        "ip" => Some('a'),
-        "ipport" => Some('u'),
-        "username" => Some('l'),
-        "password" => Some('p'),
-        "password_script" => Some('S'),
-        "plug" => Some('n'),
-        "identity_file" => Some('k'),
-        "method" => Some('m'),
-        "separator" => Some('C'),
-        _ => None,
-    }
-}
-
+/// fence_esxi against the fixture's host.
 impl Fx {
-    /// Address, login, password, known_hosts and generous timeouts (the machine is shared).
-    fn base(&self) -> Vec<O> {
-        vec![
-            o("ip", self.host.ip()),
-            o("ipport", &self.host.port().to_string()),
-            o("username", self.host.user()),
-            o("password", self.host.password()),
-            o("known_hosts", &self.kh.display().to_string()),
-            o("login_timeout", "20"),
-            o("shell_timeout", "20"),
-        ]
-    }
-
-    /// `base()` with `extra` applied (same name replaces, `("x", None)` after a valued one
-    /// turns it into a flag; use [`without`] to drop one).
+    /// [`Fx::base`] with `extra` applied (same name replaces, `("x", None)` after a valued one
+    /// turns it into a flag; use [`Fx::run_without`] to drop one).
     pub(crate) fn run(&self, mode: Mode, extra: &[O]) -> Run {
-        let mut opts = self.base();
-        for (n, v) in extra {
-            opts.retain(|(m, _)| m != n);
-            opts.push((n, v.clone()));
-        }
-        run_opts(mode, &opts)
+        self.run_without(mode, &[], extra)
     }
 
     fn run_without(&self, mode: Mode, drop: &[&str], extra: &[O]) -> Run {
-        let mut opts: Vec<O> = self
-            .base()
-            .into_iter()
-            .filter(|(n, _)| !drop.contains(n))
-            .collect();
-        for (n, v) in extra {
-            opts.retain(|(m, _)| m != n);
-            opts.push((n, v.clone()));
-        }
-        run_opts(mode, &opts)
+        let r = self.run_agent("fence_esxi", mode, drop, extra);
+        no_secret(&r);
+        r
     }
-
-    /// Simulator calls as `argv` strings (`vim-cmd vmsvc/power.off 2`).
-    fn calls(&self) -> Vec<String> {
-        calls_of(&self.host)
-    }
-}
-
-fn calls_of(host: &EsxiHost) -> Vec<String> {
-    host.calls()
-        .iter()
-        .filter_map(|c| c.get("argv")?.as_array().cloned())
-        .map(|a| {
-            a.iter()
-                .filter_map(|s| s.as_str().map(str::to_owned))
-                .collect::<Vec<_>>()
-                .join(" ")
-        })
-        .collect()
 }
 
 fn run_opts(mode: Mode, opts: &[O]) -> Run {
-    let longs: Vec<String> = opts.iter().map(|(n, _)| n.replace('_', "-")).collect();
-    let rows: Vec<agentcmd::Opt<'_>> = opts
-        .iter()
-        .zip(&longs)
-        .map(|((n, v), l)| (*n, short(n), l.as_str(), v.as_deref()))
-        .collect();
-    let r = agentcmd::run_mode(&bin(), mode, &rows);
+    let r = crate::support::fixture::run_opts("fence_esxi", mode, opts);
     no_secret(&r);
     r
 }
@@ -252,7 +159,7 @@ fn unknown_vm_and_lookalikes_are_not_found() {
         for mode in [Mode::Stdin, Mode::Long] {
             let r = f.run(mode, &[o("action", "status"), o("plug", plug)]);
             failure(&r, "not found", &format!("status {plug:?}"));
-            assert!(r.stderr.contains(&format!("\"{plug}\"")), "{r:?}");
+            assert!(r.stderr.contains(&format!("'{plug}'")), "{r:?}");
         }
     }
     // off of an unknown VM touches nothing.
@@ -627,7 +534,7 @@ fn wrong_password_is_refused_by_name() {
                 o("password", "wrong-Secret-42"),
             ],
         );
-        failure(&r, "authentication failed", "wrong password");
+        failure(&r, "did not accept the password", "wrong password");
     }
     assert_eq!(f.host.vm_state("cl0").as_deref(), Some("on"));
     // Verbose debug output does not show it either.
@@ -640,7 +547,7 @@ fn wrong_password_is_refused_by_name() {
             flag("verbose"),
         ],
     );
-    failure(&r, "authentication failed", "wrong password -v");
+    failure(&r, "did not accept the password", "wrong password -v");
     let r = f.run(
         Mode::Long,
         &[o("action", "status"), o("plug", "cl0"), flag("verbose")],
@@ -873,9 +780,9 @@ fn fault_vim_cmd_hangs() {
     f.host.set_fault("hang", &["120", "match=power.getstate"]);
     for mode in [Mode::Stdin, Mode::Long] {
         let r = f.run(mode, &quick("status", "cl0"));
-        failure(&r, "did not complete within", "getstate hangs");
+        failure(&r, "did not finish within", "getstate hangs");
         let r = f.run(mode, &quick("off", "cl0"));
-        failure(&r, "did not complete within", "getstate hangs (off)");
+        failure(&r, "did not finish within", "getstate hangs (off)");
     }
     f.host.clear_faults();
     // power.off hangs (and does nothing): never a success.
@@ -887,7 +794,7 @@ fn fault_vim_cmd_hangs() {
     f.host.clear_faults();
     f.host.set_fault("hang", &["120", "match=getallvms"]);
     let r = f.run(Mode::Short, &quick("list", "cl0"));
-    failure(&r, "did not complete within", "getallvms hangs");
+    failure(&r, "did not finish within", "getallvms hangs");
 }
 
 #[test]
@@ -915,7 +822,7 @@ fn fault_connection_drops() {
     f.host
         .set_fault("drop", &["mode=stop", "match=power.getstate"]);
     let r = f.run(Mode::Stdin, &quick("status", "cl0"));
-    failure(&r, "did not complete within", "frozen session");
+    failure(&r, "did not finish within", "frozen session");
     f.host.clear_faults();
     // Dropped right after power.off did its work: the agent reconnects and reads the state
     // back; success only because the VM was confirmed off.
@@ -1210,7 +1117,7 @@ fn a_note_shaped_like_a_row_never_makes_a_vm() {
     // A plug no line names at all: not found, as always.
     let r = f.run(Mode::Stdin, &[o("action", "off"), o("plug", "nosuch")]);
     failure(&r, "not found", "unknown plug");
-    assert!(r.stderr.contains("\"nosuch\""), "{r:?}");
+    assert!(r.stderr.contains("'nosuch'"), "{r:?}");
 }
 
 #[test]

@@ -1,5 +1,5 @@
 //! fence_esxi across hosts (`inventory`, `hosts`, `host_fence=bmc`), the real binary against
-//! several simulated ESXi hosts with their simulated BMCs (`tests/sim/evac.rs`: a BMC's
+//! several simulated ESXi hosts with their simulated BMCs (`tests/support/sim/evac.rs`: a BMC's
 //! chassis power-off stops its host; `isolate` silences a host's SSH while its VMs keep
 //! running; `crash` kills it while its BMC still reads on).
 //!

@@ -1,5 +1,5 @@
 //! vm-evacuate against real peers: simulated ESXi hosts sharing datastores with leased locks,
-//! one simulated BMC each (`tests/sim/evac.rs`, `tests/sim/esxi/evacsim.py`). Every scenario
+//! one simulated BMC each (`tests/support/sim/evac.rs`, `tests/support/sim/esxi/evacsim.py`). Every scenario
 //! asserts the simulator's call and event logs and the CLI's exit code and JSON (the contract
 //! of issue 10: exit 0 done, 1 error or refusal for safety, 2 usage or inventory error).
 //!

@@ -5,7 +5,7 @@
 //!   garbage, a device error, an ignored power-off, a slow transition, wrong credentials, an
 //!   unknown and a changed SSH host key, a host that stops answering, an unreachable host;
 //! - for IPMI also 30 % packet loss both ways and duplicated + delayed replies (the lossy relay
-//!   of `tests/sim_ipmi/relay.py`) and a BMC that answers only junk.
+//!   of `tests/support/sim_ipmi/relay.py`) and a BMC that answers only junk.
 //!
 //! Each cell asserts the exit code, a meaningful `Failed:` text, the elapsed time against the
 //! agent's whole-action budget derived from the options passed (the sum of its phase timeouts,
@@ -28,9 +28,9 @@ use std::time::{Duration, Instant};
 
 use crate::agentcmd::{Mode, Run};
 use crate::bmc::pcmk_stdin;
-use crate::esxi::{o, O};
 use crate::ipmisim::{Bmc, Relay};
 use crate::kvmguest::{opt, OwnedOpt};
+use crate::support::fixture::{o, O};
 
 /// The timeouts a cell passes to the agent; the time bound is derived from them.
 #[derive(Debug, Clone, Copy)]
@@ -189,10 +189,10 @@ fn show(c: &Cell) -> String {
 }
 
 // ---------------------------------------------------------------------------------------------
-// fence_esxi: one fake ESXi host (tests/sim/esxi).
+// fence_esxi: one fake ESXi host (tests/support/sim/esxi).
 
 fn esxi_cells() -> Vec<Cell> {
-    let Some(mut f) = crate::esxi::default_fx() else {
+    let Some(mut f) = crate::support::fixture::default_fx() else {
         return Vec::new();
     };
     let quick = Limits {
@@ -203,7 +203,7 @@ fn esxi_cells() -> Vec<Cell> {
     };
     let mut cells = Vec::new();
     // Runs `off` on `plug` with `limits` and `extra`, after arming `arm`, then records it.
-    let mut cell = |f: &crate::esxi::Fx,
+    let mut cell = |f: &crate::support::fixture::Fx,
                     fault: &'static str,
                     how: &str,
                     plug: &str,
@@ -241,7 +241,7 @@ fn esxi_cells() -> Vec<Cell> {
         "cl0",
         quick,
         &[],
-        Want::Fails("did not complete within"),
+        Want::Fails("did not finish within"),
     );
     f.host.set_fault("drop", &["match=power.off"]);
     cell(
@@ -313,7 +313,7 @@ fn esxi_cells() -> Vec<Cell> {
         "cl0",
         quick,
         &[o("password", "wrong-Secret-42")],
-        Want::Fails("authentication failed"),
+        Want::Fails("did not accept the password"),
     );
     let empty = f.dir.path().join("empty_known_hosts");
     std::fs::write(&empty, "").expect("write known_hosts");
@@ -334,7 +334,7 @@ fn esxi_cells() -> Vec<Cell> {
         "cl0",
         quick,
         &[],
-        Want::Fails("no SSH handshake"),
+        Want::Fails("no SSH answer from"),
     );
     f.host.thaw();
     f.host.set_fault("login_delay", &["30"]);
@@ -345,7 +345,7 @@ fn esxi_cells() -> Vec<Cell> {
         "cl0",
         quick,
         &[],
-        Want::Fails("did not complete within"),
+        Want::Fails("did not finish within"),
     );
     let dead = closed_tcp_port();
     cell(
@@ -355,7 +355,7 @@ fn esxi_cells() -> Vec<Cell> {
         "cl0",
         quick,
         &[o("ipport", &dead.to_string())],
-        Want::Fails("Connection refused"),
+        Want::Fails("connection refused"),
     );
     // Last: the host is reinstalled with new keys.
     f.host.restart(true);
@@ -373,7 +373,7 @@ fn esxi_cells() -> Vec<Cell> {
     cells
 }
 
-/// fence_esxi across hosts (`inventory`, tests/sim/evac.rs: hosts with BMCs): a host that
+/// fence_esxi across hosts (`inventory`, tests/support/sim/evac.rs: hosts with BMCs): a host that
 /// stops answering SSH, without host_fence, with host_fence=bmc, and with its BMC hung.
 fn esxi_hosts_cells(cells: &mut Vec<Cell>) {
     use crate::sim::evac::{HostSpec, Inventory, Sim, VmSpec};
@@ -463,8 +463,8 @@ fn closed_tcp_port() -> u16 {
 }
 
 // ---------------------------------------------------------------------------------------------
-// fence_kvmguest: two simulated KVM hosts (tests/sim_kvm); guest11 runs on cfhost1, guest12 is
-// shut off there, cfhost2 runs guest21.
+// fence_kvmguest: two simulated KVM hosts (tests/support/sim_kvm); guest11 runs on cfhost1,
+// guest12 is shut off there, cfhost2 runs guest21.
 
 fn kvm_cells() -> Vec<Cell> {
     let Some(k) = crate::kvmguest::two_hosts("faults") else {
@@ -544,7 +544,7 @@ fn kvm_cells() -> Vec<Cell> {
         quick,
         &[],
         true,
-        Want::Fails("did not complete within"),
+        Want::Fails("did not finish within"),
     );
     k.sim.fault(
         "cfhost1",
@@ -641,7 +641,7 @@ fn kvm_cells() -> Vec<Cell> {
         quick,
         &[opt("password", Some('p'), Some("wrong-Pw-4711"))],
         false,
-        Want::Fails("authentication failed"),
+        Want::Fails("did not accept the password"),
     );
     let empty = crate::kvmguest::write_conf(k.dir.path(), "known_hosts_empty", "", 0o600);
     cell(
@@ -678,7 +678,7 @@ fn kvm_cells() -> Vec<Cell> {
         quick,
         &[],
         true,
-        Want::Fails("did not complete within"),
+        Want::Fails("did not finish within"),
     );
     k.sim.freeze("cfhost2", crate::kvmsim::Daemon::Sshd);
     cell(
@@ -689,7 +689,7 @@ fn kvm_cells() -> Vec<Cell> {
         quick,
         &[],
         true,
-        Want::Fails("no SSH handshake"),
+        Want::Fails("no SSH answer from"),
     );
     k.sim.thaw("cfhost2", crate::kvmsim::Daemon::Sshd);
     k.sim.sshd_down("cfhost2");
@@ -701,7 +701,7 @@ fn kvm_cells() -> Vec<Cell> {
         quick,
         &[],
         true,
-        Want::Fails("Connection refused"),
+        Want::Fails("connection refused"),
     );
     k.sim.sshd_up("cfhost2");
     cells
@@ -729,8 +729,8 @@ fn swapped_known_hosts(k: &crate::kvmguest::Kvm) -> PathBuf {
 }
 
 // ---------------------------------------------------------------------------------------------
-// fence_bmc: one OpenIPMI ipmi_sim BMC (tests/sim_ipmi), the lossy relay in front of it, and a
-// UDP responder that answers junk.
+// fence_bmc: one OpenIPMI ipmi_sim BMC (tests/support/sim_ipmi), the lossy relay in front of
+// it, and a UDP responder that answers junk.
 
 fn bmc_cells() -> Vec<Cell> {
     let Some(bmc) = crate::bmc::sim(&[]) else {
@@ -785,7 +785,7 @@ fn bmc_cells() -> Vec<Cell> {
         p,
         quick,
         &[],
-        Want::Fails("no answer"),
+        Want::Fails("no IPMI answer"),
     );
     bmc.resume();
     // Login (4 datagrams) and the status read pass; the power-off never arrives.
@@ -852,7 +852,7 @@ fn bmc_cells() -> Vec<Cell> {
         junk.port,
         quick,
         &[],
-        Want::Fails("no answer"),
+        Want::Fails("no IPMI answer"),
     );
     drop(junk);
     bmc.fault(&["poweroff=error"]);
@@ -901,7 +901,7 @@ fn bmc_cells() -> Vec<Cell> {
         closed_udp_port(),
         quick,
         &[],
-        Want::Fails("no answer"),
+        Want::Fails("no IPMI answer"),
     );
     // 30 % loss both ways: the login (about six exchanges, each resent with backoff) needs
     // more than a 3 s budget.

@@ -1,6 +1,6 @@
 //! Issue 8 item 11: forged RMCP+ login replies. A hostile relay sits between the client and
-//! the suite-17 responder (tests/ipmi17.rs) and, before each genuine Open Session Response or
-//! RAKP 2 it forwards, sends a forged copy with an error status and a console session ID that
+//! the suite-17 responder (tests/support/ipmi17.rs) and, before each genuine Open Session
+//! Response or RAKP 2 it forwards, sends a forged copy with an error status and a console session ID that
 //! is not ours (what an attacker on the network, or a confused second BMC, can send).
 //!
 //! A forged error must never abort the login: the genuine reply that follows still logs in.

@@ -11,24 +11,20 @@
     reason = "test code: a panic is a test failure"
 )]
 
-mod agentcmd;
 mod bmc;
-mod bmc_lib;
 mod demo;
 mod esxi;
 mod esxi_hosts;
-mod esxi_lib;
 mod evacuate;
 mod faults;
 mod hostile_ipmi;
 mod hostile_protocol;
-mod ipmi17;
-mod ipmisim;
-mod kvm_lib;
+mod ipmi_transport;
 mod kvmguest;
 mod kvmguest_hostfence;
-mod kvmsim;
+mod kvmsim_virsh;
 mod manpages;
+mod messages;
 mod metadata;
 mod migration;
 mod pacemaker_bmc;
@@ -39,6 +35,10 @@ mod pacemaker_kvmguest;
 mod pacemaker_smoke;
 mod protocol;
 mod regression;
-mod sim;
+mod ssh_vimcmd;
 mod sshcmd;
-mod util;
+mod support;
+
+// The helpers keep their historical paths (`crate::sim::…`, `crate::util::…`, `crate::ipmisim::…`,
+// `crate::ipmi17::…`, `crate::kvmsim::…`, `crate::agentcmd::…`) for every test module.
+use support::{agentcmd, ipmi17, ipmisim, kvmsim, sim, util};

@@ -1,5 +1,5 @@
 //! fence_kvmguest, the real binary, against simulated KVM hosts (real sshd + real virsh +
-//! libvirtd test driver, `tests/sim_kvm/`): every action in the three input modes, plugs by
+//! libvirtd test driver, `tests/support/sim_kvm/`): every action in the three input modes, plugs by
 //! guest-cfname and guest-name, fencing where the guest really runs after a migration, hosts
 //! that cannot be asked (never OFF), kvmguests.conf errors and permissions, login variants,
 //! faults, and quoting of what reaches the remote shell.

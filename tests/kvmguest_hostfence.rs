@@ -1,5 +1,5 @@
-//! fence_kvmguest with `host_fence=bmc`: a KVM host (tests/sim_kvm) that stops answering SSH
-//! while its guest keeps running, with a simulated BMC (tests/sim_ipmi) whose chassis
+//! fence_kvmguest with `host_fence=bmc`: a KVM host (tests/support/sim_kvm) that stops answering SSH
+//! while its guest keeps running, with a simulated BMC (tests/support/sim_ipmi) whose chassis
 //! power-off stops that host (sshd, libvirtd and its guests), its address in an `inventory`.
 //!
 //! Without host_fence the guest's off fails (exit 1) and the host is not powered off; with
@@ -35,7 +35,7 @@ fn silent_kvm_host_is_powered_off_through_its_bmc() {
         return;
     };
     // The BMC's power-off stops cfhost1 (its guests die with it).
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/sim_kvm/kvmsim.sh");
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/support/sim_kvm/kvmsim.sh");
     let hook = bmc.dir.path().join("hook");
     std::fs::write(
         &hook,

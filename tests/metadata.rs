@@ -13,10 +13,13 @@ use crate::agentcmd::{self, args, require};
 pub fn agents() -> Vec<String> {
     let manifest =
         fs::read_to_string(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("Cargo.toml")).unwrap();
+    let manifest: toml::Table = manifest.parse().expect("Cargo.toml parses");
     let names: Vec<String> = manifest
-        .lines()
-        .filter_map(|l| l.trim().strip_prefix("name = \""))
-        .filter_map(|l| l.strip_suffix('"'))
+        .get("bin")
+        .and_then(toml::Value::as_array)
+        .expect("Cargo.toml has [[bin]] tables")
+        .iter()
+        .filter_map(|b| b.get("name")?.as_str())
         .filter(|n| n.starts_with("fence_"))
         .map(str::to_string)
         .collect();
@@ -25,6 +28,46 @@ pub fn agents() -> Vec<String> {
         "Cargo.toml lists fewer agents than expected: {names:?}"
     );
     names
+}
+
+/// The option spellings the tests derive from each agent's metadata
+/// ([`agentcmd::spellings`]) are the letters its `-h` prints: `-o` is the action everywhere,
+/// and every short letter of `-h` belongs to exactly one option of the table.
+#[test]
+fn option_spellings_from_metadata_match_help() {
+    for name in agents() {
+        let bin = agentcmd::bin(&name);
+        let table = agentcmd::spellings(&bin);
+        assert_eq!(
+            table.get("action").map(|s| (s.short, s.long.as_str())),
+            Some((Some('o'), "action")),
+            "{name}"
+        );
+        let help = args(&bin, &["-h"]).stdout;
+        for line in help.lines().map(str::trim_start) {
+            let Some(c) = line
+                .strip_prefix('-')
+                .and_then(|r| r.chars().next())
+                .filter(|c| *c != '-' && *c != 'h')
+            else {
+                continue;
+            };
+            let long = line
+                .split("--")
+                .nth(1)
+                .and_then(|l| l.split(['=', ' ']).next())
+                .unwrap_or_default();
+            let owners: Vec<&String> = table
+                .iter()
+                .filter(|(_, s)| s.short == Some(c) && s.long == long)
+                .map(|(n, _)| n)
+                .collect();
+            assert!(
+                !owners.is_empty(),
+                "{name}: -{c} (--{long}) of -h is not in the metadata table"
+            );
+        }
+    }
 }
 
 /// Every agent's option table is accepted (no duplicate name, short letter or stdin name: the

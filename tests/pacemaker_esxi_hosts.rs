@@ -1,7 +1,7 @@
 //! fence_esxi across hosts under a real Pacemaker: one device for the whole cluster
 //! (`inventory=… host_fence=bmc pcmk_host_map=node:VM;…`, created by `pcs stonith create`
 //! without `--force`: neither ip nor username is required), against three simulated ESXi
-//! hosts with their simulated BMCs (`tests/sim/evac.rs`).
+//! hosts with their simulated BMCs (`tests/support/sim/evac.rs`).
 //!
 //! 1. The host running a node's VM crashes (no SSH, its BMC still reads on):
 //!    `stonith_admin --reboot node` succeeds only once that host's BMC powered it off and read

@@ -1,5 +1,5 @@
 //! Smoke test of the real single-node Pacemaker harness (`scripts/pcmk.sh`,
-//! `tests/util/pacemaker.rs`): a device of Debian's `fence_dummy` fences a made-up target.
+//! `tests/support/util/pacemaker.rs`): a device of Debian's `fence_dummy` fences a made-up target.
 
 use crate::util::pacemaker::{self, Cluster};
 use std::time::Duration;

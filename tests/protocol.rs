@@ -430,7 +430,7 @@ fn c28_reboot_default_action() {
 }
 
 #[test]
-fn c28b_reboot_with_ignored_off_is_failure() {
+fn c27b_reboot_with_ignored_off_is_failure() {
     let d = Dev::new("plug node1 on\nfault ignore-off\n");
     let r = run_mode(
         &fake(),
@@ -695,7 +695,7 @@ fn c41_plug_required_except_list_and_monitor() {
 }
 
 #[test]
-fn c41b_unknown_plug_fails() {
+fn c24b_unknown_plug_fails() {
     let d = Dev::new(TWO);
     let r = run_mode(
         &fake(),

@@ -1,6 +1,6 @@
-//! The real `fence_sshcmd` binary against the fake ESXi host of `tests/sim/` (a real OpenSSH
-//! sshd on loopback whose sessions run commands under `/bin/sh -c`, with the simulated
-//! `vim-cmd` on their PATH), set up by the host fixture of `tests/esxi.rs`.
+//! The real `fence_sshcmd` binary against the fake ESXi host of `tests/support/sim/` (a real
+//! OpenSSH sshd on loopback whose sessions run commands under `/bin/sh -c`, with the simulated
+//! `vim-cmd` on their PATH), set up by the shared host fixture of `tests/support/fixture.rs`.
 //!
 //! The configured commands drive a simulated VM (`vim-cmd vmsvc/power.off 1`...), so every
 //! power change is read back from the simulator's own state. Covered: on/off/reboot/status/
@@ -9,32 +9,13 @@
 //! host key and a wrong password; validate-all and missing or unsafe options, with whole
 //! stderr lines. Every run checks that no secret (password, command text) reaches the output.
 
-use std::collections::BTreeMap;
-use std::sync::OnceLock;
-
-use crate::agentcmd::{self, Mode, Run, MODES};
-use crate::esxi::{default_fx, o, Fx, O};
+use crate::agentcmd::{Mode, Run, MODES};
 use crate::sim::sshd::PASSWORD;
+use crate::support::fixture::{default_fx, o, Fx, O};
 
 const WRONG: &str = "wrong-Secret-42";
 /// Text inside a command: the command text is never logged, even with `verbose`.
 const IN_COMMAND: &str = "cmd-Secret-17";
-
-/// Short letters as the binary's own `-h` lists them (`-a, --ip=[ip]`).
-fn shorts() -> &'static BTreeMap<String, char> {
-    static SHORTS: OnceLock<BTreeMap<String, char>> = OnceLock::new();
-    SHORTS.get_or_init(|| {
-        let r = agentcmd::args(&agentcmd::bin("fence_sshcmd"), &["-h"]);
-        r.stdout
-            .lines()
-            .filter_map(|l| {
-                let (short, long) = l.trim().strip_prefix('-')?.split_once(", --")?;
-                let long = long.split(['=', ' ']).next()?.replace('-', "_");
-                Some((long, short.chars().next()?))
-            })
-            .collect()
-    })
-}
 
 /// The commands of vmid `id` on the simulated host, as `(name, value)` options.
 fn vm(id: u32) -> Vec<O> {
@@ -53,28 +34,14 @@ fn vm(id: u32) -> Vec<O> {
 /// Runs fence_sshcmd against `f` with the device options and vmid 1's commands, `drop`
 /// removed and `extra` applied (same name replaces; `None` value = a flag).
 fn run(f: &Fx, mode: Mode, drop: &[&str], extra: &[O]) -> Run {
-    let mut opts = vec![
-        o("ip", f.host.ip()),
-        o("ipport", &f.host.port().to_string()),
-        o("username", f.host.user()),
-        o("password", f.host.password()),
-        o("known_hosts", &f.kh.display().to_string()),
-        o("login_timeout", "20"),
-        o("shell_timeout", "20"),
-    ];
-    opts.extend(vm(1));
-    opts.retain(|(n, _)| !drop.contains(n));
-    for (n, v) in extra {
-        opts.retain(|(m, _)| m != n);
-        opts.push((n, v.clone()));
-    }
-    let longs: Vec<String> = opts.iter().map(|(n, _)| n.replace('_', "-")).collect();
-    let rows: Vec<agentcmd::Opt<'_>> = opts
-        .iter()
-        .zip(&longs)
-        .map(|((n, v), l)| (*n, shorts().get(*n).copied(), l.as_str(), v.as_deref()))
-        .collect();
-    let r = agentcmd::run_mode(&agentcmd::bin("fence_sshcmd"), mode, &rows);
+    let mut with_vm = vm(1);
+    with_vm.retain(|(n, _)| !drop.contains(n));
+    let r = f.run_agent(
+        "fence_sshcmd",
+        mode,
+        drop,
+        &crate::support::fixture::merged(with_vm, extra),
+    );
     for s in [PASSWORD, WRONG, IN_COMMAND] {
         assert!(
             !r.stdout.contains(s) && !r.stderr.contains(s),
@@ -109,17 +76,7 @@ fn failed(r: &Run, lines: &[&str]) {
 
 /// The simulator's calls so far (`vim-cmd vmsvc/power.off 1`).
 fn calls(f: &Fx) -> Vec<String> {
-    f.host
-        .calls()
-        .iter()
-        .filter_map(|c| c.get("argv")?.as_array().cloned())
-        .map(|a| {
-            a.iter()
-                .filter_map(|s| s.as_str())
-                .collect::<Vec<_>>()
-                .join(" ")
-        })
-        .collect()
+    f.calls()
 }
 
 fn power(f: &Fx) -> Option<String> {
@@ -340,7 +297,7 @@ fn sshcmd_unknown_host_key_and_wrong_password_are_refused() {
             m[0].starts_with("ERROR: Failed: Unable to connect/login to fencing device: "),
             "{r:?}"
         );
-        assert!(m[0].contains("authentication failed"), "{r:?}");
+        assert!(m[0].contains("did not accept the password"), "{r:?}");
     }
     assert!(calls(&f).is_empty());
     assert_eq!(power(&f).as_deref(), Some("on"));

@@ -116,10 +116,10 @@ the network can forge the BMC's answers, including its power state); use 3 or 17
             }
         }
         let session = Session::open(&cfg)?;
-        log::debug(&format!(
-            "IPMI session open (cipher suite {:?})",
-            session.cipher_suite()
-        ));
+        log::debug(&match session.cipher_suite() {
+            Some(suite) => format!("IPMI session open (cipher suite {suite})"),
+            None => "IPMI session open (IPMI 1.5, no cipher suite)".to_owned(),
+        });
         Ok(Bmc {
             cfg,
             session: Some(session),

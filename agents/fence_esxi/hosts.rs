@@ -383,7 +383,7 @@ impl Multi {
                     // evacuation restarts the VM elsewhere.
                     [] => {
                         return Err(FenceError::PlugNotFound(format!(
-                            "VM {plug:?} is not registered (powered off) on any host that \
+                            "VM '{plug}' is not registered (powered off) on any host that \
                              answered: nothing to power on"
                         )))
                     }
@@ -515,7 +515,7 @@ fn merge(out: &mut Vec<Outlet>, host: &str, outlets: Vec<Outlet>) {
 
 fn several(plug: &str, hosts: &[String]) -> FenceError {
     FenceError::Device(format!(
-        "VM {plug:?} is registered on several hosts that answered ({}): not powering it on \
+        "VM '{plug}' is registered on several hosts that answered ({}): not powering it on \
          (unregister the stale copies first)",
         hosts.join(", ")
     ))
@@ -523,7 +523,7 @@ fn several(plug: &str, hosts: &[String]) -> FenceError {
 
 fn seen_text(s: &Seen) -> String {
     match s {
-        Seen::Power(p) => format!("{p:?}"),
+        Seen::Power(p) => p.to_string(),
         Seen::Absent => "VM not registered".into(),
         Seen::Silent(why) => format!("does not answer ({why})"),
         Seen::Failed(e) => e.to_string(),
@@ -554,15 +554,15 @@ fn verdict(plug: &str, seen: &[(String, Seen)], action: Option<Action>) -> Fence
         .collect();
     if running.len() > 1 {
         log::error(&format!(
-            "VM {plug:?} runs on several hosts at once: {}",
+            "VM '{plug}' runs on several hosts at once: {}",
             running.join(", ")
         ));
     }
     if !running.is_empty() {
-        log::debug(&format!("VM {plug:?} runs on {}", running.join(", ")));
+        log::debug(&format!("VM '{plug}' runs on {}", running.join(", ")));
         if action == Some(Action::On) && !suspended.is_empty() {
             return Err(FenceError::Device(format!(
-                "VM {plug:?} is suspended on {}: `on` would resume it from its saved memory, \
+                "VM '{plug}' is suspended on {}: `on` would resume it from its saved memory, \
                  which fence_esxi never does; `off` powers it off and discards that state",
                 suspended.join(", ")
             )));
@@ -571,7 +571,7 @@ fn verdict(plug: &str, seen: &[(String, Seen)], action: Option<Action>) -> Fence
     }
     if !failed.is_empty() {
         return Err(FenceError::Status(format!(
-            "VM {plug:?} runs on no host that answered, but not every host could be asked: {}",
+            "VM '{plug}' runs on no host that answered, but not every host could be asked: {}",
             failed.join("; ")
         )));
     }
@@ -582,7 +582,7 @@ fn verdict(plug: &str, seen: &[(String, Seen)], action: Option<Action>) -> Fence
         return Ok(PowerState::Off);
     }
     Err(FenceError::PlugNotFound(format!(
-        "VM {plug:?} not found on any host ({})",
+        "VM '{plug}' not found on any host ({})",
         seen.iter()
             .map(|(h, _)| h.as_str())
             .collect::<Vec<_>>()

@@ -200,7 +200,7 @@ impl Esxi {
         let out = self.exec(&vimcmd::get_config(c.vmid))?;
         match vimcmd::parse_config_name(&out) {
             Ok(name) => {
-                log::debug(&format!("vmid {} is VM {:?}", c.vmid, excerpt(&name)));
+                log::debug(&format!("vmid {} is VM '{}'", c.vmid, excerpt(&name)));
                 Ok(!c.by_name || name == plug)
             }
             Err(vimcmd::ParseError::Fault(f)) if f.name.ends_with("NotFound") => Ok(false),
@@ -247,7 +247,7 @@ impl Esxi {
                 Ok(name) if name == plug => self.mark_confirmed(plug),
                 Ok(name) => {
                     log::debug(&format!(
-                        "getallvms names vmid {vmid} {plug:?}, but that VM is {:?}",
+                        "getallvms names vmid {vmid} '{plug}', but that VM is '{}'",
                         excerpt(&name)
                     ));
                     return Err(phantom(plug, &[vmid]));
@@ -275,7 +275,7 @@ impl Esxi {
 fn not_found(plug: &str, vmid: u32, e: vimcmd::ParseError) -> FenceError {
     match e {
         vimcmd::ParseError::Fault(f) if f.name.ends_with("NotFound") => FenceError::PlugNotFound(
-            format!("VM {plug:?} not found on the host (vmid {vmid}: {f})"),
+            format!("VM '{plug}' not found on the host (vmid {vmid}: {f})"),
         ),
         other => other.into(),
     }
@@ -285,9 +285,14 @@ fn not_found(plug: &str, vmid: u32, e: vimcmd::ParseError) -> FenceError {
 /// Not found, like a plug no row names (never a VM, never "off").
 fn phantom(plug: &str, vmids: &[u32]) -> FenceError {
     FenceError::PlugNotFound(format!(
-        "VM {plug:?} not found on the host (getallvms lines naming it with vmid {vmids:?} are \
+        "VM '{plug}' not found on the host (getallvms lines naming it with vmid {} are \
          not that VM: its own configuration has another name or none; annotation text shaped \
-         like a row?)"
+         like a row?)",
+        vmids
+            .iter()
+            .map(u32::to_string)
+            .collect::<Vec<_>>()
+            .join(", ")
     ))
 }
 
@@ -325,11 +330,11 @@ impl Esxi {
         let p = self.read_state(plug)?;
         if p == VmPower::Suspended {
             log::debug(&format!(
-                "VM {plug:?} is suspended: counted as ON (its saved memory would come back on resume)"
+                "VM '{plug}' is suspended: counted as ON (its saved memory would come back on resume)"
             ));
             if self.action == Some(Action::On) {
                 return Err(FenceError::Device(format!(
-                    "VM {plug:?} is suspended: `on` would resume it from the memory saved when \
+                    "VM '{plug}' is suspended: `on` would resume it from the memory saved when \
                      it was suspended, which fence_esxi never does; `off` powers it off and \
                      discards that state, then `on` boots it afresh"
                 )));
@@ -416,7 +421,7 @@ impl Esxi {
     /// confirmed off is logged, as a reboot's on phase is.
     fn cycle_suspended(&mut self, plug: &str, vmid: u32) -> FenceResult<()> {
         log::debug(&format!(
-            "VM {plug:?} is suspended: powering it off (discarding its suspend state), then on"
+            "VM '{plug}' is suspended: powering it off (discarding its suspend state), then on"
         ));
         let out = self.exec(&vimcmd::power_off(vmid))?;
         if let Err(e) = vimcmd::check_power_op(&out) {

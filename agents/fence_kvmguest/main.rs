@@ -143,7 +143,7 @@ impl VirshHost for Host {
                 if e.is_transport() {
                     self.shell = None;
                 }
-                Err(VirshError::Failed(format!("cannot ask host: {e}")))
+                Err(VirshError::Unreachable(e.to_string()))
             }
         }
     }

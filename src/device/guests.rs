@@ -56,7 +56,11 @@ pub fn on_hosts<H: VirshHost>(
         hosts,
         names,
         |h| h.run(cmd),
-        |_| Err(VirshError::Failed("cannot ask host: no result".to_owned())),
+        |_| {
+            Err(VirshError::Unreachable(
+                "the host was not asked (no result)".to_owned(),
+            ))
+        },
     )
 }
 
@@ -84,7 +88,11 @@ pub fn locate<H: VirshHost>(
         confirm_absent(guest, &mut answers, &lists);
     }
     for (h, a) in &answers {
-        log::debug(&format!("{h}: {guest}: {a:?}"));
+        let seen = match a {
+            Ok(v) => v.to_string(),
+            Err(e) => e.to_string(),
+        };
+        log::debug(&format!("{h}: {guest}: {seen}"));
     }
     virsh::locate(guest, &answers)
 }
@@ -117,8 +125,8 @@ pub fn confirm_absent(
                 "virsh could not look '{guest}' up, yet lists it"
             ))),
             Some(Err(e)) => Err(e.clone()),
-            None => Err(VirshError::Failed(
-                "cannot ask host: its list of domains was not read".to_owned(),
+            None => Err(VirshError::Unreachable(
+                "its list of domains was not read".to_owned(),
             )),
         };
     }
@@ -219,7 +227,10 @@ pub fn unanswered<H: VirshHost>(hosts: &mut [H], names: &[String], virsh: &Virsh
         .into_iter()
         .filter_map(|(h, r)| match r {
             Ok(out) if out.exit == Some(0) => None,
-            Ok(out) => Some(format!("{h}: virsh version exited with {:?}", out.exit)),
+            Ok(out) => Some(match out.exit {
+                Some(code) => format!("{h}: virsh version exited with status {code}"),
+                None => format!("{h}: virsh version ended without an exit status"),
+            }),
             Err(e) => Some(format!("{h}: {e}")),
         })
         .collect()
@@ -260,8 +271,9 @@ mod tests {
         fn run(&mut self, cmd: &str) -> Result<Output, VirshError> {
             self.asked.push(cmd.to_owned());
             if self.down {
-                return Err(VirshError::Failed(
-                    "cannot ask host: Connection timed out".to_owned(),
+                return Err(VirshError::Unreachable(
+                    "Connection timed out: no SSH answer from 192.0.2.1 port 22 within 5 s"
+                        .to_owned(),
                 ));
             }
             if cmd.contains(" list --all --name") {
@@ -442,10 +454,12 @@ Security model: none\nSecurity DOI:   0\n\n"
             answers.first().map(|a| &a.1),
             Some(&Err(VirshError::NotFound))
         );
-        assert!(matches!(
+        assert_eq!(
             answers.get(1).map(|a| &a.1),
-            Some(Err(VirshError::Failed(_)))
-        ));
+            Some(&Err(VirshError::Unreachable(
+                "its list of domains was not read".to_owned()
+            )))
+        );
     }
 
     #[test]

@@ -198,7 +198,7 @@ mis-ordered line it could be the password)",
                 "guest-cfname '{name}' is the guest-name of line {other_line} (ambiguous plug)"
             ),
             ConfErrorKind::BadChar { field, ch: Some(c) } => {
-                write!(f, "invalid character {c:?} in {field}")
+                write!(f, "invalid character '{}' in {field}", c.escape_default())
             }
             ConfErrorKind::BadChar { field, ch: None } => {
                 write!(
@@ -587,7 +587,10 @@ fn path_problems(
                     out.push(p);
                 }
             }
-            Err(e) => out.push(format!("directory {shown}: cannot check: {e}")),
+            Err(e) => out.push(format!(
+                "directory {shown}: cannot check: {}",
+                crate::protocol::error::io_words(&e)
+            )),
         }
     }
 }
@@ -605,11 +608,17 @@ pub fn load(path: &Path, relax_permissions: bool) -> Result<(KvmGuests, Vec<Stri
     let mut seen = HashSet::new();
     match std::path::absolute(path) {
         Ok(abs) => path_problems(&abs, euid, &mut seen, &mut problems),
-        Err(e) => problems.push(format!("{shown}: cannot resolve: {e}")),
+        Err(e) => problems.push(format!(
+            "{shown}: cannot resolve: {}",
+            crate::protocol::error::io_words(&e)
+        )),
     }
     match std::fs::canonicalize(path) {
         Ok(real) => path_problems(&real, euid, &mut seen, &mut problems),
-        Err(e) => problems.push(format!("{shown}: cannot resolve: {e}")),
+        Err(e) => problems.push(format!(
+            "{shown}: cannot resolve: {}",
+            crate::protocol::error::io_words(&e)
+        )),
     }
     let mut warnings = Vec::new();
     if !problems.is_empty() {

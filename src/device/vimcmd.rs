@@ -47,6 +47,25 @@ pub enum VmPower {
     Suspended,
 }
 
+/// `powered on`, `powered off`, `suspended`: the state in a message.
+impl std::fmt::Display for VmPower {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            VmPower::On => "powered on",
+            VmPower::Off => "powered off",
+            VmPower::Suspended => "suspended",
+        })
+    }
+}
+
+/// `3, 5`: vmids in a message.
+fn id_list(ids: &[u32]) -> String {
+    ids.iter()
+        .map(u32::to_string)
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 /// A vmodl fault block printed by vim-cmd, e.g. `(vim.fault.NotFound) { ... msg = "..." }`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Fault {
@@ -97,10 +116,10 @@ impl From<ParseError> for FenceError {
 #[non_exhaustive]
 pub enum LookupError {
     /// No VM has this name or vmid.
-    #[error("VM {0:?} not found on the host")]
+    #[error("VM '{0}' not found on the host")]
     NotFound(String),
     /// Several VMs match.
-    #[error("VM name {plug:?} is ambiguous (vmids {vmids:?}); use the vmid as plug")]
+    #[error("VM name '{plug}' is ambiguous (vmids {}); use the vmid as plug", id_list(.vmids))]
     Ambiguous {
         /// The plug as given.
         plug: String,

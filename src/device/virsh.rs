@@ -136,6 +136,9 @@ pub enum VirshError {
     NoState,
     /// virsh failed with a message of its own (first `error:` line, shortened).
     Failed(String),
+    /// The host could not be asked at all (no session, a transport error): the transport's
+    /// own words (`no SSH answer from 192.0.2.1 port 22 within 5 s`).
+    Unreachable(String),
     /// Output we do not recognise (garbled, truncated, empty, no exit status...).
     Unrecognised(String),
     /// A domain name that cannot be passed safely (empty, NUL or control characters).
@@ -148,6 +151,7 @@ impl fmt::Display for VirshError {
             VirshError::NotFound => f.write_str("domain not found"),
             VirshError::NoState => f.write_str("virsh reports 'no state'"),
             VirshError::Failed(m) => write!(f, "virsh failed: {m}"),
+            VirshError::Unreachable(m) => f.write_str(m),
             VirshError::Unrecognised(m) => write!(f, "unrecognised virsh output: {m}"),
             VirshError::BadName => f.write_str(
                 "domain name is empty, contains control characters, or reads as a domain ID/UUID",
@@ -165,6 +169,7 @@ impl From<VirshError> for FenceError {
                 "You have to enter existing name/UUID of virtual machine!".to_owned(),
             ),
             VirshError::Failed(m) => FenceError::Device(format!("virsh: {m}")),
+            VirshError::Unreachable(m) => FenceError::Device(m),
             VirshError::BadName => FenceError::Usage(e.to_string()),
             VirshError::NoState | VirshError::Unrecognised(_) => FenceError::Status(e.to_string()),
         }
@@ -448,6 +453,19 @@ pub struct HostView {
     pub managed_save: Option<bool>,
 }
 
+/// `running`, `shut off (managed-save image kept)`, `shut off (managed save unknown)`: what a
+/// debug line says of one host's view.
+impl fmt::Display for HostView {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.state.word())?;
+        match self.managed_save {
+            Some(true) => f.write_str(" (managed-save image kept)"),
+            Some(false) => Ok(()),
+            None => f.write_str(" (managed save unknown)"),
+        }
+    }
+}
+
 impl HostView {
     /// The view from `virsh dominfo` output (`no state` is [`VirshError::NoState`]).
     pub fn from_dominfo(r: &Reply<'_>) -> Result<HostView, VirshError> {
@@ -585,7 +603,7 @@ pub fn locate(
     }
     if !unknown.is_empty() {
         return Err(FenceError::Status(format!(
-            "guest '{guest}' may be running on a host that did not answer ({})",
+            "guest '{guest}' may be running on a host that gave no usable answer: {}",
             unknown.join("; ")
         )));
     }
@@ -940,6 +958,49 @@ mod tests {
         assert!(
             matches!(e, FenceError::Status(ref m) if m.contains("h2")),
             "{e:?}"
+        );
+        // What a debug line says of a view: virsh's words, no Rust debug formatting.
+        let shown: Vec<String> = [
+            (DomState::Running, Some(false)),
+            (DomState::ShutOff, Some(true)),
+            (DomState::ShutOff, None),
+        ]
+        .iter()
+        .map(|(state, managed_save)| {
+            HostView {
+                state: *state,
+                managed_save: *managed_save,
+            }
+            .to_string()
+        })
+        .collect();
+        assert_eq!(
+            shown,
+            [
+                "running",
+                "shut off (managed-save image kept)",
+                "shut off (managed save unknown)"
+            ]
+        );
+        // A host that could not be asked is named with the transport's own words.
+        let e = locate(
+            "g",
+            &[
+                a("h1", off(DomState::ShutOff)),
+                a(
+                    "h2",
+                    Err(VirshError::Unreachable(
+                        "no SSH answer from 192.0.2.2 port 22 within 5 s".into(),
+                    )),
+                ),
+            ],
+        )
+        .unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "Unable to obtain correct plug status or plug is not available (guest 'g' may be \
+             running on a host that gave no usable answer: h2: no SSH answer from 192.0.2.2 port 22 \
+             within 5 s)"
         );
         let e = locate("g", &[a("h1", Err(VirshError::NoState))]).unwrap_err();
         assert!(matches!(e, FenceError::Status(_)));

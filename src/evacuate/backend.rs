@@ -399,7 +399,7 @@ impl EsxiHosts {
                 Ok(p) if p == want => return Ok(()),
                 Ok(p) if Instant::now() >= deadline => {
                     return Err(OpError::Timeout(format!(
-                        "vmid {vmid} still {p:?} after {} s (wanted {want:?})",
+                        "vmid {vmid} still {p} after {} s (wanted {want})",
                         bound.as_secs()
                     )))
                 }

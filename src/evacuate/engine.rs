@@ -595,7 +595,7 @@ impl<'a> Engine<'a> {
                     match self.hosts.list_registered(t) {
                         Ok(regs) => match regs.iter().find(|r| normalize_vmx(&r.vmx) == key) {
                             Some(r) => match self.hosts.power_state(t, r.vmid) {
-                                Ok(p) => format!("registered on {t} as vmid {}, {p:?}", r.vmid),
+                                Ok(p) => format!("registered on {t} as vmid {}, {p}", r.vmid),
                                 Err(e) => format!("registered on {t} as vmid {} ({e})", r.vmid),
                             },
                             None => format!("not registered on {t}"),
@@ -689,7 +689,7 @@ impl<'a> Engine<'a> {
                 Ok(VmPower::Off) => {}
                 Ok(p) => {
                     out.problems.push(format!(
-                        "{} (vmid {}) is {p:?} on {host} and registered on {other}: left alone",
+                        "{} (vmid {}) is {p} on {host} and registered on {other}: left alone",
                         r.name, r.vmid
                     ));
                     continue;

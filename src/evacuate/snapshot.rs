@@ -23,6 +23,17 @@ pub enum VmPower {
     Suspended,
 }
 
+/// `powered on`, `powered off`, `suspended`: the state in a message.
+impl std::fmt::Display for VmPower {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            VmPower::On => "powered on",
+            VmPower::Off => "powered off",
+            VmPower::Suspended => "suspended",
+        })
+    }
+}
+
 impl From<vimcmd::VmPower> for VmPower {
     fn from(p: vimcmd::VmPower) -> Self {
         match p {

@@ -1,6 +1,6 @@
 //! Command-line mode: GNU-style options built from the option table with clap's builder API.
 //!
-//! Matches fencing.py (fence-protocol.md §1.2): short options with attached or separate values,
+//! Matches fencing.py (docs/protocol.md §1.2): short options with attached or separate values,
 //! long options with `=` or a separate value, unique-prefix abbreviation (`--act=status`),
 //! permutation, `--` ending options, left-over words warned about and ignored, repeated options
 //! (last wins), `-v` stacking. Legacy names are stdin-only, as upstream.

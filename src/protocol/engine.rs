@@ -1,7 +1,7 @@
 //! The action engine: what `on`, `off`, `reboot`, `status`, `list`, `monitor` mean, on top of
 //! the four calls of [`Agent`].
 //!
-//! Semantics follow fencing.py's `fence_action` (fence-protocol.md §2.2–2.3): the already-on/off
+//! Semantics follow fencing.py's `fence_action` (docs/protocol.md §2.2–2.3): the already-on/off
 //! shortcut; set, wait `power_wait`, then poll until confirmed or `power_timeout`; `1 + retry_on`
 //! attempts for `on`/`off`; reboot = off confirmed, then on with `retry_on` attempts, where a
 //! failed on phase is still `Success: Rebooted` (an unpowered node is safe for the cluster).

@@ -140,6 +140,27 @@ pub fn excerpt(text: &str) -> String {
     out
 }
 
+/// What an I/O error means, in words and without Rust's `(os error N)` suffix: `connection
+/// refused`, `connection reset by the peer`, else the system's own sentence (`No route to
+/// host`).
+pub fn io_words(e: &std::io::Error) -> String {
+    let fixed = match e.kind() {
+        std::io::ErrorKind::ConnectionRefused => Some("connection refused"),
+        std::io::ErrorKind::ConnectionReset => Some("connection reset by the peer"),
+        std::io::ErrorKind::ConnectionAborted => Some("connection aborted"),
+        std::io::ErrorKind::TimedOut | std::io::ErrorKind::WouldBlock => Some("timed out"),
+        _ => None,
+    };
+    if let Some(words) = fixed {
+        return words.to_owned();
+    }
+    let text = e.to_string();
+    text.find(" (os error")
+        .and_then(|at| text.get(..at))
+        .unwrap_or(&text)
+        .to_owned()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1,6 +1,6 @@
 //! Metadata XML and `-h`, generated from the option table (the man page is `manual.rs`).
 //!
-//! The XML follows fencing.py's shape byte for byte where it matters (fence-protocol.md §3.1):
+//! The XML follows fencing.py's shape byte for byte where it matters (docs/protocol.md §3.1):
 //! element order `longdesc`, `vendor-url`, `parameters`, `actions`; one `<parameter>` per row,
 //! sorted by (order, name), and for a row with a legacy name two entries: the legacy name with
 //! `deprecated="1"` and the canonical name with `obsoletes="<legacy>"`; `<actions>` starting with

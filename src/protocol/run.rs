@@ -262,13 +262,15 @@ fn attempt<A: Agent>(
         ));
     }
     // An empty action (`action=` on stdin, `-o ''`) lands here too: never the default reboot.
+    // A mistake in the caller's input, so the usage footer follows (as upstream's fail_usage).
     let action = parsed
         .filter(|a| is_known_action(info, *a))
-        .ok_or_else(|| {
-            Failure::Run(format!(
+        .ok_or_else(|| Failure::Usage {
+            problems: vec![format!(
                 "Unrecognised action '{}'",
                 printable(opts.action_word(), 64)
-            ))
+            )],
+            all: false,
         })?;
     let problems = validate::problems::<A>(&opts, action);
     if !problems.is_empty() {
@@ -436,7 +438,12 @@ fn run_password_script(script: &str, limit: Duration) -> Result<Secret, String> 
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
-        .map_err(|e| format!("Unable to run password script: {e}"))?;
+        .map_err(|e| {
+            format!(
+                "Unable to run password script: {}",
+                crate::protocol::error::io_words(&e)
+            )
+        })?;
     let group = ScriptGroup::new(child.id());
     let _on_abort = abort::on_abort(move || group.kill());
     let mut stdout = child.stdout.take();

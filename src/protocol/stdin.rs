@@ -1,6 +1,6 @@
 //! Stdin mode: `key=value` lines, as pacemaker-fenced sends them.
 //!
-//! Reproduces fencing.py's grammar (fence-protocol.md §1.3): each line is trimmed; blank and
+//! Reproduces fencing.py's grammar (docs/protocol.md §1.3): each line is trimmed; blank and
 //! `#` lines are skipped; the split is at the first `=`; one pair of surrounding double quotes is
 //! stripped; keys are case-sensitive and not trimmed around `=`; a key matches an option by its
 //! canonical name (with `-` or `_`) or its legacy name; the last line wins; `nodename` is
@@ -35,7 +35,7 @@ pub fn read_all(input: impl Read) -> Result<String, String> {
     input
         .take(cap.saturating_add(1))
         .read_to_end(&mut buf)
-        .map_err(|e| format!("Unable to read stdin: {e}"))?;
+        .map_err(|e| format!("Unable to read stdin: {}", super::error::io_words(&e)))?;
     if buf.len() > MAX_STDIN {
         return Err(format!("stdin larger than {MAX_STDIN} bytes"));
     }

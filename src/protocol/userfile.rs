@@ -62,13 +62,9 @@ pub fn read_capped(path: &Path, cap: u64, what: &str) -> Result<(Vec<u8>, Metada
     Ok((bytes, meta))
 }
 
-/// An I/O error's reason without Rust's debug decoration (`No such file or directory`).
+/// An I/O error's reason in words (`no such file or directory`).
 fn io_reason(e: &std::io::Error) -> String {
-    let text = e.to_string();
-    match text.find(" (os error") {
-        Some(at) => text.get(..at).unwrap_or(&text).to_string(),
-        None => text,
-    }
+    crate::protocol::error::io_words(e)
 }
 
 #[cfg(test)]

@@ -1,5 +1,5 @@
 //! Input checks done before every action except metadata/manpage/help/version
-//! (fence-protocol.md §1.9). Pure: never contacts a device.
+//! (docs/protocol.md §1.9). Pure: never contacts a device.
 
 use std::path::Path;
 

@@ -3,7 +3,7 @@
 
 use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
 use std::sync::mpsc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 /// Why `host` gave no address.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -38,11 +38,43 @@ pub fn resolve(host: &str, port: u16, deadline: Instant) -> Result<Vec<SocketAdd
     }
 }
 
+/// A peer as an admin reads it, in OpenSSH's words: `192.0.2.1 port 22`.
+pub fn peer(host: &str, port: u16) -> String {
+    format!("{host} port {port}")
+}
+
+/// A duration in an error message: whole seconds as `5 s`, else tenths (`2.5 s`).
+pub fn secs(d: Duration) -> String {
+    let tenths = (d.as_secs_f64() * 10.0).round();
+    if tenths % 10.0 == 0.0 {
+        format!("{:.0} s", tenths / 10.0)
+    } else {
+        format!("{:.1} s", tenths / 10.0)
+    }
+}
+
+pub use crate::protocol::error::io_words;
+
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
     use std::time::Duration;
+
+    #[test]
+    fn words_for_admins() {
+        assert_eq!(peer("192.0.2.1", 22), "192.0.2.1 port 22");
+        assert_eq!(secs(Duration::from_secs(5)), "5 s");
+        assert_eq!(secs(Duration::from_millis(2_998)), "3 s");
+        assert_eq!(secs(Duration::from_millis(2_500)), "2.5 s");
+        let refused = std::io::Error::from(std::io::ErrorKind::ConnectionRefused);
+        assert_eq!(io_words(&refused), "connection refused");
+        // ENETUNREACH (101 on Linux): the system's sentence, no `(os error 101)`.
+        let unreach = std::io::Error::from_raw_os_error(101);
+        assert_eq!(io_words(&unreach), "Network is unreachable");
+        let refused_os = std::io::Error::from_raw_os_error(111);
+        assert_eq!(io_words(&refused_os), "connection refused");
+    }
 
     #[test]
     fn literals_need_no_lookup_and_names_are_bounded() {

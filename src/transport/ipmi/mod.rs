@@ -136,6 +136,16 @@ impl Privilege {
         }
     }
 
+    /// fence_ipmilan's `privlvl` word for this level.
+    pub fn word(self) -> &'static str {
+        match self {
+            Privilege::Callback => "callback",
+            Privilege::User => "user",
+            Privilege::Operator => "operator",
+            Privilege::Administrator => "administrator",
+        }
+    }
+
     /// Parses fence_ipmilan's `privlvl` values (case-insensitive).
     pub fn parse(s: &str) -> Option<Privilege> {
         match s.to_ascii_lowercase().as_str() {
@@ -224,7 +234,7 @@ impl IpmiConfig {
                 .parse::<u16>()
                 .ok()
                 .filter(|p| *p != 0)
-                .ok_or_else(|| IpmiError::Config(format!("invalid ipport {p:?}")))?;
+                .ok_or_else(|| IpmiError::Config(format!("invalid ipport '{p}'")))?;
         }
         if opts.get("lanplus").map(str::trim) == Some("0") {
             cfg.version = Version::V15;
@@ -232,14 +242,14 @@ impl IpmiConfig {
         if let Some(c) = opts.get("cipher").filter(|c| !c.trim().is_empty()) {
             cfg.cipher = Some(c.trim().parse::<u8>().map_err(|_| {
                 IpmiError::Config(format!(
-                    "invalid cipher {c:?} (a suite number, e.g. 3 or 17)"
+                    "invalid cipher '{c}' (a suite number, e.g. 3 or 17)"
                 ))
             })?);
         }
         if let Some(p) = opts.get("privlvl").filter(|p| !p.trim().is_empty()) {
             cfg.privilege = Privilege::parse(p.trim()).ok_or_else(|| {
                 IpmiError::Config(format!(
-                    "invalid privlvl {p:?} (callback, user, operator, administrator)"
+                    "invalid privlvl '{p}' (callback, user, operator, administrator)"
                 ))
             })?;
         }
@@ -502,6 +512,7 @@ impl Session {
         cfg.validate()?;
         let deadline = Instant::now() + cfg.timeout;
         let mut link = Link::open(&cfg.host, cfg.port, cfg.retransmit, deadline)?;
+        link.budget(deadline, cfg.timeout);
         let kg = match &cfg.kg {
             Some(k) => Some(parse_hex_kg(k.expose())?),
             None => None,
@@ -541,17 +552,21 @@ impl Session {
                 Ok(d) => match d.first() {
                     Some(&got) if got & 0x0f >= cfg.privilege.code() => {}
                     got => {
+                        let granted = match got {
+                            Some(g) => format!("privilege level {}", g & 0x0f),
+                            None => "no privilege level".to_owned(),
+                        };
                         return Err(IpmiError::Privileges(format!(
-                            "BMC granted privilege level {:?} instead of {:?}",
-                            got.map(|g| g & 0x0f),
-                            cfg.privilege
-                        )))
+                            "BMC granted {granted} instead of {} ({})",
+                            cfg.privilege.word(),
+                            cfg.privilege.code()
+                        )));
                     }
                 },
                 Err(IpmiError::Completion { code, .. }) if (0x80..=0x82).contains(&code) => {
                     return Err(IpmiError::Privileges(format!(
-                        "BMC refused privilege level {:?} for this user (completion code 0x{code:02x})",
-                        cfg.privilege
+                        "BMC refused privilege level {} for this user (completion code 0x{code:02x})",
+                        cfg.privilege.word()
                     )));
                 }
                 Err(e) => return Err(e),
@@ -590,6 +605,7 @@ impl Session {
             return Err(IpmiError::Closed);
         }
         let deadline = Instant::now() + budget;
+        self.link.budget(deadline, budget);
         let used = codec::SeqSet::default();
         let next = Cell::new(self.rq_seq);
         let proto = &self.proto;

@@ -727,8 +727,10 @@ fn login_suite(
         )?;
     let (bmc_id, algs) = open;
     if algs != [suite.auth.wire(), suite.integ.wire(), suite.conf.wire()] || bmc_id == 0 {
+        let [auth, integ, conf] = algs;
         return Err(Attempt::NextSuite(IpmiError::Protocol(format!(
-            "BMC chose algorithms {algs:?} instead of suite {}'s",
+            "BMC chose algorithms {auth}/{integ}/{conf} (authentication/integrity/confidentiality) \
+             instead of suite {}'s",
             suite.id
         ))));
     }

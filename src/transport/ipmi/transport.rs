@@ -38,6 +38,11 @@ pub(crate) enum Verdict<T> {
 #[derive(Debug)]
 pub(crate) struct Link {
     sock: UdpSocket,
+    /// `192.0.2.1 port 623`, for messages.
+    peer: String,
+    /// A deadline and the configured time it stands for (named in a timeout message as
+    /// configured, `2 s`, not as measured).
+    budget: Option<(Instant, Duration)>,
     first_interval: Duration,
     /// Datagrams sent (all attempts).
     pub sent: u64,
@@ -67,7 +72,9 @@ impl Link {
                 return Err(IpmiError::Connect(format!("cannot resolve {host}: {m}")))
             }
             Err(ResolveError::TimedOut) => {
-                return Err(IpmiError::TimedOut(format!("resolving {host}")))
+                return Err(IpmiError::TimedOut(format!(
+                    "no address for {host} (the name resolver did not answer in time)"
+                )))
             }
         };
         let bind: SocketAddr = if addr.is_ipv4() {
@@ -75,11 +82,19 @@ impl Link {
         } else {
             SocketAddr::from(([0u16; 8], 0))
         };
-        let sock = UdpSocket::bind(bind).map_err(|e| IpmiError::Connect(format!("bind: {e}")))?;
-        sock.connect(addr)
-            .map_err(|e| IpmiError::Connect(format!("{addr}: {e}")))?;
+        let sock = UdpSocket::bind(bind)
+            .map_err(|e| IpmiError::Connect(format!("local UDP socket: {}", net::io_words(&e))))?;
+        sock.connect(addr).map_err(|e| {
+            IpmiError::Connect(format!(
+                "{}: {}",
+                net::peer(&addr.ip().to_string(), port),
+                net::io_words(&e)
+            ))
+        })?;
         Ok(Link {
             sock,
+            peer: net::peer(host, port),
+            budget: None,
             first_interval: retransmit.max(Duration::from_millis(10)),
             sent: 0,
             ignored: 0,
@@ -106,6 +121,10 @@ impl Link {
         mut make: impl FnMut(u32) -> Result<Vec<Vec<u8>>, IpmiError>,
         mut matcher: impl FnMut(&[u8]) -> Verdict<T>,
     ) -> Result<T, IpmiError> {
+        let budget = match self.budget {
+            Some((d, b)) if d == deadline => b,
+            _ => deadline.saturating_duration_since(Instant::now()),
+        };
         let mut interval = self.first_interval;
         let mut refused = false;
         let mut buf = [0u8; 1024];
@@ -114,9 +133,15 @@ impl Link {
         loop {
             let now = Instant::now();
             if now >= deadline {
-                let why = if refused { " (port unreachable)" } else { "" };
+                let why = if refused {
+                    ": the host reports that nothing listens on that UDP port"
+                } else {
+                    ""
+                };
                 return Err(IpmiError::TimedOut(format!(
-                    "no answer to {what} after {attempt} attempt(s){why}"
+                    "no IPMI answer from {} within {}{why} ({what})",
+                    self.peer,
+                    net::secs(budget)
                 )));
             }
             let pkts = make(attempt)?;
@@ -128,7 +153,11 @@ impl Link {
                     // restarting.
                     Err(e) if e.kind() == ErrorKind::ConnectionRefused => refused = true,
                     Err(e) => {
-                        return Err(IpmiError::Connect(format!("send: {e}")));
+                        return Err(IpmiError::Connect(format!(
+                            "sending to {}: {}",
+                            self.peer,
+                            net::io_words(&e)
+                        )));
                     }
                 }
             }
@@ -141,7 +170,7 @@ impl Link {
                 }
                 self.sock
                     .set_read_timeout(Some(left.max(MIN_WAIT)))
-                    .map_err(|e| IpmiError::Connect(format!("socket: {e}")))?;
+                    .map_err(|e| IpmiError::Connect(format!("socket: {}", net::io_words(&e))))?;
                 match self.sock.recv(&mut buf) {
                     Ok(n) => {
                         let dgram = buf.get(..n).unwrap_or_default();
@@ -167,13 +196,24 @@ impl Link {
                         break;
                     }
                     Err(e) if e.kind() == ErrorKind::Interrupted => {}
-                    Err(e) => return Err(IpmiError::Connect(format!("recv: {e}"))),
+                    Err(e) => {
+                        return Err(IpmiError::Connect(format!(
+                            "receiving from {}: {}",
+                            self.peer,
+                            net::io_words(&e)
+                        )))
+                    }
                 }
             }
             if let Some(e) = provisional.take() {
                 return Err(e);
             }
         }
+    }
+
+    /// Records that `deadline` stands for the configured `budget` (for messages).
+    pub(crate) fn budget(&mut self, deadline: Instant, budget: Duration) {
+        self.budget = Some((deadline, budget));
     }
 
     /// Takes the next sessionless rqSeq (1..=62; 0 and 63 are never used).

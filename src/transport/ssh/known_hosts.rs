@@ -274,8 +274,9 @@ fn append_known_host(
 ) -> Result<(), SshError> {
     let err = |e: std::io::Error| {
         SshError::Config(format!(
-            "cannot record the host key in {}: {e}",
-            file.display()
+            "cannot record the host key in {}: {}",
+            file.display(),
+            crate::transport::net::io_words(&e)
         ))
     };
     if let Some(dir) = file.parent().filter(|d| !d.as_os_str().is_empty()) {
@@ -318,7 +319,7 @@ pub(super) fn parse_fingerprints(text: &str) -> Result<Vec<String>, SshError> {
         let ok = base64::decode(body).is_some_and(|b| b.len() == 32);
         if !ok {
             return Err(SshError::Config(format!(
-                "host_key_fingerprint: {item:?} is not a SHA256 fingerprint (expected SHA256:<43 base64 characters>, as `ssh-keygen -lf` prints)"
+                "host_key_fingerprint: '{item}' is not a SHA256 fingerprint (expected SHA256:<43 base64 characters>, as `ssh-keygen -lf` prints)"
             )));
         }
         out.push(body.to_owned());

@@ -333,8 +333,13 @@ impl SshSession {
         let deadline = Instant::now() + cfg.connect_timeout;
         let label = format!("{}@{}", cfg.user, cfg.known_hosts_name());
         if let SshAuth::Key { path, .. } = &cfg.auth {
-            std::fs::metadata(path)
-                .map_err(|e| SshError::Config(format!("identity file {}: {e}", path.display())))?;
+            std::fs::metadata(path).map_err(|e| {
+                SshError::Config(format!(
+                    "identity file {}: {}",
+                    path.display(),
+                    net::io_words(&e)
+                ))
+            })?;
         }
         let pins = match &cfg.host_key.fingerprint {
             Some(text) => Some(parse_fingerprints(text)?),
@@ -347,11 +352,12 @@ impl SshSession {
             None => read_known_hosts(&kh_files, &kh_name)?,
         };
 
-        let tcp = tcp_connect(&cfg.host, cfg.port, deadline)?;
+        let peer = net::peer(&cfg.host, cfg.port);
+        let tcp = tcp_connect(&cfg.host, cfg.port, deadline, cfg.connect_timeout)?;
         let _ = tcp.set_nodelay(true);
         let sock = tcp
             .try_clone()
-            .map_err(|e| SshError::Connect(format!("{label}: socket: {e}")))?;
+            .map_err(|e| SshError::Connect(format!("{peer}: socket: {}", net::io_words(&e))))?;
         let mut sess = ssh2::Session::new()
             .map_err(|e| SshError::Protocol(format!("cannot create an SSH session: {e}")))?;
         sess.set_tcp_stream(tcp);
@@ -366,12 +372,13 @@ impl SshSession {
         })
         .map_err(|e| match e {
             SshError::Timeout(_) => SshError::Timeout(format!(
-                "{label}: no SSH handshake within {} (host not answering)",
-                secs(cfg.connect_timeout)
+                "no SSH answer from {peer} within {}",
+                net::secs(cfg.connect_timeout)
             )),
-            SshError::Lost(m) | SshError::Protocol(m) => {
-                SshError::Connect(format!("{label}: SSH handshake failed: {m}"))
-            }
+            SshError::Lost(m) | SshError::Protocol(m) => SshError::Connect(format!(
+                "SSH handshake with {peer} failed: {}",
+                m.trim_start_matches("SSH handshake: ")
+            )),
             other => other,
         })?;
 
@@ -476,13 +483,13 @@ impl SshSession {
         let label = self.label.clone();
         let timed_out = || {
             SshError::Timeout(format!(
-                "{label}: command did not complete within {}",
-                secs(timeout)
+                "{label}: the command did not finish within {}",
+                net::secs(timeout)
             ))
         };
         let ctx = |e: SshError| match e {
             SshError::Timeout(_) => timed_out(),
-            SshError::Lost(m) => SshError::Lost(format!("{label}: connection lost: {m}")),
+            SshError::Lost(m) => SshError::Lost(format!("{label}: {m}")),
             SshError::Protocol(m) => SshError::Protocol(format!("{label}: {m}")),
             other => other,
         };
@@ -610,10 +617,6 @@ impl LazySession {
     }
 }
 
-fn secs(d: Duration) -> String {
-    format!("{:.1}s", d.as_secs_f64())
-}
-
 /// Reads what is available from one stream; returns (bytes read, eof).
 fn drain(r: &mut impl Read, buf: &mut [u8], into: &mut Vec<u8>) -> std::io::Result<(usize, bool)> {
     let mut total = 0usize;
@@ -678,7 +681,10 @@ fn wait_socket(sess: &ssh2::Session, sock: &TcpStream, deadline: Instant) -> Res
     let mut fds = [PollFd::new(sock.as_fd(), flags)];
     match poll(&mut fds, timeout) {
         Ok(_) | Err(nix::errno::Errno::EINTR) => Ok(()),
-        Err(e) => Err(SshError::Lost(format!("poll: {e}"))),
+        Err(e) => Err(SshError::Lost(format!(
+            "waiting for the socket: {}",
+            e.desc()
+        ))),
     }
 }
 
@@ -691,9 +697,13 @@ fn code(e: &ssh2::Error) -> Option<i32> {
 
 fn classify(e: &ssh2::Error, step: &str) -> SshError {
     let msg = format!("{step}: {}", e.message());
+    // What broke, in words, with libssh2's own text after it.
+    let lost = |what: &str| SshError::Lost(format!("{step}: {what} ({})", e.message()));
     match code(e) {
-        Some(E_SOCKET_DISCONNECT | E_SOCKET_RECV | E_SOCKET_SEND | E_BANNER_RECV)
-        | Some(E_BANNER_SEND | E_CHANNEL_CLOSED) => SshError::Lost(msg),
+        Some(E_SOCKET_DISCONNECT) => lost("the host closed the connection"),
+        Some(E_SOCKET_RECV | E_BANNER_RECV) => lost("the connection broke while receiving"),
+        Some(E_SOCKET_SEND | E_BANNER_SEND) => lost("the connection broke while sending"),
+        Some(E_CHANNEL_CLOSED) => lost("the host closed the channel"),
         Some(E_TIMEOUT | E_SOCKET_TIMEOUT) => SshError::Timeout(msg),
         Some(E_AUTHENTICATION_FAILED | E_PUBLICKEY_UNVERIFIED) => SshError::Auth(msg),
         Some(E_KEX_FAILURE) => SshError::Connect(msg),
@@ -703,37 +713,60 @@ fn classify(e: &ssh2::Error, step: &str) -> SshError {
 
 fn classify_io(e: &std::io::Error) -> SshError {
     match e.kind() {
-        ErrorKind::TimedOut => SshError::Timeout(e.to_string()),
-        _ => SshError::Lost(e.to_string()),
+        ErrorKind::TimedOut => SshError::Timeout(net::io_words(e)),
+        _ => SshError::Lost(format!(
+            "the connection broke while reading the command's output ({})",
+            net::io_words(e)
+        )),
     }
 }
 
-/// Resolves (bounded by the deadline) and connects to each address in turn.
-fn tcp_connect(host: &str, port: u16, deadline: Instant) -> Result<TcpStream, SshError> {
+/// Resolves (bounded by the deadline) and connects to each address in turn. `timeout` is the
+/// whole budget the deadline came from (named in the message when it runs out).
+fn tcp_connect(
+    host: &str,
+    port: u16,
+    deadline: Instant,
+    timeout: Duration,
+) -> Result<TcpStream, SshError> {
+    let peer = net::peer(host, port);
+    let no_answer = || {
+        SshError::Timeout(format!(
+            "no SSH answer from {peer} within {} (the TCP connection was not accepted)",
+            net::secs(timeout)
+        ))
+    };
     let addrs = net::resolve(host, port, deadline).map_err(|e| match e {
         ResolveError::Failed(m) => SshError::Connect(format!("cannot resolve {host}: {m}")),
-        ResolveError::TimedOut => SshError::Timeout(format!("resolving {host} timed out")),
+        ResolveError::TimedOut => SshError::Timeout(format!(
+            "no address for {host} within {} (the name resolver did not answer)",
+            net::secs(timeout)
+        )),
     })?;
     let mut last = String::new();
     for addr in addrs {
         let remaining = deadline.saturating_duration_since(Instant::now());
         if remaining.is_zero() {
-            return Err(SshError::Timeout(format!(
-                "{host}:{port}: TCP connect timed out"
-            )));
+            return Err(no_answer());
         }
         match TcpStream::connect_timeout(&addr, remaining) {
             Ok(s) => return Ok(s),
             Err(e) if e.kind() == ErrorKind::TimedOut || e.kind() == ErrorKind::WouldBlock => {
-                last = format!("{addr}: connect timed out");
+                last = format!("{}: timed out", net::peer(&addr.ip().to_string(), port));
             }
-            Err(e) => last = format!("{addr}: {e}"),
+            Err(e) => {
+                last = format!(
+                    "connect to host {}: {}",
+                    net::peer(&addr.ip().to_string(), port),
+                    net::io_words(&e)
+                );
+            }
         }
     }
     if Instant::now() >= deadline {
-        Err(SshError::Timeout(format!("TCP connect timed out ({last})")))
+        Err(no_answer())
     } else {
-        Err(SshError::Connect(format!("cannot connect: {last}")))
+        Err(SshError::Connect(last))
     }
 }
 
@@ -747,10 +780,10 @@ fn authenticate(
     let user = cfg.user.as_str();
     let tmo = |e: SshError| match e {
         SshError::Timeout(_) => SshError::Timeout(format!(
-            "{label}: login did not complete within {}",
-            secs(cfg.connect_timeout)
+            "{label}: the login did not finish within {}",
+            net::secs(cfg.connect_timeout)
         )),
-        SshError::Lost(m) => SshError::Lost(format!("{label}: connection lost during login: {m}")),
+        SshError::Lost(m) => SshError::Lost(format!("{label}, during the login: {m}")),
         other => other,
     };
     let methods = run_nb(sess, sock, deadline, "list auth methods", |s| {
@@ -830,7 +863,7 @@ fn authenticate(
             SshAuth::Password(_) => "password".to_owned(),
         };
         Err(SshError::Auth(format!(
-            "{label}: authentication failed with {what} (tried {}; server offers {methods}; last error: {reason})",
+            "{label}: the server did not accept the {what} (tried {}; the server offers {methods}; last error: {reason})",
             tried.join(", ")
         )))
     }

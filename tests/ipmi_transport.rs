@@ -1,5 +1,6 @@
-//! fencekit::transport::ipmi against real peers on loopback: ipmi_sim BMCs (tests/sim_ipmi), ipmitool
-//! as the second opinion, a lossy UDP relay, and a suite-17 responder (tests/ipmi17.rs).
+//! The IPMI transport (`fencekit::transport::ipmi`) against real peers on loopback: ipmi_sim
+//! BMCs (tests/support/sim_ipmi), ipmitool as the second opinion, a lossy UDP relay, and a
+//! suite-17 responder (tests/support/ipmi17.rs).
 
 #![allow(
     clippy::unwrap_used,
@@ -421,7 +422,13 @@ fn nothing_listening_times_out() {
     cfg.timeout = Duration::from_millis(800);
     let e = Session::open(&cfg).unwrap_err();
     assert!(matches!(e, IpmiError::TimedOut(_)), "{e:?}");
-    assert!(e.to_string().contains("unreachable"), "{e}");
+    // What happened, in words: the ICMP "port unreachable" the kernel reported is named.
+    let text = e.to_string();
+    let want = format!(
+        "no IPMI answer from 127.0.0.1 port {port} within 0.8 s: the host reports that nothing \
+         listens on that UDP port (Get Channel Authentication Capabilities)"
+    );
+    assert_eq!(text, want);
 }
 
 #[test]

@@ -1,5 +1,5 @@
 //! The evacuation simulator's Rust harness: N fake ESXi hosts ([`super::sshd::EsxiHost`]) that
-//! share datastore directories with VMFS-like leased locks (`tests/sim/esxi/evacsim.py`), each
+//! share datastore directories with VMFS-like leased locks (`tests/support/sim/esxi/evacsim.py`), each
 //! with its own simulated BMC ([`crate::ipmisim::Bmc`], OpenIPMI `ipmi_sim`) whose chassis
 //! power-off stops that host's sshd and expires its locks, and power-on boots it again.
 //!
@@ -171,7 +171,7 @@ pub struct Sim {
 }
 
 fn evacsim() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/sim/esxi/evacsim.py")
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/support/sim/esxi/evacsim.py")
 }
 
 fn evacsim_cmd() -> Command {
@@ -645,7 +645,7 @@ impl Sim {
         self.host(host).bmc.as_ref().expect("bmc").power_file()
     }
 
-    /// The BMC's own event lines (tests/sim_ipmi/chassis.sh `events`).
+    /// The BMC's own event lines (tests/support/sim_ipmi/chassis.sh `events`).
     pub fn bmc_events(&self, host: &str) -> String {
         self.host(host)
             .bmc

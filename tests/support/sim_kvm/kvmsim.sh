@@ -1,7 +1,7 @@
 #!/bin/bash
 # Simulated KVM hosts for fence_kvmguest tests: a private OpenSSH sshd per host on
 # 127.0.0.0/8, in front of the REAL virsh talking to a private unprivileged libvirtd with the
-# test driver (state kept alive by a "holder" client). See tests/sim_kvm/README.md.
+# test driver (state kept alive by a "holder" client). See tests/support/sim_kvm/README.md.
 #
 # Usage (run as root):
 #   kvmsim.sh setup   ROOT

@@ -1,5 +1,5 @@
-//! Test peer guard: one OpenIPMI `ipmi_sim` BMC on 127.0.0.1 (tests/sim_ipmi/bmcsim.sh), killed
-//! on drop; `ipmitool` as the second opinion; a lossy UDP relay (tests/sim_ipmi/relay.py).
+//! Test peer guard: one OpenIPMI `ipmi_sim` BMC on 127.0.0.1 (tests/support/sim_ipmi/bmcsim.sh),
+//! killed on drop; `ipmitool` as the second opinion; a lossy UDP relay (tests/support/sim_ipmi/relay.py).
 
 #![allow(
     clippy::unwrap_used,
@@ -19,33 +19,17 @@ use fencekit::{PowerState, Secret};
 
 /// The scripts directory.
 pub fn sim_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/sim_ipmi")
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/support/sim_ipmi")
 }
 
-/// True when a missing simulator must fail the test instead of skipping it.
-pub fn required() -> bool {
-    std::env::var("CI").map(|v| v == "true").unwrap_or(false)
-        || std::env::var("FENCE_REQUIRE_SIMULATORS")
-            .map(|v| v == "1")
-            .unwrap_or(false)
-}
+/// True when a missing simulator must fail the test (the one check of `tests/support`; the
+/// name stays for tests that call it).
+#[allow(unused_imports, reason = "a stable path for test modules")]
+pub use super::simulators_required as required;
 
 /// `Some(())` if `prog` is on PATH; otherwise skips (or fails when required).
 pub fn need(prog: &str) -> Option<()> {
-    let ok = Command::new("sh")
-        .args(["-c", &format!("command -v {prog}")])
-        .stdout(Stdio::null())
-        .status()
-        .map(|s| s.success())
-        .unwrap_or(false);
-    if ok {
-        return Some(());
-    }
-    if required() {
-        panic!("{prog} is not installed (required: CI/FENCE_REQUIRE_SIMULATORS)");
-    }
-    eprintln!("skipped: {prog} not installed");
-    None
+    super::have_tool(prog).then_some(())
 }
 
 /// A free UDP port on 127.0.0.1 (bind to 0, read it, release it).
@@ -220,7 +204,7 @@ impl Drop for Bmc {
     }
 }
 
-/// A lossy UDP relay process (tests/sim_ipmi/relay.py), killed on drop.
+/// A lossy UDP relay process (tests/support/sim_ipmi/relay.py), killed on drop.
 pub struct Relay {
     child: Child,
     /// Port clients send to.

@@ -1,6 +1,6 @@
 #!/usr/bin/python3
 """Evacuation simulator: simulated ESXi hosts (vimsim.py) that share datastores with
-VMFS-like leased locks, each with a simulated BMC (tests/sim_ipmi) wired to the host's power.
+VMFS-like leased locks, each with a simulated BMC (tests/support/sim_ipmi) wired to the host's power.
 
 A scenario directory SCN holds:
   ds/NAME/                   one directory per datastore; a VM's files are DIR/VM.vmx
@@ -10,7 +10,7 @@ A scenario directory SCN holds:
                              a lock whose owner is not alive has expired
   events.log                 JSON lines {"t": CLOCK_MONOTONIC seconds, "host", "ev", ...},
                              appended under a flock, so file order is time order
-Each simulated host's directory (tests/sim/esxi/esxi-host.sh) holds evac.json:
+Each simulated host's directory (tests/support/sim/esxi/esxi-host.sh) holds evac.json:
   {"name": inventory name, "scn": SCN, "datastores": [names it sees], "memory_mb": N,
    "esxi_root", "sim_name", "ip", "port", "env": {start environment}, "ask_moved": bool,
    "question_wait_s": secs}
@@ -20,7 +20,7 @@ Command line (run as root by the test harness and by the BMC's chassis hook):
   evacsim.py setup SPEC.json        datastores, vmx files, host states, locks, alive markers
   evacsim.py power SCN HOST off|on  power loss / power on (sshd stopped or started, leases)
   evacsim.py isolate SCN HOST       the host stops answering ssh but keeps running (locks held)
-  evacsim.py bmc SCN HOST set|get|ignored 0|1   called by tests/sim_ipmi/chassis.sh's hook
+  evacsim.py bmc SCN HOST set|get|ignored 0|1   called by tests/support/sim_ipmi/chassis.sh's hook
   evacsim.py event SCN HOST EV [k=v ...]
 
 vim-cmd verbs added for these hosts (texts marked "guessed" have no capture in the project's

@@ -1,5 +1,6 @@
 //! The simulated KVM hosts, driven with the plain OpenSSH client and checked with the
-//! `fencekit::device::virsh` / `fencekit::device::kvmconf` parsers: state round trips, persistence across
+//! `fencekit::device::virsh` / `fencekit::device::kvmconf` parsers (and those parsers against
+//! the captured fixtures of `tests/fixtures/`): state round trips, persistence across
 //! sessions, password login, migration, several hosts at once, and every fault.
 
 // Test support code: failing loudly is the point.

@@ -1,4 +1,4 @@
-//! Rust guard for the fake ESXi hosts of `tests/sim/esxi/esxi-host.sh`.
+//! Rust guard for the fake ESXi hosts of `tests/support/sim/esxi/esxi-host.sh`.
 //!
 //! `EsxiHost::builder().start()` starts one host (private sshd on 127.0.0.1 with its own host
 //! keys, keyboard-interactive and public-key logins for the test user, simulated `vim-cmd`);
@@ -32,7 +32,7 @@ static NEXT: AtomicU32 = AtomicU32::new(0);
 static LIVE: Mutex<usize> = Mutex::new(0);
 
 fn script() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/sim/esxi/esxi-host.sh")
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/support/sim/esxi/esxi-host.sh")
 }
 
 fn root() -> PathBuf {

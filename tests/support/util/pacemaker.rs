@@ -70,12 +70,9 @@ const NEEDED: &[&str] = &[
 /// Serialises clusters between the test threads of this process.
 static IN_PROCESS: Mutex<()> = Mutex::new(());
 
-/// True when a missing peer must fail the test instead of skipping it
-/// (`CI=true` or `FENCE_REQUIRE_SIMULATORS=1`).
-pub fn peers_required() -> bool {
-    std::env::var("CI").is_ok_and(|v| v == "true")
-        || std::env::var("FENCE_REQUIRE_SIMULATORS").is_ok_and(|v| v == "1")
-}
+/// True when a missing peer must fail the test instead of skipping it (the one check of
+/// `tests/support`).
+pub use crate::support::simulators_required as peers_required;
 
 /// Why a cluster cannot run on this machine (not root, a binary missing), or `None`.
 pub fn unavailable() -> Option<String> {
