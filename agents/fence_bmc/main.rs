@@ -15,18 +15,24 @@ use fencekit::protocol::options::{self, opt};
 use fencekit::transport::ipmi::{ChassisOp, IpmiConfig, Privilege, Session, Version};
 use fencekit::{Agent, AgentInfo, Feature, FenceResult, OptSpec, Options, PowerState};
 
+/// The `target` row.
+const TARGET: OptSpec = opt("target")
+    .short('t')
+    .value("[targetaddress]")
+    .help("IPMI bridging target (ipmitool -t): not supported by fence_bmc; setting it is refused rather than silently fencing the BMC's own chassis");
+
 static OPTIONS: &[OptSpec] = &[
-    opt("lanplus").short('P').flag().default("1").help("Use Lanplus (IPMI 2.0 RMCP+) to improve security of connection; lanplus=0 selects IPMI 1.5 with MD5 authentication"),
-    opt("cipher").short('C').value("[cipher]").help("Ciphersuite to use (same as ipmitool -C parameter); default: the strongest suite both ends support, of 17, 3, 16 and 2 in that order. Suites 0, 1 and 15 (no integrity code) only when given here, with a warning"),
-    opt("privlvl").short('L').select(&["callback", "user", "operator", "administrator"]).default("administrator").value("[level]").help("Privilege level on IPMI device"),
+    options::LANPLUS,
+    options::CIPHER,
+    options::PRIVLVL,
     opt("auth").short('A').select(&["md5", "password", "none"]).value("[auth]").help("IPMI Lan Auth type: accepted for compatibility with fence_ipmilan and ignored (IPMI 1.5 sessions use MD5; RMCP+ authenticates with the cipher suite)").ignored(),
-    opt("hexadecimal_kg").secret().value("[key]").help("Hexadecimal-encoded Kg key for IPMIv2 authentication"),
+    options::HEXADECIMAL_KG,
     opt("plug").legacy("port").short('n').value("[ip]").help("IP address or hostname of fencing device (together with --port-as-ip)"),
-    opt("port_as_ip").flag().help("Make \"port/plug\" to be an alias to IP address").order(200),
+    options::PORT_AS_IP,
     opt("ipmitool_path").default("/usr/bin/ipmitool").value("[path]").help("Accepted for compatibility with fence_ipmilan and ignored: fence_bmc speaks IPMI itself").order(200).ignored(),
     opt("ipmitool_timeout").default("2").value("[timeout]").help("Accepted for compatibility with fence_ipmilan and ignored: fence_bmc resends on its own schedule within login_timeout").order(200).ignored(),
     opt("username").legacy("login").short('l').value("[name]").help("Login name (empty: the BMC's anonymous user)"),
-    opt("target").short('t').value("[targetaddress]").help("IPMI bridging target (ipmitool -t): not supported by fence_bmc; setting it is refused rather than silently fencing the BMC's own chassis"),
+    TARGET,
     options::USE_SUDO_IGNORED,
     options::SUDO_PATH_IGNORED,
     options::PLUG_SEPARATOR_IGNORED,
@@ -57,9 +63,9 @@ the BMC's acknowledgement of a power cycle; onoff (the default) reads the power 
 /// The options with `port_as_ip` applied: the plug is the BMC address.
 fn device_options(opts: &Options) -> Options {
     let mut opts = opts.clone();
-    if opts.flag("port_as_ip") {
+    if opts.flag(&options::PORT_AS_IP) {
         if let Some(ip) = opts.plug().map(str::to_string) {
-            opts.set("ip", ip);
+            opts.set(&options::IP, ip);
         }
     }
     opts
@@ -129,7 +135,7 @@ the network can forge the BMC's answers, including its power state); use 3 or 17
     /// The IPMI settings (cipher, privlvl, hexadecimal_kg, ipport, name and password lengths)
     /// are checked before any traffic, so `validate-all` reports them too.
     fn validate(opts: &Options) -> Vec<String> {
-        if opts.given("target").is_some() {
+        if opts.given(&TARGET).is_some() {
             // Ignoring it would send the power commands to the BMC's own chassis instead.
             return vec!["IPMI bridging (target) is not supported by fence_bmc".to_string()];
         }
@@ -137,10 +143,10 @@ the network can forge the BMC's answers, including its power state); use 3 or 17
         // A missing address, a bad privlvl choice or a bad ipport are reported by the generic
         // checks already; report each problem once.
         let bad_port = opts
-            .get("ipport")
+            .get(&options::IPPORT)
             .is_some_and(|p| p.trim().parse::<u16>().map_or(true, |p| p == 0));
         let bad_priv = opts
-            .get("privlvl")
+            .get(&options::PRIVLVL)
             .is_some_and(|p| Privilege::parse(p.trim()).is_none());
         if opts.ip().is_none() || bad_port || bad_priv {
             return Vec::new();

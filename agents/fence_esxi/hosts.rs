@@ -35,22 +35,23 @@ use fencekit::protocol::log;
 use fencekit::transport::ssh::{HostKeyPolicy, LazySession, SshAuth, SshConfig, SshError};
 use fencekit::{FenceError, FenceResult, Options, Outlet, PowerState, Secret};
 
-use super::Esxi;
+use super::{Esxi, HOSTS, HOST_FENCE, INVENTORY, IP, USERNAME};
+use fencekit::protocol::options;
 
 /// True when the device covers several hosts (`inventory` or `hosts` given).
 pub fn multi(opts: &Options) -> bool {
-    opts.is_given("inventory") || opts.is_given("hosts")
+    opts.is_given(&INVENTORY) || opts.is_given(&HOSTS)
 }
 
 /// Option checks (no device contact): the single-host requirements without `inventory` and
 /// `hosts`, and the multi-host ones with them.
 pub fn validate(opts: &Options) -> Vec<String> {
     let mut out = Vec::new();
-    let inv = opts.given("inventory");
-    let hosts = opts.given("hosts");
+    let inv = opts.given(&INVENTORY);
+    let hosts = opts.given(&HOSTS);
     let has_pw = opts.password().is_some()
-        || opts.given("password_script").is_some()
-        || opts.given("identity_file").is_some();
+        || opts.given(&options::PASSWORD_SCRIPT).is_some()
+        || opts.given(&options::IDENTITY_FILE).is_some();
     if inv.is_none() && opts.username().is_none() {
         out.push("You have to set login name".to_string());
     }
@@ -63,7 +64,7 @@ pub fn validate(opts: &Options) -> Vec<String> {
     if inv.is_some() && hosts.is_some() {
         out.push("inventory and hosts exclude each other: give one".to_string());
     }
-    if multi(opts) && opts.is_given("ip") {
+    if multi(opts) && opts.is_given(&IP) {
         out.push(
             "ip names one host; with inventory or hosts the VM is looked for on every host: \
              leave ip out"
@@ -72,12 +73,12 @@ pub fn validate(opts: &Options) -> Vec<String> {
     }
     if multi(opts)
         && opts
-            .get("method")
+            .get(&options::METHOD)
             .is_some_and(|m| m.eq_ignore_ascii_case("cycle"))
     {
         out.push("method=cycle works with ip (one host) only".to_string());
     }
-    match HostFence::parse(opts.get("host_fence")) {
+    match HostFence::parse(opts.get(&HOST_FENCE)) {
         Ok(HostFence::Bmc) if inv.is_none() => out
             .push("host_fence=bmc needs inventory (the hosts' BMCs are read from it)".to_string()),
         Ok(_) => {}
@@ -194,7 +195,7 @@ pub struct Multi {
 /// An inventory host's SSH settings as a session configuration; the device's
 /// `login_timeout`/`shell_timeout`, when given, win over the inventory's.
 fn inventory_ssh(r: &ResolvedSsh, opts: &Options) -> FenceResult<SshConfig> {
-    let login = if opts.is_given("login_timeout") {
+    let login = if opts.is_given(&options::LOGIN_TIMEOUT) {
         opts.login_timeout()
     } else {
         Duration::from_secs(r.login_timeout_s)
@@ -225,7 +226,7 @@ fn inventory_ssh(r: &ResolvedSsh, opts: &Options) -> FenceResult<SshConfig> {
         accept_new: false,
     };
     cfg.connect_timeout = login;
-    cfg.command_timeout = if opts.is_given("shell_timeout") {
+    cfg.command_timeout = if opts.is_given(&options::SHELL_TIMEOUT) {
         opts.shell_timeout()
     } else {
         Duration::from_secs(r.shell_timeout_s)
@@ -237,12 +238,12 @@ fn inventory_ssh(r: &ResolvedSsh, opts: &Options) -> FenceResult<SshConfig> {
 /// A `hosts` entry as a session configuration (the device's options, its address).
 fn listed_ssh(a: &HostAddr, opts: &Options) -> FenceResult<SshConfig> {
     let mut o = opts.clone();
-    o.set("ip", a.host.clone());
+    o.set(&IP, a.host.clone());
     if let Some(p) = a.port {
-        o.set("ipport", p.to_string());
+        o.set(&options::IPPORT, p.to_string());
     }
     if let Some(u) = &a.user {
-        o.set("username", u.clone());
+        o.set(&USERNAME, u.clone());
     }
     SshConfig::from_options(&o)
 }
@@ -253,8 +254,8 @@ fn fencing(opts: &Options) -> bool {
 
 impl Multi {
     pub fn new(opts: &Options) -> FenceResult<Multi> {
-        let host_fence = HostFence::parse(opts.get("host_fence")).map_err(FenceError::Usage)?;
-        let (hosts, bmcs) = if let Some(path) = opts.get("inventory") {
+        let host_fence = HostFence::parse(opts.get(&HOST_FENCE)).map_err(FenceError::Usage)?;
+        let (hosts, bmcs) = if let Some(path) = opts.get(&INVENTORY) {
             let inv: Inventory = inventory::load(Path::new(path))
                 .map_err(|e| FenceError::Usage(e.to_string().replace('\n', "; ")))?;
             let hosts: Vec<Slot> = inv
@@ -269,7 +270,7 @@ impl Multi {
                 .collect();
             (hosts, Some(IpmiBmcs::new(&inv)))
         } else {
-            let addrs = kvmconf::parse_hosts(opts.get("hosts").unwrap_or(""))
+            let addrs = kvmconf::parse_hosts(opts.get(&HOSTS).unwrap_or(""))
                 .map_err(|e| FenceError::Usage(e.join("; ")))?;
             let hosts: Vec<Slot> = addrs
                 .iter()
@@ -311,7 +312,7 @@ impl Multi {
         let bmc_of = |_: &str| bmcs.map(|b| b as &dyn BmcOps);
         let rb = ReadBack::within(
             self.opts.power_timeout(),
-            self.opts.secs("stonith_status_sleep"),
+            self.opts.secs(&options::STONITH_STATUS_SLEEP),
         );
         let got = hostfence::settle_all(&silent, &bmc_of, power_off, rb, &std::thread::sleep);
         for (host, r) in got {

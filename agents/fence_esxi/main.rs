@@ -37,14 +37,43 @@ use fencekit::{
     Agent, AgentInfo, Feature, FenceError, FenceResult, OptSpec, Options, Outlet, PowerState,
 };
 
+/// The `ip` row.
+const IP: OptSpec = opt("ip").legacy("ipaddr").short('a').value("[ip]").help(
+    "IP address or hostname of the ESXi host (one host; required unless inventory or hosts is set)",
+);
+
+/// The `username` row.
+const USERNAME: OptSpec = opt("username")
+    .legacy("login")
+    .short('l')
+    .value("[name]")
+    .help("Login name (required unless inventory is set)");
+
+/// The `inventory` row.
+const INVENTORY: OptSpec = opt("inventory")
+    .value("[path]")
+    .help("Evacuation inventory (TOML, as vm-evacuate's --config): the VM is looked for on every [[host]], reached with its [ssh] settings; the hosts' BMCs come from it too");
+
+/// The `hosts` row.
+const HOSTS: OptSpec = opt("hosts")
+    .value("[name=addr[:port],...]")
+    .help("Look for the VM on every one of these ESXi hosts (name=192.0.2.1:22,name2=user@[2001:db8::2]), with this device's login options");
+
+/// The `host_fence` row.
+const HOST_FENCE: OptSpec = opt("host_fence")
+    .select(hostfence::CHOICES)
+    .default("none")
+    .value("[none|bmc]")
+    .help("bmc: a host that does not answer over SSH within login_timeout is powered off through its BMC (from inventory) and read back off before its VMs count as off (off/reboot only)");
+
 /// Own rows: `ip` and `username` are required only without `inventory`/`hosts` (checked in
 /// [`hosts::validate`], so that metadata and `pcs stonith create` accept a device without them).
 static OPTIONS: &[OptSpec] = &[
-    opt("ip").legacy("ipaddr").short('a').value("[ip]").help("IP address or hostname of the ESXi host (one host; required unless inventory or hosts is set)"),
-    opt("username").legacy("login").short('l').value("[name]").help("Login name (required unless inventory is set)"),
-    opt("inventory").value("[path]").help("Evacuation inventory (TOML, as vm-evacuate's --config): the VM is looked for on every [[host]], reached with its [ssh] settings; the hosts' BMCs come from it too"),
-    opt("hosts").value("[name=addr[:port],...]").help("Look for the VM on every one of these ESXi hosts (name=192.0.2.1:22,name2=user@[2001:db8::2]), with this device's login options"),
-    opt("host_fence").select(hostfence::CHOICES).default("none").value("[none|bmc]").help("bmc: a host that does not answer over SSH within login_timeout is powered off through its BMC (from inventory) and read back off before its VMs count as off (off/reboot only)"),
+    IP,
+    USERNAME,
+    INVENTORY,
+    HOSTS,
+    HOST_FENCE,
     options::PLUG.value("[name|vmid]").help(
         "The VM's exact name as in vim-cmd vmsvc/getallvms (spaces allowed), or its numeric vmid (with ip only: across hosts the name)",
     ),
@@ -316,7 +345,7 @@ impl Esxi {
     /// per host, so across hosts a number would name a different VM on each).
     fn new(session: LazySession, opts: &Options, names_only: bool) -> Esxi {
         Esxi {
-            shell: RemoteShell::new(session, opts.flag("use_sudo")),
+            shell: RemoteShell::new(session, opts.flag(&options::USE_SUDO)),
             action: opts.action(),
             vms: None,
             skipped: Vec::new(),

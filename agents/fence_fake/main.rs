@@ -21,10 +21,13 @@ use fencekit::{
     Agent, AgentInfo, Feature, FenceError, FenceResult, OptSpec, Options, Outlet, PowerState,
 };
 
-static OPTIONS: &[OptSpec] = &[opt("state_file")
+/// The `state_file` row.
+const STATE_FILE_ROW: OptSpec = opt("state_file")
     .default(STATE_FILE)
     .value("[path]")
-    .help("File holding the fake plugs, their power states and injected faults")];
+    .help("File holding the fake plugs, their power states and injected faults");
+
+static OPTIONS: &[OptSpec] = &[STATE_FILE_ROW];
 
 /// Default `state_file`.
 const STATE_FILE: &str = "/tmp/fence_fake.state";
@@ -164,11 +167,11 @@ impl Fake {
 }
 
 fn log_invocation(opts: &Options) {
-    let state_file = opts.get("state_file").unwrap_or(STATE_FILE);
+    let state_file = opts.get(&STATE_FILE_ROW).unwrap_or(STATE_FILE);
     let mut keys: Vec<&str> = opts
         .table()
         .iter()
-        .filter(|s| opts.is_given(s.name))
+        .filter(|s| opts.is_given(s))
         .map(|s| s.name)
         .collect();
     keys.sort_unstable();
@@ -201,7 +204,7 @@ impl Agent for Fake {
     fn connect(opts: &Options) -> FenceResult<Self> {
         log_invocation(opts);
         let mut f = Fake {
-            path: opts.get("state_file").unwrap_or(STATE_FILE).to_string(),
+            path: opts.get(&STATE_FILE_ROW).unwrap_or(STATE_FILE).to_string(),
             shell_timeout: opts.shell_timeout(),
             plugs: Vec::new(),
             faults: Vec::new(),

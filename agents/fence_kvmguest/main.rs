@@ -50,14 +50,48 @@ use fencekit::{
     Agent, AgentInfo, Feature, FenceError, FenceResult, OptSpec, Options, Outlet, PowerState,
 };
 
+/// The `guests_conf` row.
+const GUESTS_CONF: OptSpec = opt("guests_conf")
+    .default(kvmconf::DEFAULT_PATH)
+    .value("[path]")
+    .help("Map of guests and their hosts (kvmguests.conf format: guest-name host-cfname guest-clustername guest-cfname guest_IP guest_user guest_passwd)");
+
+/// The `hosts` row.
+const HOSTS: OptSpec = opt("hosts")
+    .value("[cfname=addr[:port],...]")
+    .help("How to reach each host-cfname of the map by SSH (cfhost1=192.0.2.1:22,cfhost2=user@[2001:db8::2]); hosts not listed are reached by their cfname through name resolution");
+
+/// The `libvirt_uri` row.
+const LIBVIRT_URI: OptSpec = opt("libvirt_uri")
+    .default(virsh::DEFAULT_URI)
+    .value("[uri]")
+    .help("libvirt URI used by virsh on the hosts");
+
+/// The `relax_conf_permissions` row.
+const RELAX_CONF_PERMISSIONS: OptSpec = opt("relax_conf_permissions")
+    .flag()
+    .help("Accept a guests_conf that others could read, change or replace (mode, owner, directories), with a warning");
+
+/// The `inventory` row.
+const INVENTORY: OptSpec = opt("inventory")
+    .value("[path]")
+    .help("Evacuation inventory (TOML) whose [[host]] entries (name = the host cfname) give the hosts' BMCs, for host_fence and for reading a silent host's chassis");
+
+/// The `host_fence` row.
+const HOST_FENCE: OptSpec = opt("host_fence")
+    .select(hostfence::CHOICES)
+    .default("none")
+    .value("[none|bmc]")
+    .help("bmc: a host that does not answer over SSH within login_timeout is powered off through its BMC (from inventory) and read back off before its guests count as off (off/reboot only)");
+
 static OPTIONS: &[OptSpec] = &[
-    opt("guests_conf").default(kvmconf::DEFAULT_PATH).value("[path]").help("Map of guests and their hosts (kvmguests.conf format: guest-name host-cfname guest-clustername guest-cfname guest_IP guest_user guest_passwd)"),
-    opt("hosts").value("[cfname=addr[:port],...]").help("How to reach each host-cfname of the map by SSH (cfhost1=192.0.2.1:22,cfhost2=user@[2001:db8::2]); hosts not listed are reached by their cfname through name resolution"),
+    GUESTS_CONF,
+    HOSTS,
     opt("ipport").short('u').int().default("22").value("[port]").help("SSH port of the hosts (when the hosts option gives none)"),
-    opt("libvirt_uri").default(virsh::DEFAULT_URI).value("[uri]").help("libvirt URI used by virsh on the hosts"),
-    opt("relax_conf_permissions").flag().help("Accept a guests_conf that others could read, change or replace (mode, owner, directories), with a warning"),
-    opt("inventory").value("[path]").help("Evacuation inventory (TOML) whose [[host]] entries (name = the host cfname) give the hosts' BMCs, for host_fence and for reading a silent host's chassis"),
-    opt("host_fence").select(hostfence::CHOICES).default("none").value("[none|bmc]").help("bmc: a host that does not answer over SSH within login_timeout is powered off through its BMC (from inventory) and read back off before its guests count as off (off/reboot only)"),
+    LIBVIRT_URI,
+    RELAX_CONF_PERMISSIONS,
+    INVENTORY,
+    HOST_FENCE,
     options::PLUG.value("[cfname]").help("The guest's cfname as in guests_conf (its guest-name is accepted too)"),
     opt("ip").legacy("ipaddr").short('a').value("[ip]").help("fence_virsh's KVM host: accepted for compatibility and ignored; every host of guests_conf and hosts is asked (name this host in hosts)").ignored(),
 ];
@@ -170,23 +204,23 @@ struct KvmGuest {
 }
 
 fn load_conf(opts: &Options) -> Result<(KvmGuests, Vec<String>), Vec<String>> {
-    let path = opts.get("guests_conf").unwrap_or(kvmconf::DEFAULT_PATH);
-    kvmconf::load(Path::new(path), opts.flag("relax_conf_permissions")).map_err(|e| e.lines(path))
+    let path = opts.get(&GUESTS_CONF).unwrap_or(kvmconf::DEFAULT_PATH);
+    kvmconf::load(Path::new(path), opts.flag(&RELAX_CONF_PERMISSIONS)).map_err(|e| e.lines(path))
 }
 
 fn host_config(opts: &Options, cfname: &str, addrs: &[HostAddr]) -> FenceResult<SshConfig> {
     let mut o = opts.clone();
     match kvmconf::lookup_host(addrs, cfname) {
         Some(a) => {
-            o.set("ip", a.host.clone());
+            o.set(&options::IP, a.host.clone());
             if let Some(p) = a.port {
-                o.set("ipport", p.to_string());
+                o.set(&options::IPPORT, p.to_string());
             }
             if let Some(u) = &a.user {
-                o.set("username", u.clone());
+                o.set(&options::USERNAME, u.clone());
             }
         }
-        None => o.set("ip", cfname.to_string()),
+        None => o.set(&options::IP, cfname.to_string()),
     }
     SshConfig::from_options(&o)
 }
@@ -343,7 +377,7 @@ impl Agent for KvmGuest {
             // kvmconf words it "warning: ..."; the log line already says WARNING.
             log::warn(w.strip_prefix("warning: ").unwrap_or(&w));
         }
-        let addrs = match opts.get("hosts") {
+        let addrs = match opts.get(&HOSTS) {
             Some(v) => kvmconf::parse_hosts(v).map_err(|e| FenceError::Usage(e.join("; ")))?,
             None => Vec::new(),
         };
@@ -365,7 +399,7 @@ impl Agent for KvmGuest {
                 down: false,
             })
             .collect();
-        let bmcs = match opts.get("inventory") {
+        let bmcs = match opts.get(&INVENTORY) {
             Some(path) => {
                 let inv = inventory::load(Path::new(path))
                     .map_err(|e| FenceError::Usage(e.to_string().replace('\n', "; ")))?;
@@ -376,18 +410,21 @@ impl Agent for KvmGuest {
         };
         Ok(KvmGuest {
             bmcs,
-            host_fence: HostFence::parse(opts.get("host_fence")).map_err(FenceError::Usage)?,
+            host_fence: HostFence::parse(opts.get(&HOST_FENCE)).map_err(FenceError::Usage)?,
             fencing: matches!(opts.action(), Some(Action::Off | Action::Reboot)),
-            read_back: ReadBack::within(opts.power_timeout(), opts.secs("stonith_status_sleep")),
+            read_back: ReadBack::within(
+                opts.power_timeout(),
+                opts.secs(&options::STONITH_STATUS_SLEEP),
+            ),
             boot_saved: opts.action() == Some(Action::On),
             found: HashMap::new(),
             conf,
             hosts,
             virsh: Virsh::new(
-                opts.get("libvirt_uri").unwrap_or(virsh::DEFAULT_URI),
-                opts.flag("use_sudo"),
+                opts.get(&LIBVIRT_URI).unwrap_or(virsh::DEFAULT_URI),
+                opts.flag(&options::USE_SUDO),
             ),
-            missing_as_off: opts.flag("missing_as_off"),
+            missing_as_off: opts.flag(&options::MISSING_AS_OFF),
         })
     }
 
@@ -490,19 +527,19 @@ would resume it from its saved memory)",
             }
             Err(lines) => lines,
         };
-        if let Some(v) = opts.get("hosts") {
+        if let Some(v) = opts.get(&HOSTS) {
             if let Err(errs) = kvmconf::parse_hosts(v) {
                 problems.extend(errs);
             }
         }
-        match HostFence::parse(opts.get("host_fence")) {
-            Ok(HostFence::Bmc) if opts.get("inventory").is_none() => problems.push(
+        match HostFence::parse(opts.get(&HOST_FENCE)) {
+            Ok(HostFence::Bmc) if opts.get(&INVENTORY).is_none() => problems.push(
                 "host_fence=bmc needs inventory (the hosts' BMCs are read from it)".to_string(),
             ),
             Ok(_) => {}
             Err(e) => problems.push(e),
         }
-        if let Some(path) = opts.get("inventory") {
+        if let Some(path) = opts.get(&INVENTORY) {
             if let Err(e) = inventory::load(Path::new(path)) {
                 problems.extend(e.to_string().lines().map(str::to_owned));
             }

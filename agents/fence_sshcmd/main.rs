@@ -21,13 +21,19 @@ use fencekit::transport::ssh::{ExecOutput, LazySession, SshConfig};
 use fencekit::{Agent, AgentInfo, Feature, FenceError, FenceResult, OptSpec, Options, PowerState};
 use regex::Regex;
 
-static OPTIONS: &[OptSpec] = &[
-    opt("on_command").required().value("[command]").help("Command run on the device (by the login's shell) to power the target on; must exit with status 0"),
-    opt("off_command").required().value("[command]").help("Command run on the device to power the target off at once (no graceful shutdown); must exit with status 0"),
-    opt("status_command").required().value("[command]").help("Command run on the device that prints the target's power state; must exit with status 0"),
-    opt("status_on_regex").required().value("[regex]").help("Regular expression the output of status_command matches when the target is on (and status_off_regex does not)"),
-    opt("status_off_regex").required().value("[regex]").help("Regular expression the output of status_command matches when the target is off (and status_on_regex does not)"),
-];
+// The rows, as handles for `opts.get(&ROW)`.
+#[rustfmt::skip]
+const ON_COMMAND: OptSpec = opt("on_command").required().value("[command]").help("Command run on the device (by the login's shell) to power the target on; must exit with status 0");
+#[rustfmt::skip]
+const OFF_COMMAND: OptSpec = opt("off_command").required().value("[command]").help("Command run on the device to power the target off at once (no graceful shutdown); must exit with status 0");
+#[rustfmt::skip]
+const STATUS_COMMAND: OptSpec = opt("status_command").required().value("[command]").help("Command run on the device that prints the target's power state; must exit with status 0");
+#[rustfmt::skip]
+const STATUS_ON_REGEX: OptSpec = opt("status_on_regex").required().value("[regex]").help("Regular expression the output of status_command matches when the target is on (and status_off_regex does not)");
+#[rustfmt::skip]
+const STATUS_OFF_REGEX: OptSpec = opt("status_off_regex").required().value("[regex]").help("Regular expression the output of status_command matches when the target is off (and status_on_regex does not)");
+#[rustfmt::skip]
+static OPTIONS: &[OptSpec] = &[ON_COMMAND, OFF_COMMAND, STATUS_COMMAND, STATUS_ON_REGEX, STATUS_OFF_REGEX];
 
 static INFO: AgentInfo = AgentInfo::new(
     "fence_sshcmd",
@@ -65,8 +71,8 @@ struct SshCmd {
 }
 
 /// A regex option compiled; the error names the option and the regex crate's reason.
-fn compile(opts: &Options, name: &str) -> Result<Option<Regex>, String> {
-    let Some(text) = opts.get(name) else {
+fn compile(opts: &Options, row: &OptSpec) -> Result<Option<Regex>, String> {
+    let Some(text) = opts.get(row) else {
         return Ok(None);
     };
     Regex::new(text).map(Some).map_err(|e| {
@@ -78,14 +84,14 @@ fn compile(opts: &Options, name: &str) -> Result<Option<Regex>, String> {
             .trim_start_matches("error: ");
         format!(
             "--{} is not a valid regular expression: {reason}",
-            name.replace('_', "-")
+            row.name.replace('_', "-")
         )
     })
 }
 
 /// A required row missing: validation refuses that before `connect`, so it is only a fallback.
-fn missing(name: &str) -> FenceError {
-    FenceError::Usage(format!("You have to set --{}", name.replace('_', "-")))
+fn missing(row: &OptSpec) -> FenceError {
+    FenceError::Usage(format!("You have to set --{}", row.long()))
 }
 
 /// How a command that did not exit with status 0 ended.
@@ -98,9 +104,10 @@ fn how_it_ended(out: &ExecOutput) -> String {
 }
 
 impl SshCmd {
-    /// Runs the command of option `name`; its stdout when it exited with status 0.
-    fn run(&mut self, name: &str) -> FenceResult<String> {
-        let cmd = self.opts.get(name).ok_or_else(|| missing(name))?.to_owned();
+    /// Runs the command of option `row`; its stdout when it exited with status 0.
+    fn run(&mut self, row: &OptSpec) -> FenceResult<String> {
+        let cmd = self.opts.get(row).ok_or_else(|| missing(row))?.to_owned();
+        let name = row.name;
         log::debug(&format!("Running {name}"));
         let out = self.conn.exec(&cmd)?;
         if out.success() {
@@ -126,12 +133,12 @@ impl Agent for SshCmd {
     }
 
     fn connect(opts: &Options) -> FenceResult<Self> {
-        let regex = |name: &str| {
-            compile(opts, name)
+        let regex = |row: &OptSpec| {
+            compile(opts, row)
                 .map_err(FenceError::Usage)?
-                .ok_or_else(|| missing(name))
+                .ok_or_else(|| missing(row))
         };
-        let (on, off) = (regex("status_on_regex")?, regex("status_off_regex")?);
+        let (on, off) = (regex(&STATUS_ON_REGEX)?, regex(&STATUS_OFF_REGEX)?);
         Ok(SshCmd {
             conn: LazySession::connected(SshConfig::from_options(opts)?)?,
             opts: opts.clone(),
@@ -141,7 +148,7 @@ impl Agent for SshCmd {
     }
 
     fn power_status(&mut self, _plug: &str) -> FenceResult<PowerState> {
-        let out = self.run("status_command")?;
+        let out = self.run(&STATUS_COMMAND)?;
         let text = out.trim();
         match (self.on.is_match(text), self.off.is_match(text)) {
             (true, false) => Ok(PowerState::On),
@@ -156,23 +163,23 @@ impl Agent for SshCmd {
     }
 
     fn set_power(&mut self, _plug: &str, state: PowerState) -> FenceResult<()> {
-        let name = match state {
-            PowerState::On => "on_command",
-            PowerState::Off => "off_command",
+        let row = match state {
+            PowerState::On => &ON_COMMAND,
+            PowerState::Off => &OFF_COMMAND,
         };
-        self.run(name).map(|_| ())
+        self.run(row).map(|_| ())
     }
 
     fn validate(opts: &Options) -> Vec<String> {
         let mut problems = Vec::new();
-        for name in ["status_on_regex", "status_off_regex"] {
-            match compile(opts, name) {
+        for row in [&STATUS_ON_REGEX, &STATUS_OFF_REGEX] {
+            match compile(opts, row) {
                 Err(e) => problems.push(e),
                 // A regex that matches empty output matches any output: garbage would read as
                 // that state (as OFF, for status_off_regex).
                 Ok(Some(re)) if re.is_match("") => problems.push(format!(
                     "--{} matches empty output, so it would match any output",
-                    name.replace('_', "-")
+                    row.long()
                 )),
                 Ok(_) => {}
             }

@@ -17,7 +17,7 @@ use crate::protocol::action::Action;
 use crate::protocol::agent::{Agent, Feature, Outlet, PowerState};
 use crate::protocol::error::{FenceError, FenceResult};
 use crate::protocol::log;
-use crate::protocol::options::Options;
+use crate::protocol::options::{self, Options};
 
 /// What an action produced, when it did not fail.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -106,7 +106,7 @@ pub fn execute<A: Agent>(opts: &Options, action: Action) -> FenceResult<Outcome>
             let mut agent = A::connect(opts)?;
             if A::CYCLE.is_some()
                 && opts
-                    .get("method")
+                    .get(&options::METHOD)
                     .is_some_and(|m| m.eq_ignore_ascii_case("cycle"))
             {
                 return reboot_cycle(&mut agent, opts, &plugs);
@@ -131,7 +131,7 @@ pub fn execute<A: Agent>(opts: &Options, action: Action) -> FenceResult<Outcome>
 
 /// `retry_on`, bounded (the number of extra attempts of a power change).
 pub(crate) fn retries(opts: &Options) -> u32 {
-    opts.int("retry_on")
+    opts.int(&options::RETRY_ON)
         .and_then(|n| u32::try_from(n).ok())
         .unwrap_or(1)
         .min(100)
@@ -139,7 +139,7 @@ pub(crate) fn retries(opts: &Options) -> u32 {
 
 /// Sleeps `delay` seconds (off and reboot only, before the first device contact).
 fn run_delay(opts: &Options) {
-    let d = opts.secs("delay");
+    let d = opts.secs(&options::DELAY);
     if !d.is_zero() {
         log::debug(&format!(
             "Delay {} second(s) before fencing",
@@ -179,10 +179,10 @@ pub fn set_and_confirm<A: Agent>(
     want: PowerState,
     attempts: u32,
 ) -> FenceResult<bool> {
-    let power_wait = opts.secs("power_wait");
+    let power_wait = opts.secs(&options::POWER_WAIT);
     let timeout = opts.power_timeout();
     let pause = opts
-        .secs("stonith_status_sleep")
+        .secs(&options::STONITH_STATUS_SLEEP)
         .max(Duration::from_millis(10));
     let mut last_err: Option<FenceError> = None;
     for attempt in 1..=attempts {

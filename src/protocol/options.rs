@@ -9,6 +9,9 @@
 //! A row reads as a sentence, built with [`opt`]:
 //! `opt("ip").legacy("ipaddr").short('a').required().value("[ip]").help("...")`.
 //!
+//! A row is also the typed handle its value is read with: `opts.get(&IP)`, `opts.flag(&USE_SUDO)`;
+//! [`Options`] has no lookup by string, so a misspelled option name does not compile.
+//!
 //! Names: `name` is the canonical stdin/metadata name (`ip`); the long option is the name with
 //! `_` turned into `-` (`--ip`, `--password-script`); `legacy` is the deprecated stdin name
 //! (`ipaddr`) that metadata advertises with `deprecated="1"`.
@@ -209,13 +212,26 @@ pub const ACTION: OptSpec = opt("action")
     .help("Fencing action");
 
 /// The `quiet` row.
-pub const QUIET: OptSpec = opt("quiet").short('q').flag().help("Disable logging to stderr. Does not affect --verbose or --debug-file or logging to syslog.").order(50);
+pub const QUIET: OptSpec = opt("quiet")
+    .short('q')
+    .flag()
+    .help("Disable logging to stderr. Does not affect --verbose or --debug-file or logging to syslog.")
+    .order(50);
 
 /// The `verbose` row.
-pub const VERBOSE: OptSpec = opt("verbose").short('v').flag().help("Verbose mode. Multiple -v flags can be stacked on the command line (e.g., -vvv) to increase verbosity.").order(51);
+pub const VERBOSE: OptSpec = opt("verbose")
+    .short('v')
+    .flag()
+    .help("Verbose mode. Multiple -v flags can be stacked on the command line (e.g., -vvv) to increase verbosity.")
+    .order(51);
 
 /// The `verbose_level` row.
-pub const VERBOSE_LEVEL: OptSpec = opt("verbose_level").int().value("[level]").help("Level of debugging detail in output. Defaults to the number of --verbose flags specified on the command line, or to 1 if verbose=1 in a stonith device configuration (i.e., on stdin).").order(52);
+pub const VERBOSE_LEVEL: OptSpec = opt("verbose_level")
+    .int()
+    .value("[level]")
+    .help("Level of debugging detail in output. Defaults to the number of --verbose flags specified on the command line, or to 1 if verbose=1 in a stonith device configuration (i.e., on stdin)
+    .")
+    .order(52);
 
 /// The `debug_file` row.
 pub const DEBUG_FILE: OptSpec = opt("debug_file")
@@ -248,7 +264,11 @@ pub const DELAY: OptSpec = opt("delay")
     .order(200);
 
 /// The `disable_timeout` row.
-pub const DISABLE_TIMEOUT: OptSpec = opt("disable_timeout").value("[true/false]").help("Accepted for compatibility; fencekit keeps its own timeouts even under Pacemaker (a value of 1/true is ignored with a note in the debug log).").order(200);
+pub const DISABLE_TIMEOUT: OptSpec = opt("disable_timeout")
+    .value("[true/false]")
+    .help("Accepted for compatibility; fencekit keeps its own timeouts even under Pacemaker (a value of 1/true is ignored with a note in the debug log)
+    .")
+    .order(200);
 
 /// The `login_timeout` row.
 pub const LOGIN_TIMEOUT: OptSpec = opt("login_timeout")
@@ -297,6 +317,41 @@ pub const RETRY_ON: OptSpec = opt("retry_on")
     .value("[attempts]")
     .help("Count of attempts to retry power on")
     .order(201);
+
+// IPMI rows (fence_bmc's, read by the IPMI transport and by validation).
+
+/// The `lanplus` row (IPMI 2.0 RMCP+; 0 selects IPMI 1.5).
+pub const LANPLUS: OptSpec = opt("lanplus")
+    .short('P')
+    .flag()
+    .default("1")
+    .help("Use Lanplus (IPMI 2.0 RMCP+) to improve security of connection; lanplus=0 selects IPMI 1.5 with MD5 authentication");
+
+/// The `cipher` row (RMCP+ cipher suite).
+pub const CIPHER: OptSpec = opt("cipher")
+    .short('C')
+    .value("[cipher]")
+    .help("Ciphersuite to use (same as ipmitool -C parameter); default: the strongest suite both ends support, of 17, 3, 16 and 2 in that order. Suites 0, 1 and 15 (no integrity code) only when given here, with a warning");
+
+/// The `privlvl` row (session privilege level).
+pub const PRIVLVL: OptSpec = opt("privlvl")
+    .short('L')
+    .select(&["callback", "user", "operator", "administrator"])
+    .default("administrator")
+    .value("[level]")
+    .help("Privilege level on IPMI device");
+
+/// The `hexadecimal_kg` row (the BMC key Kg, a secret).
+pub const HEXADECIMAL_KG: OptSpec = opt("hexadecimal_kg")
+    .secret()
+    .value("[key]")
+    .help("Hexadecimal-encoded Kg key for IPMIv2 authentication");
+
+/// The `port_as_ip` row (the plug is the address).
+pub const PORT_AS_IP: OptSpec = opt("port_as_ip")
+    .flag()
+    .help("Make \"port/plug\" to be an alias to IP address")
+    .order(200);
 
 /// Rows every agent has.
 pub static COMMON_ROWS: &[OptSpec] = &[
@@ -379,7 +434,9 @@ pub const SSH: OptSpec = opt("ssh")
     .help("Use SSH connection (always on; accepted for compatibility)");
 
 /// The `known_hosts` row.
-pub const KNOWN_HOSTS: OptSpec = opt("known_hosts").value("[filename]").help("known_hosts file used to verify the device's SSH host key (default: ~/.ssh/known_hosts, then /etc/ssh/ssh_known_hosts)");
+pub const KNOWN_HOSTS: OptSpec = opt("known_hosts")
+    .value("[filename]")
+    .help("known_hosts file used to verify the device's SSH host key (default: ~/.ssh/known_hosts, then /etc/ssh/ssh_known_hosts)");
 
 /// The `host_key_fingerprint` row.
 pub const HOST_KEY_FINGERPRINT: OptSpec = opt("host_key_fingerprint")
@@ -387,7 +444,9 @@ pub const HOST_KEY_FINGERPRINT: OptSpec = opt("host_key_fingerprint")
     .help("Pin the device's SSH host key by its SHA256 fingerprint instead of using known_hosts");
 
 /// The `accept_new_host_key` row.
-pub const ACCEPT_NEW_HOST_KEY: OptSpec = opt("accept_new_host_key").flag().help("On first contact, accept and record an unknown host key into known_hosts (a changed key is still refused)");
+pub const ACCEPT_NEW_HOST_KEY: OptSpec = opt("accept_new_host_key")
+    .flag()
+    .help("On first contact, accept and record an unknown host key into known_hosts (a changed key is still refused)");
 
 /// The `command_prompt` row (fence-agents' expect prompt): accepted and ignored.
 pub const COMMAND_PROMPT: OptSpec = opt("command_prompt")
@@ -716,24 +775,24 @@ impl Options {
     /// Raw value given by the user, without defaults. Never for a secret row (`password`,
     /// `hexadecimal_kg`...): those come only as [`Secret`] ([`Self::password`],
     /// [`Self::secret`]); [`Self::is_given`] says whether one was given.
-    pub fn given(&self, name: &str) -> Option<&str> {
-        if self.is_secret(name) {
+    pub fn given(&self, row: &OptSpec) -> Option<&str> {
+        if self.is_secret(row.name) {
             return None;
         }
-        self.values.get(name).map(String::as_str)
+        self.values.get(row.name).map(String::as_str)
     }
 
     /// Whether the user gave this option (secret rows included).
-    pub fn is_given(&self, name: &str) -> bool {
-        self.values.contains_key(name)
+    pub fn is_given(&self, row: &OptSpec) -> bool {
+        self.values.contains_key(row.name)
     }
 
     /// A secret row's value, wrapped so that it cannot be printed.
-    pub fn secret(&self, name: &str) -> Option<Secret> {
-        if !self.is_secret(name) {
+    pub fn secret(&self, row: &OptSpec) -> Option<Secret> {
+        if !self.is_secret(row.name) {
             return None;
         }
-        self.values.get(name).map(|v| Secret::new(v.clone()))
+        self.values.get(row.name).map(|v| Secret::new(v.clone()))
     }
 
     fn is_secret(&self, name: &str) -> bool {
@@ -745,30 +804,30 @@ impl Options {
     }
 
     /// Value given by the user, else the table default. Never for secrets.
-    pub fn get(&self, name: &str) -> Option<&str> {
-        self.given(name)
-            .or_else(|| self.spec(name).and_then(|s| s.default))
+    pub fn get(&self, row: &OptSpec) -> Option<&str> {
+        self.given(row)
+            .or_else(|| self.spec(row.name).and_then(|s| s.default))
     }
 
     /// A flag: given `1`, else the default (`1` means on).
-    pub fn flag(&self, name: &str) -> bool {
-        if name == "verbose" {
+    pub fn flag(&self, row: &OptSpec) -> bool {
+        if row.name == VERBOSE.name {
             return self.verbose > 0;
         }
-        self.get(name) == Some("1")
+        self.get(row) == Some("1")
     }
 
     /// Seconds as a duration (values were validated when parsed; 0 when absent).
-    pub fn secs(&self, name: &str) -> Duration {
-        self.get(name)
+    pub fn secs(&self, row: &OptSpec) -> Duration {
+        self.get(row)
             .and_then(parse_secs)
             .map(Duration::from_secs_f64)
             .unwrap_or(Duration::ZERO)
     }
 
     /// Whole number (validated when parsed; `None` when absent).
-    pub fn int(&self, name: &str) -> Option<i64> {
-        self.get(name).and_then(|v| v.trim().parse::<i64>().ok())
+    pub fn int(&self, row: &OptSpec) -> Option<i64> {
+        self.get(row).and_then(|v| v.trim().parse::<i64>().ok())
     }
 
     /// The password, after `password_script` (which wins) was run.
@@ -776,10 +835,10 @@ impl Options {
         self.password.as_ref()
     }
 
-    /// Sets a value as if the user had given it (`name` must be a canonical name of the table;
+    /// Sets a value as if the user had given it (`row` must be a row of the table;
     /// used for fence_ipmilan's `port_as_ip`, where the plug becomes the address).
-    pub fn set(&mut self, name: &'static str, value: impl Into<String>) {
-        self.values.insert(name, value.into());
+    pub fn set(&mut self, row: &OptSpec, value: impl Into<String>) {
+        self.values.insert(row.name, value.into());
     }
 
     /// Replaces the password (used after running `password_script`).
@@ -800,7 +859,7 @@ impl Options {
 
     /// The action as the caller wrote it (default `reboot`), for messages only.
     pub fn action_word(&self) -> &str {
-        self.get("action").unwrap_or("reboot")
+        self.get(&ACTION).unwrap_or("reboot")
     }
 
     /// The ignored rows (accepted for compatibility) that were given, by canonical name.
@@ -814,12 +873,12 @@ impl Options {
 
     /// The raw plug value (may hold several plugs joined by `plug_separator`).
     pub fn plug(&self) -> Option<&str> {
-        self.given("plug")
+        self.given(&PLUG)
     }
 
     /// The plugs, split on `plug_separator`.
     pub fn plugs(&self) -> Vec<String> {
-        let sep = self.get("plug_separator").unwrap_or(",");
+        let sep = self.get(&PLUG_SEPARATOR).unwrap_or(",");
         match self.plug() {
             None => Vec::new(),
             Some(p) if sep.is_empty() => vec![p.to_string()],
@@ -833,27 +892,27 @@ impl Options {
 
     /// `ip` (the device address).
     pub fn ip(&self) -> Option<&str> {
-        self.given("ip")
+        self.given(&IP)
     }
 
     /// `username`.
     pub fn username(&self) -> Option<&str> {
-        self.given("username")
+        self.given(&USERNAME)
     }
 
     /// `login_timeout` as a duration.
     pub fn login_timeout(&self) -> Duration {
-        self.secs("login_timeout")
+        self.secs(&LOGIN_TIMEOUT)
     }
 
     /// `shell_timeout` as a duration.
     pub fn shell_timeout(&self) -> Duration {
-        self.secs("shell_timeout")
+        self.secs(&SHELL_TIMEOUT)
     }
 
     /// `power_timeout` as a duration.
     pub fn power_timeout(&self) -> Duration {
-        self.secs("power_timeout")
+        self.secs(&POWER_TIMEOUT)
     }
 }
 
@@ -893,14 +952,14 @@ mod tests {
         let kg = opt("hexadecimal_kg").secret().value("[key]").help("Kg");
         let table = [COMMON_ROWS, PASSWORD_ROWS, &[kg]].concat();
         let o = Options::new("fence_t", table, v);
-        for name in ["password", "hexadecimal_kg"] {
-            assert_eq!(o.given(name), None, "{name}");
-            assert_eq!(o.get(name), None, "{name}");
-            assert!(o.is_given(name), "{name}");
+        for row in [PASSWORD, HEXADECIMAL_KG] {
+            assert_eq!(o.given(&row), None, "{}", row.name);
+            assert_eq!(o.get(&row), None, "{}", row.name);
+            assert!(o.is_given(&row), "{}", row.name);
         }
-        assert_eq!(o.secret("hexadecimal_kg").unwrap().expose(), "abcd");
+        assert_eq!(o.secret(&HEXADECIMAL_KG).unwrap().expose(), "abcd");
         assert_eq!(o.password().unwrap().expose(), "hunter2");
-        assert!(o.secret("plug").is_none());
+        assert!(o.secret(&PLUG).is_none());
     }
 
     fn info_with(

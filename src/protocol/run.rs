@@ -227,10 +227,10 @@ fn attempt<A: Agent>(
     }
     let mut opts = Options::new(name, table, values);
     // Special modes: no validation, no device.
-    if opts.flag("help") {
+    if opts.flag(&options::HELP) {
         return Ok(Done::Text(metadata::help(name, info, opts.table())));
     }
-    if opts.flag("version") {
+    if opts.flag(&options::VERSION) {
         return Ok(Done::Text(format!("{}\n", metadata::VERSION)));
     }
     // The action, parsed once: every later step matches on it. An empty or unknown word is
@@ -248,12 +248,12 @@ fn attempt<A: Agent>(
     start_watchdog(budget(&opts, parsed.unwrap_or(Action::Status)));
     log::init(
         name,
-        opts.flag("quiet"),
+        opts.flag(&options::QUIET),
         opts.verbose() > 0 || verbose_count > 0,
-        opts.given("debug_file"),
+        opts.given(&options::DEBUG_FILE),
     )
     .map_err(Failure::Run)?;
-    if opts.given("disable_timeout").is_some() {
+    if opts.given(&options::DISABLE_TIMEOUT).is_some() {
         log::debug("disable_timeout is accepted but fencekit always keeps its own timeouts");
     }
     for name in opts.ignored_given() {
@@ -282,7 +282,7 @@ fn attempt<A: Agent>(
     if action == Action::ValidateAll {
         return Ok(Done::Valid);
     }
-    if let Some(script) = opts.given("password_script").map(str::to_string) {
+    if let Some(script) = opts.given(&options::PASSWORD_SCRIPT).map(str::to_string) {
         let secret =
             run_password_script(&script, password_script_limit(&opts)).map_err(Failure::Run)?;
         opts.set_password(secret);
@@ -338,7 +338,7 @@ fn print_outcome(opts: &Options, outcome: Outcome) -> u8 {
             outlets,
             with_status,
         } => {
-            let sep = opts.get("separator").unwrap_or(",");
+            let sep = opts.get(&options::SEPARATOR).unwrap_or(",");
             for o in outlets {
                 out(&format!("{}\n", list_line(&o, sep, with_status)));
             }
@@ -388,19 +388,19 @@ fn budget(opts: &Options, action: Action) -> Duration {
     let step = shell
         .saturating_mul(2)
         .saturating_mul(plugs)
-        .saturating_add(opts.secs("power_wait"))
+        .saturating_add(opts.secs(&options::POWER_WAIT))
         .saturating_add(opts.power_timeout());
     let phases = match action {
         Action::On | Action::Off => attempts.saturating_add(1),
         Action::Reboot => attempts.max(1).saturating_add(2),
         _ => 1,
     };
-    let script = if opts.given("password_script").is_some() {
+    let script = if opts.given(&options::PASSWORD_SCRIPT).is_some() {
         password_script_limit(opts)
     } else {
         Duration::ZERO
     };
-    opts.secs("delay")
+    opts.secs(&options::DELAY)
         .saturating_add(script)
         .saturating_add(login)
         .saturating_add(shell.saturating_mul(2))

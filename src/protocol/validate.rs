@@ -5,7 +5,7 @@ use std::path::Path;
 
 use crate::protocol::action::Action;
 use crate::protocol::agent::{Agent, Feature};
-use crate::protocol::options::{Kind, Options};
+use crate::protocol::options::{self, Kind, Options};
 
 /// Every problem with the options, in upstream's order and wording (without `Failed: `).
 pub fn problems<A: Agent>(opts: &Options, action: Action) -> Vec<String> {
@@ -17,7 +17,7 @@ pub fn problems<A: Agent>(opts: &Options, action: Action) -> Vec<String> {
     }
     // Required rows, from the table: given, or with a default. `port_as_ip` (fence_ipmilan):
     // the plug is the device address.
-    let plug_is_ip = opts.flag("port_as_ip") && opts.plug().is_some();
+    let plug_is_ip = opts.flag(&options::PORT_AS_IP) && opts.plug().is_some();
     let missing = |name: &str| {
         opts.table().iter().any(|s| {
             s.name == name
@@ -28,7 +28,7 @@ pub fn problems<A: Agent>(opts: &Options, action: Action) -> Vec<String> {
                 && if name == "plug" {
                     opts.plugs().is_empty()
                 } else {
-                    !opts.is_given(name)
+                    !opts.is_given(s)
                 }
         })
     };
@@ -42,8 +42,8 @@ pub fn problems<A: Agent>(opts: &Options, action: Action) -> Vec<String> {
     }
     if info.needs_password
         && opts.password().is_none()
-        && opts.given("password_script").is_none()
-        && !(has(Feature::Ssh) && opts.given("identity_file").is_some())
+        && opts.given(&options::PASSWORD_SCRIPT).is_none()
+        && !(has(Feature::Ssh) && opts.given(&options::IDENTITY_FILE).is_some())
     {
         out.push(if has(Feature::Ssh) {
             "You have to enter password, password script or identity file".to_string()
@@ -59,13 +59,13 @@ pub fn problems<A: Agent>(opts: &Options, action: Action) -> Vec<String> {
             out.push(format!("You have to set --{}", spec.long()));
         }
     }
-    if let Some(key) = opts.given("identity_file") {
+    if let Some(key) = opts.given(&options::IDENTITY_FILE) {
         if !Path::new(key).is_file() {
             out.push(format!("Identity file {key} does not exist"));
         }
     }
     for spec in opts.table() {
-        let Some(v) = opts.given(spec.name) else {
+        let Some(v) = opts.given(spec) else {
             continue;
         };
         let long = spec.long();
@@ -93,7 +93,7 @@ pub fn problems<A: Agent>(opts: &Options, action: Action) -> Vec<String> {
             _ => {}
         }
     }
-    if let Some(p) = opts.int("ipport") {
+    if let Some(p) = opts.int(&options::IPPORT) {
         if !(1..=65_535).contains(&p) {
             out.push("The value you have entered for --ipport is not a valid port".to_string());
         }

@@ -228,7 +228,10 @@ impl IpmiConfig {
             opts.username().unwrap_or(""),
             opts.password().cloned().unwrap_or_default(),
         );
-        if let Some(p) = opts.get("ipport").filter(|p| !p.trim().is_empty()) {
+        if let Some(p) = opts
+            .get(&crate::protocol::options::IPPORT)
+            .filter(|p| !p.trim().is_empty())
+        {
             cfg.port = p
                 .trim()
                 .parse::<u16>()
@@ -236,17 +239,23 @@ impl IpmiConfig {
                 .filter(|p| *p != 0)
                 .ok_or_else(|| IpmiError::Config(format!("invalid ipport '{p}'")))?;
         }
-        if opts.get("lanplus").map(str::trim) == Some("0") {
+        if opts.get(&crate::protocol::options::LANPLUS).map(str::trim) == Some("0") {
             cfg.version = Version::V15;
         }
-        if let Some(c) = opts.get("cipher").filter(|c| !c.trim().is_empty()) {
+        if let Some(c) = opts
+            .get(&crate::protocol::options::CIPHER)
+            .filter(|c| !c.trim().is_empty())
+        {
             cfg.cipher = Some(c.trim().parse::<u8>().map_err(|_| {
                 IpmiError::Config(format!(
                     "invalid cipher '{c}' (a suite number, e.g. 3 or 17)"
                 ))
             })?);
         }
-        if let Some(p) = opts.get("privlvl").filter(|p| !p.trim().is_empty()) {
+        if let Some(p) = opts
+            .get(&crate::protocol::options::PRIVLVL)
+            .filter(|p| !p.trim().is_empty())
+        {
             cfg.privilege = Privilege::parse(p.trim()).ok_or_else(|| {
                 IpmiError::Config(format!(
                     "invalid privlvl '{p}' (callback, user, operator, administrator)"
@@ -254,7 +263,7 @@ impl IpmiConfig {
             })?;
         }
         if let Some(kg) = opts
-            .secret("hexadecimal_kg")
+            .secret(&crate::protocol::options::HEXADECIMAL_KG)
             .filter(|k| !k.expose().trim().is_empty())
         {
             cfg.kg = Some(Secret::new(kg.expose().trim()));

@@ -36,7 +36,7 @@ use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use ssh2::{BlockDirections, HashType, KeyboardInteractivePrompt, MethodType, Prompt};
 
 use crate::protocol::error::FenceError;
-use crate::protocol::options::Options;
+use crate::protocol::options::{self, Options};
 use crate::protocol::secret::Secret;
 use crate::transport::net::{self, ResolveError};
 
@@ -147,14 +147,14 @@ impl SshConfig {
         let user = opts
             .username()
             .ok_or_else(|| FenceError::Usage("You have to enter a login name".to_owned()))?;
-        let port = match opts.int("ipport") {
+        let port = match opts.int(&options::IPPORT) {
             None => 22,
             Some(p) => u16::try_from(p)
                 .ok()
                 .filter(|p| *p > 0)
                 .ok_or_else(|| FenceError::Usage(format!("ipport {p} is not a TCP port")))?,
         };
-        let auth = match (opts.get("identity_file"), opts.password()) {
+        let auth = match (opts.get(&options::IDENTITY_FILE), opts.password()) {
             (Some(path), pass) => SshAuth::Key {
                 path: PathBuf::from(path),
                 passphrase: pass.cloned(),
@@ -176,9 +176,9 @@ impl SshConfig {
         let mut cfg = SshConfig::new(host, user, auth);
         cfg.port = port;
         cfg.host_key = HostKeyPolicy {
-            known_hosts: opts.get("known_hosts").map(PathBuf::from),
-            fingerprint: opts.get("host_key_fingerprint").map(str::to_owned),
-            accept_new: opts.flag("accept_new_host_key"),
+            known_hosts: opts.get(&options::KNOWN_HOSTS).map(PathBuf::from),
+            fingerprint: opts.get(&options::HOST_KEY_FINGERPRINT).map(str::to_owned),
+            accept_new: opts.flag(&options::ACCEPT_NEW_HOST_KEY),
         };
         cfg.connect_timeout = nonzero(opts.login_timeout(), 5);
         cfg.command_timeout = nonzero(opts.shell_timeout(), 3);
