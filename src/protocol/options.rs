@@ -229,8 +229,7 @@ pub const VERBOSE: OptSpec = opt("verbose")
 pub const VERBOSE_LEVEL: OptSpec = opt("verbose_level")
     .int()
     .value("[level]")
-    .help("Level of debugging detail in output. Defaults to the number of --verbose flags specified on the command line, or to 1 if verbose=1 in a stonith device configuration (i.e., on stdin)
-    .")
+    .help("Level of debugging detail in output. Defaults to the number of --verbose flags specified on the command line, or to 1 if verbose=1 in a stonith device configuration (i.e., on stdin).")
     .order(52);
 
 /// The `debug_file` row.
@@ -266,8 +265,7 @@ pub const DELAY: OptSpec = opt("delay")
 /// The `disable_timeout` row.
 pub const DISABLE_TIMEOUT: OptSpec = opt("disable_timeout")
     .value("[true/false]")
-    .help("Accepted for compatibility; fencekit keeps its own timeouts even under Pacemaker (a value of 1/true is ignored with a note in the debug log)
-    .")
+    .help("Accepted for compatibility; fencekit keeps its own timeouts even under Pacemaker (a value of 1/true is ignored with a note in the debug log).")
     .order(200);
 
 /// The `login_timeout` row.
