@@ -27,6 +27,7 @@ mod kvm_lib;
 mod kvmguest;
 mod kvmsim;
 mod metadata;
+mod ocf;
 mod pacemaker_bmc;
 mod pacemaker_esxi;
 mod pacemaker_fake;
