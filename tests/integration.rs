@@ -30,6 +30,7 @@ mod metadata;
 mod ocf;
 mod pacemaker_bmc;
 mod pacemaker_esxi;
+mod pacemaker_evacuate;
 mod pacemaker_fake;
 mod pacemaker_kvmguest;
 mod pacemaker_smoke;

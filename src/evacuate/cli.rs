@@ -508,6 +508,8 @@ struct EvacStatus {
 
 #[derive(Serialize)]
 struct Status {
+    /// Set while more hosts are failed than `brake_percent` allows: why nothing moves.
+    brake: Option<String>,
     hosts: Vec<HostStatus>,
     evacuations: Vec<EvacStatus>,
     reports: Vec<serde_json::Value>,
@@ -569,7 +571,23 @@ fn status(eng: &Engine<'_>, json: bool, io: &mut Io<'_>) -> u8 {
             })
         })
         .collect();
+    let failed: Vec<&str> = hosts
+        .iter()
+        .filter(|h| h.failed)
+        .map(|h| h.name.as_str())
+        .collect();
+    let pct = u64::from(eng.inv.policy.brake_percent);
+    let total = hosts.len() as u64;
+    let brake = (total > 0 && (failed.len() as u64) * 100 > pct * total).then(|| {
+        format!(
+            "brake: {} of {total} hosts are failed ({}), more than brake_percent = {pct}%: no \
+             host is rescued until failed hosts are returned (`vm-evacuate return --host H`)",
+            failed.len(),
+            failed.join(", ")
+        )
+    });
     let s = Status {
+        brake,
         hosts,
         evacuations,
         reports,
@@ -602,6 +620,9 @@ fn status(eng: &Engine<'_>, json: bool, io: &mut Io<'_>) -> u8 {
             h.bmc.as_deref().unwrap_or("-"),
             h.vms
         );
+    }
+    if let Some(b) = &s.brake {
+        let _ = writeln!(io.out, "{b}");
     }
     for e in &s.evacuations {
         let _ = writeln!(
