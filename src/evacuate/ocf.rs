@@ -129,7 +129,7 @@ invoked as a resource agent.
 <longdesc lang="en">
 The evacuation inventory (TOML): policy, SSH and BMC credentials, hosts, VM settings and
 placement constraints. See the vm-evacuate documentation. Readable by root only when it holds
-a password.
+a password. Default: /etc/fencekit/evacuate.toml.
 </longdesc>
 <shortdesc lang="en">Inventory file</shortdesc>
 <content type="string" default="/etc/fencekit/evacuate.toml" />
@@ -138,6 +138,7 @@ a password.
 <longdesc lang="en">
 State directory: host snapshots, probe history, the journal, reports, the engine lock, the
 daemon's pid file (watch.pid) and log (daemon.log). Keep it on local disk of the node.
+Default: /var/lib/fencekit/evacuate.
 </longdesc>
 <shortdesc lang="en">State directory</shortdesc>
 <content type="string" default="/var/lib/fencekit/evacuate" />
@@ -145,7 +146,7 @@ daemon's pid file (watch.pid) and log (daemon.log). Keep it on local disk of the
 <parameter name="dry_run" unique="0" required="0">
 <longdesc lang="en">
 Detect and plan only: when a host fails, log what a rescue would do (in syslog and
-daemon.log) and change nothing: no fence, no registration, no power-on.
+daemon.log) and change nothing: no fence, no registration, no power-on. Default: false.
 </longdesc>
 <shortdesc lang="en">Plan only, change nothing</shortdesc>
 <content type="boolean" default="false" />
