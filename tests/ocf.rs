@@ -261,3 +261,71 @@ fn ocf_stop_mid_evacuation_finishes_the_step() {
     assert_eq!(rc(&action(&sim, &agent, "stop", &[])), Some(0));
     journal_closed(&sim.state_dir, "esx1");
 }
+
+/// `meta-data` as user `nobody` with no configuration: valid against the installed
+/// `ra-api-1.dtd` (xmllint run in /usr/share/resource-agents, as ocf-tester does) and
+/// against pcs's OCF 1.0 schema and resource-agents' metadata.rng when installed.
+#[test]
+fn ocf_meta_data_is_valid_as_nobody() {
+    let dtd_dir = Path::new("/usr/share/resource-agents");
+    if !dtd_dir.join("ra-api-1.dtd").exists() || !Path::new("/usr/bin/xmllint").exists() {
+        crate::sim::skip_or_fail("resource-agents' ra-api-1.dtd or xmllint not installed");
+        return;
+    }
+    let dir = tempfile::Builder::new()
+        .prefix("fk-ocf-md")
+        .tempdir()
+        .expect("tempdir");
+    std::fs::set_permissions(
+        dir.path(),
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .expect("chmod");
+    let agent = installed_agent(dir.path());
+    let md = Command::new("su")
+        .args(["nobody", "-s", "/bin/sh", "-c"])
+        .arg(format!("{} meta-data", agent.display()))
+        .env_clear()
+        .env("PATH", "/usr/bin:/bin")
+        .stdin(Stdio::null())
+        .output()
+        .expect("su nobody");
+    assert_eq!(
+        md.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&md.stderr)
+    );
+    assert!(
+        md.stderr.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&md.stderr)
+    );
+    let file = dir.path().join("md.xml");
+    std::fs::write(&file, &md.stdout).expect("write meta-data");
+    let mut checks: Vec<Vec<String>> = vec![vec!["--valid".into()]];
+    for rng in [
+        "/usr/share/pcs/data/ocf-1.0.rng",
+        "/usr/share/resource-agents/metadata.rng",
+    ] {
+        if Path::new(rng).exists() {
+            checks.push(vec!["--relaxng".into(), rng.into()]);
+        }
+    }
+    for c in checks {
+        let out = Command::new("xmllint")
+            .arg("--noout")
+            .args(&c)
+            .arg("-")
+            .current_dir(dtd_dir)
+            .stdin(std::fs::File::open(&file).expect("open"))
+            .output()
+            .expect("xmllint");
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "xmllint {c:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}
