@@ -1,8 +1,8 @@
 #!/bin/bash
 # Benchmark (not a test): recovery time of a crashed free-ESXi host through the OCF resource
 # agent ocf:fencekit:vm-evacuate under a real single-node Pacemaker (scripts/pcmk.sh), with the
-# DEFAULT detection (detect_failures = 3, detect_interval_s = 5) and the default max_parallel
-# (4). Simulated hosts: tests/sim/esxi/evacsim.py (shared datastore, leased locks, one ipmi_sim
+# DEFAULT detection (detect_failures = 3, detect_interval_s = 5), at max_parallel 4 (the
+# default) and 8. Simulated hosts: tests/sim/esxi/evacsim.py (shared datastore, leased locks, one ipmi_sim
 # BMC per host), every vim-cmd call slowed to LATENCY seconds.
 #
 # For each VM count: `pcs resource create evac ocf:fencekit:vm-evacuate config=… state_dir=…`,
@@ -17,7 +17,8 @@
 #   once         yes when every VM was registered and powered on exactly once
 #
 # Usage: bench/recovery.sh   (root; Debian 12 with scripts/deps.sh run)
-#   VMS="4 40"  LATENCY=0.3  HOSTS=5 (the source + 4 targets)  PORT=2370 (first SSH port)
+#   VMS="4 40"  PARALLEL="4 8"  LATENCY=0.3  HOSTS=5 (the source + 4 targets)
+#   PORT=2370 (first SSH port)
 #   VM_EVACUATE=path/to/vm-evacuate (default target/release/vm-evacuate; built if missing)
 # Target (issue 11): crash -> every VM running elsewhere in under 30 s, fence confirmed first.
 # Results: bench/RECOVERY.md.
@@ -25,6 +26,7 @@ set -u
 cd "$(dirname "$0")/.."
 LATENCY=${LATENCY:-0.3}
 VMS=${VMS:-4 40}
+PARALLEL=${PARALLEL:-4 8}
 HOSTS=${HOSTS:-5}
 PORT=${PORT:-2370}
 BIN=${VM_EVACUATE:-target/release/vm-evacuate}
@@ -83,8 +85,10 @@ for n in $NAMES; do
     chmod 0755 "$ROOT/bmc-$n/hook"
 done
 
-# The inventory: policy defaults (detection 3 x 5 s, max_parallel 4, brake 50 %).
+# The inventory: policy defaults (detection 3 x 5 s, brake 50 %) but max_parallel.
+inventory() { # MAX_PARALLEL
 {
+    printf '[policy]\nmax_parallel = %s\n\n' "$1"
     printf '[ssh]\nusername = "fencetest"\nidentity_file = "%s/client/id_ed25519"\n' "$ROOT"
     printf 'login_timeout_s = 5\nshell_timeout_s = 30\n\n'
     printf '[bmc]\nusername = "admin"\npassword = "pass"\ncipher = 3\nprivlvl = "administrator"\n'
@@ -95,6 +99,7 @@ done
     done
 } > "$SCN/evacuate.toml"
 chmod 0600 "$SCN/evacuate.toml"
+}
 
 scenario() { # VMS: the spec with VMS VMs on src, set up afresh
     python3 - "$ROOT" "$SCN" "$1" "$LATENCY" $NAMES > "$ROOT/spec.json" <<'EOF'
@@ -150,8 +155,10 @@ sys.exit(0 if len(on) >= int(sys.argv[2]) else 1)
 EOF
 }
 
-printf 'recovery through ocf:fencekit:vm-evacuate under Pacemaker: %s hosts, %s s per vim-cmd, detection 3 x 5 s, max_parallel 4\n' "$HOSTS" "$LATENCY"
-printf '%-5s %9s %9s %9s %9s  %-11s %-5s\n' vms detect_s fenced_s first_s all_s fence_first once
+printf 'recovery through ocf:fencekit:vm-evacuate under Pacemaker: %s hosts, %s s per vim-cmd, detection 3 x 5 s\n' "$HOSTS" "$LATENCY"
+printf '%-5s %-8s %9s %9s %9s %9s  %-11s %-5s\n' vms parallel detect_s fenced_s first_s all_s fence_first once
+for par in $PARALLEL; do
+inventory "$par"
 for n in $VMS; do
     scenario "$n"
     pcs resource create evac ocf:fencekit:vm-evacuate config="$SCN/evacuate.toml" \
@@ -163,10 +170,11 @@ for n in $VMS; do
     sleep "$(awk -v r="$RANDOM" 'BEGIN { printf "%.2f", 1 + (r % 500) / 100 }')"
     python3 "$SIM" power "$SCN" src off || exit 1
     wait_for 300 all_moved "$n" || { echo "not all VMs moved within 300 s" >&2; tail -20 "$SCN/state/daemon.log" >&2; }
-    python3 - "$SCN/events.log" "$n" <<'EOF'
+    python3 - "$SCN/events.log" "$n" "$par" <<'EOF'
 import json, sys
 evs = [json.loads(l) for l in open(sys.argv[1]) if l.strip()]
 n = int(sys.argv[2])
+par = sys.argv[3]
 def first(f):
     return next((i for i, e in enumerate(evs) if f(e)), None)
 crash = first(lambda e: e.get("ev") == "host_down" and e.get("host") == "src")
@@ -181,11 +189,12 @@ all_on = "%.2f" % (max(e["t"] for e in ons) - t0) if len({e["vm"] for e in ons})
 fence_first = "yes" if off_read is not None and reg is not None and off_read < reg else "NO"
 regs = [e["vm"] for e in evs if e.get("ev") == "register"]
 once = "yes" if len(regs) == len(set(regs)) == n and len(ons) == n else "NO"
-print("%-5d %9s %9s %9s %9s  %-11s %-5s" % (n, secs(off_cmd), secs(off_read), first_on, all_on, fence_first, once))
+print("%-5d %-8s %9s %9s %9s %9s  %-11s %-5s" % (n, par, secs(off_cmd), secs(off_read), first_on, all_on, fence_first, once))
 EOF
     pcs resource delete evac --force >/dev/null 2>&1
     wait_for 60 bash -c "! crm_mon -1 --output-as=xml | grep -q '<resource id=\"evac\"'" || true
     crm_resource --cleanup >/dev/null 2>&1
+done
 done
 echo "compare (time from host failure to restart elsewhere, as documented): vSphere HA declares"
 echo "a host failed after ~15 s (no power fence); Proxmox HA waits for a ~60 s watchdog"

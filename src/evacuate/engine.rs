@@ -1228,13 +1228,15 @@ impl Exec<'_, '_> {
         }
     }
 
-    /// Registers the VM on `target` unless a live host already has it; `(host, vmid)`.
+    /// Registers the VM on `target` unless a live host already has it; `(host, vmid, power)`
+    /// with the power state when known (a registration found just now, or off when this
+    /// call registered it).
     fn ensure_registered(
         &self,
         v: &PlannedVm,
         target: &str,
         found: &[Found],
-    ) -> Result<(String, u32), StepError> {
+    ) -> Result<(String, u32, Option<VmPower>), StepError> {
         let elsewhere: Vec<&Found> = found
             .iter()
             .filter(|f| f.host != self.source || !self.planned)
@@ -1245,20 +1247,30 @@ impl Exec<'_, '_> {
             .find(|f| f.host == target)
             .or_else(|| elsewhere.first())
         {
-            return Ok((f.host.clone(), f.vmid));
+            return Ok((f.host.clone(), f.vmid, None));
         }
         // Looked for on every live host just now: not registered anywhere.
         let vmid = self.step(Op::Register, v, target, None, || {
             self.eng.hosts.register(target, &v.vmx)
         })?;
-        Ok((target.to_string(), vmid))
+        // A VM registered just now is powered off.
+        Ok((target.to_string(), vmid, Some(VmPower::Off)))
     }
 
-    fn start_if_needed(&self, v: &PlannedVm, host: &str, vmid: u32) -> Result<(), StepError> {
+    fn start_if_needed(
+        &self,
+        v: &PlannedVm,
+        host: &str,
+        vmid: u32,
+        known: Option<VmPower>,
+    ) -> Result<(), StepError> {
         if !v.start {
             return Ok(());
         }
-        let on = self.eng.hosts.power_state(host, vmid).ok() == Some(VmPower::On);
+        let on = match known {
+            Some(p) => p == VmPower::On,
+            None => self.eng.hosts.power_state(host, vmid).ok() == Some(VmPower::On),
+        };
         if !on {
             self.step(Op::PowerOn, v, host, Some(vmid), || {
                 self.eng.hosts.power_on(host, vmid)
@@ -1284,8 +1296,8 @@ impl Exec<'_, '_> {
         if let Some(f) = found.iter().find(|f| f.power == VmPower::On) {
             return self.placed(v, &f.host.clone(), f.vmid);
         }
-        let (host, vmid) = self.ensure_registered(v, target, &found)?;
-        self.start_if_needed(v, &host, vmid)?;
+        let (host, vmid, known) = self.ensure_registered(v, target, &found)?;
+        self.start_if_needed(v, &host, vmid, known)?;
         self.placed(v, &host, vmid)
     }
 
@@ -1317,8 +1329,8 @@ impl Exec<'_, '_> {
                 self.eng.hosts.unregister(self.source, f.vmid)
             })?;
         }
-        let (host, vmid) = self.ensure_registered(v, target, &found)?;
-        self.start_if_needed(v, &host, vmid)?;
+        let (host, vmid, known) = self.ensure_registered(v, target, &found)?;
+        self.start_if_needed(v, &host, vmid, known)?;
         self.placed(v, &host, vmid)
     }
 
@@ -1360,8 +1372,8 @@ impl Exec<'_, '_> {
                 self.eng.hosts.unregister(src, f.vmid)
             })?;
         }
-        let (host, vmid) = self.ensure_registered(v, target, &found)?;
-        self.start_if_needed(v, &host, vmid)?;
+        let (host, vmid, known) = self.ensure_registered(v, target, &found)?;
+        self.start_if_needed(v, &host, vmid, known)?;
         self.placed(v, &host, vmid)
     }
 }
