@@ -3,9 +3,9 @@
 //! `…/resource.d/fencekit/vm-evacuate` to the built binary, with `OCF_RESKEY_*` variables.
 //!
 //! - `ocf_tester_passes`: resource-agents' `ocf-tester` with a real inventory;
-//! - `ocf_agent_rescues_and_stops_cleanly`: start → detection runs as a daemon → a crashed host
-//!   is fenced (BMC read back off first) and its VMs run elsewhere; monitor 0 throughout;
-//!   stop → 7;
+//! - `ocf_agent_rescues_and_stops_cleanly`: validate-all (also at `OCF_CHECK_LEVEL=10`: the
+//!   hosts must answer), start → detection runs as a daemon → a crashed host is fenced (BMC
+//!   read back off first) and its VMs run elsewhere; monitor 0 throughout; stop → 7;
 //! - `ocf_stop_mid_evacuation_finishes_the_step`: a stop during a registration that stalls
 //!   waits for that step, leaves no intent without its outcome; the next start finishes the
 //!   evacuation, each VM registered and started once.
@@ -170,6 +170,10 @@ fn ocf_agent_rescues_and_stops_cleanly() {
     );
     assert_eq!(rc(&probe), Some(7));
     assert!(sim.calls("esx1").is_empty(), "a probe touched a host");
+    // OCF_CHECK_LEVEL=10: every host and BMC must answer.
+    let deep = [("OCF_CHECK_LEVEL", "10")];
+    assert_eq!(rc(&action(&sim, &agent, "validate-all", &deep)), Some(0));
+    assert!(!sim.calls("esx1").is_empty(), "level 10 reached the hosts");
     assert_eq!(rc(&action(&sim, &agent, "start", &[])), Some(0));
     assert_eq!(
         rc(&action(&sim, &agent, "start", &[])),
@@ -189,6 +193,10 @@ fn ocf_agent_rescues_and_stops_cleanly() {
     moved_once(&sim, &["r1", "r2"], "esx1");
     nothing_before_fence(&sim, "esx1");
     assert_eq!(sim.running_on("o1"), ["esx2"]);
+    let v = action(&sim, &agent, "validate-all", &deep);
+    assert_eq!(rc(&v), Some(1), "esx1 is down");
+    let why = String::from_utf8_lossy(&v.stderr);
+    assert!(why.contains("ocf-exit-reason:esx1: "), "{why}");
     let mon = action(&sim, &agent, "monitor", &[]);
     assert_eq!(rc(&mon), Some(0));
     assert_eq!(
@@ -211,6 +219,16 @@ fn ocf_agent_rescues_and_stops_cleanly() {
         "idempotent"
     );
     journal_closed(&sim.state_dir, "esx1");
+    // The command line keeps working with OCF variables set (status is a command here).
+    let st = sim
+        .command(&["status"])
+        .env("OCF_ROOT", "/usr/lib/ocf")
+        .env("OCF_RESOURCE_INSTANCE", "evac")
+        .output()
+        .expect("vm-evacuate status");
+    let text = String::from_utf8_lossy(&st.stdout);
+    assert_eq!(st.status.code(), Some(0), "{text}");
+    assert!(text.contains("evacuation of esx1 (rescue): ok"), "{text}");
     let log = daemon_log(&sim.state_dir);
     assert!(log.contains("detection started"), "{log}");
     assert!(log.contains("detection stopped"), "{log}");
