@@ -428,6 +428,9 @@ fn check(eng: &Engine<'_>, io: &mut Io<'_>) -> u8 {
 
 fn watch(eng: &Engine<'_>, once: bool, io: &mut Io<'_>) -> u8 {
     loop {
+        // Rounds start every detect_interval_s (a round that takes longer is followed at once):
+        // detection time does not grow with the time the probes take.
+        let started = Instant::now();
         let round = eng.watch_once();
         let mut bad = false;
         if let Some(b) = &round.brake {
@@ -468,7 +471,7 @@ fn watch(eng: &Engine<'_>, once: bool, io: &mut Io<'_>) -> u8 {
         }
         let _ = io.out.flush();
         // Sleep in short slices so a stop request is seen at once.
-        let until = Instant::now() + Duration::from_secs(eng.inv.policy.detect_interval_s.max(1));
+        let until = started + Duration::from_secs(eng.inv.policy.detect_interval_s.max(1));
         loop {
             if eng.stopping() {
                 let _ = writeln!(io.err, "vm-evacuate: stopped");
