@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # The fencekit demo: installs what is missing, builds, starts simulated devices on loopback and
-# a real single-node Pacemaker, fences a target through every agent, says what happened, and
-# stops everything it started. Usage (as root on Debian 12): bash scripts/demo.sh
+# a real single-node Pacemaker, fences a target through every agent, then runs the evacuation
+# resource ocf:fencekit:vm-evacuate over three simulated free-ESXi hosts with BMCs, kills one and
+# narrates the fence and the recovery with timings; says what happened, and stops everything it
+# started. Usage (as root on Debian 12): bash scripts/demo.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH="$HOME/.cargo/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin:$PATH"

@@ -1,6 +1,10 @@
 //! The README's demo (`bash scripts/demo.sh` runs it with `--ignored --nocapture`): simulated
 //! devices on loopback, a real single-node Pacemaker, one fence through every agent, told in
 //! plain words. Not part of the test run (it asserts, but its point is the narration).
+//!
+//! The last story is the evacuation: three simulated free-ESXi hosts with their BMCs, the
+//! cluster running `ocf:fencekit:vm-evacuate` (and a fence_bmc device on the first host's
+//! BMC), the first host killed, its VMs restarted on the others, with timings.
 
 use std::fs;
 use std::time::Duration;
@@ -8,6 +12,7 @@ use std::time::Duration;
 use crate::ipmisim::Bmc;
 use crate::kvmsim::KvmSim;
 use crate::pacemaker_fake::ok;
+use crate::sim::evac::{HostSpec, Inventory, Sim, VmSpec};
 use crate::sim::sshd::{EsxiHost, SimVm};
 use crate::util::pacemaker::{self, Cluster};
 
@@ -208,7 +213,157 @@ fn demo() {
     cluster.delete_device("demo_kvm").unwrap();
     drop(kvm);
 
+    demo_evacuation(&cluster);
+
     say("stopping the cluster and everything the demo started");
     cluster.shutdown().unwrap();
     say("done: every fence above was confirmed by reading the target back as off");
+}
+
+/// The evacuation story: hosts die, VMs come back elsewhere, the fence first.
+fn demo_evacuation(cluster: &Cluster) {
+    let hosts: Vec<HostSpec> = ["esx1", "esx2", "esx3"]
+        .iter()
+        .map(|h| HostSpec::new(h, &["shared1"]))
+        .collect();
+    let vms: Vec<VmSpec> = ["app1", "app2", "db1"]
+        .iter()
+        .map(|v| VmSpec::new(v, "esx1", "shared1"))
+        .chain(std::iter::once(VmSpec::new("web1", "esx2", "shared1")))
+        .collect();
+    let inv = Inventory::default()
+        .policy("detect_failures", "3")
+        .policy("detect_interval_s", "1");
+    let sim = Sim::start(&hosts, &vms, &inv)
+        .expect("the demo needs sshd, python3, ipmi_sim and ipmitool");
+    say(&format!(
+        "evacuation: three simulated free-ESXi hosts (SSH + vim-cmd on 127.0.0.1:{}, :{}, :{}), \
+         each with its own simulated BMC, one shared datastore with VMFS-like locks; app1, app2 \
+         and db1 run on esx1, web1 on esx2",
+        sim.host("esx1").esxi.port(),
+        sim.host("esx2").esxi.port(),
+        sim.host("esx3").esxi.port()
+    ));
+    let b = sim.host("esx1");
+    ok(
+        "pcs stonith create",
+        &cluster.pcs(&[
+            "stonith",
+            "create",
+            "demo_esx1_bmc",
+            "fence_bmc",
+            "ip=127.0.0.1",
+            &format!("ipport={}", b.bmc_port),
+            "username=admin",
+            "password=pass",
+            "lanplus=1",
+            "power_wait=0",
+            "pcmk_host_list=esx1",
+        ]),
+    );
+    cluster
+        .wait_running("demo_esx1_bmc", Duration::from_secs(60))
+        .unwrap();
+    say("evacuation: Pacemaker runs a fence_bmc device on esx1's BMC (demo_esx1_bmc)");
+    let t_create = std::time::Instant::now();
+    ok(
+        "pcs resource create evac",
+        &cluster.pcs(&[
+            "resource",
+            "create",
+            "evac",
+            "ocf:fencekit:vm-evacuate",
+            &format!("config={}", sim.config.display()),
+            &format!("state_dir={}", sim.state_dir.display()),
+            "op",
+            "monitor",
+            "interval=5s",
+        ]),
+    );
+    cluster
+        .wait_running("evac", Duration::from_secs(60))
+        .unwrap();
+    say(&format!(
+        "evacuation: `pcs resource create evac ocf:fencekit:vm-evacuate config=...` started in \
+         {:.1} s: its detection daemon probes every host and BMC each second (3 failed probes \
+         = dead; the defaults are 3 x 5 s)",
+        t_create.elapsed().as_secs_f64()
+    ));
+    let t0 = std::time::Instant::now();
+    while !["esx1", "esx2", "esx3"]
+        .iter()
+        .all(|h| sim.state_dir.join(format!("snapshots/{h}.json")).exists())
+    {
+        assert!(t0.elapsed() < Duration::from_secs(60), "no first probe");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    std::thread::sleep(Duration::from_secs(2));
+    say("evacuation: killing esx1 (its sshd dies, its disk locks expire; its BMC still says ON)");
+    sim.crash("esx1");
+    let t0 = std::time::Instant::now();
+    loop {
+        let done = ["app1", "app2", "db1"].iter().all(|v| {
+            let on = sim.running_on(v);
+            on.len() == 1 && on[0] != "esx1"
+        });
+        if done {
+            break;
+        }
+        assert!(
+            t0.elapsed() < Duration::from_secs(120),
+            "not recovered; events:\n{}",
+            sim.events_text()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let evs = sim.events();
+    let at = |f: &dyn Fn(&serde_json::Value) -> bool| {
+        evs.iter().find(|e| f(e)).and_then(|e| e["t"].as_f64())
+    };
+    let crash = at(&|e| e["ev"] == "host_down" && e["host"] == "esx1").unwrap_or(0.0);
+    let off = at(&|e| e["ev"] == "bmc_power_off" && e["host"] == "esx1").unwrap_or(0.0);
+    let read = at(&|e| e["ev"] == "bmc_power_read" && e["host"] == "esx1" && e["power"] == "off")
+        .unwrap_or(0.0);
+    let first_reg = at(&|e| e["ev"] == "register").unwrap_or(0.0);
+    say(&format!(
+        "evacuation: +{:.1} s esx1 failed 3 probes: the engine told its BMC to power off; \
+         +{:.1} s the BMC read back OFF (the fence is confirmed); +{:.1} s first registration \
+         elsewhere (after the read-back: {})",
+        off - crash,
+        read - crash,
+        first_reg - crash,
+        read < first_reg
+    ));
+    for e in evs.iter().filter(|e| e["ev"] == "power_on") {
+        say(&format!(
+            "evacuation: +{:.1} s {} powered on on {}",
+            e["t"].as_f64().unwrap_or(0.0) - crash,
+            e["vm"].as_str().unwrap_or("?"),
+            e["host"].as_str().unwrap_or("?")
+        ));
+    }
+    say(&format!(
+        "evacuation: web1 stayed where it was ({:?}); Pacemaker's view of evac: {:?}",
+        sim.running_on("web1"),
+        cluster.resource_role("evac").unwrap_or_default()
+    ));
+    let status = sim
+        .command(&["status"])
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+        .unwrap_or_default();
+    for l in status.lines() {
+        say(&format!("evacuation: vm-evacuate status: {l}"));
+    }
+    ok(
+        "pcs resource disable evac",
+        &cluster.pcs(&["resource", "disable", "evac", "--wait=60"]),
+    );
+    ok(
+        "pcs resource delete evac",
+        &cluster.pcs(&["resource", "delete", "evac", "--force"]),
+    );
+    cluster.delete_device("demo_esx1_bmc").unwrap();
+    say("evacuation: resource and device removed; the simulated hosts and BMCs stop now");
+    drop(sim);
 }

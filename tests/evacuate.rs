@@ -12,7 +12,7 @@ use serde_json::Value;
 
 use crate::sim::evac::{HostSpec, Inventory, Run, Sim, VmSpec};
 
-fn ev_is(e: &Value, ev: &str, host: &str) -> bool {
+pub(crate) fn ev_is(e: &Value, ev: &str, host: &str) -> bool {
     e["ev"] == ev && e["host"] == host
 }
 
@@ -227,15 +227,15 @@ fn evacuate_simulator_locks_and_bmc() {
 // ---------------------------------------------------------------------------------------------
 // Scenarios against vm-evacuate.
 
-const SHARED: &[&str] = &["shared1"];
+pub(crate) const SHARED: &[&str] = &["shared1"];
 
-fn hosts(n: usize) -> Vec<HostSpec> {
+pub(crate) fn hosts(n: usize) -> Vec<HostSpec> {
     (1..=n)
         .map(|i| HostSpec::new(&format!("esx{i}"), SHARED))
         .collect()
 }
 
-fn vm(name: &str, host: &str) -> VmSpec {
+pub(crate) fn vm(name: &str, host: &str) -> VmSpec {
     VmSpec::new(name, host, "shared1")
 }
 
@@ -267,24 +267,24 @@ fn vm_of<'a>(rep: &'a Value, name: &str) -> &'a Value {
 }
 
 /// Events of kind `ev` about `vm` (any host).
-fn count(sim: &Sim, ev: &str, vm: &str) -> usize {
+pub(crate) fn count(sim: &Sim, ev: &str, vm: &str) -> usize {
     sim.events_of(ev).iter().filter(|e| e["vm"] == vm).count()
 }
 
-fn pos(sim: &Sim, f: impl Fn(&Value) -> bool) -> usize {
+pub(crate) fn pos(sim: &Sim, f: impl Fn(&Value) -> bool) -> usize {
     sim.first_event(f)
         .unwrap_or_else(|| panic!("event missing; events:\n{}", sim.events_text()))
 }
 
 /// Index of the first `bmc_power_read` of `host` that said "off".
-fn read_off(sim: &Sim, host: &str) -> usize {
+pub(crate) fn read_off(sim: &Sim, host: &str) -> usize {
     pos(sim, |e| {
         ev_is(e, "bmc_power_read", host) && e["power"] == "off"
     })
 }
 
 /// Checks that every mutating event on a VM came after `host`'s BMC read back "off".
-fn nothing_before_fence(sim: &Sim, host: &str) {
+pub(crate) fn nothing_before_fence(sim: &Sim, host: &str) {
     let off = read_off(sim, host);
     let evs = sim.events();
     for (i, e) in evs.iter().enumerate() {
@@ -300,14 +300,14 @@ fn nothing_before_fence(sim: &Sim, host: &str) {
 }
 
 /// `check` must reach everything before the failure (it also takes the snapshots).
-fn snapshot_all(sim: &Sim) {
+pub(crate) fn snapshot_all(sim: &Sim) {
     let run = sim.evacuate(&["check"]);
     assert_eq!(run.code, Some(0), "check: {}", run.stderr);
 }
 
 /// Every VM in `vms` runs on exactly one host, registered exactly once since the start
 /// besides its original registration, and was powered on once.
-fn moved_once(sim: &Sim, vms: &[&str], from: &str) -> Vec<String> {
+pub(crate) fn moved_once(sim: &Sim, vms: &[&str], from: &str) -> Vec<String> {
     vms.iter()
         .map(|v| {
             let on = sim.running_on(v);

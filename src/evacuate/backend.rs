@@ -107,19 +107,57 @@ pub trait HostOps: Send + Sync {
     fn autostart_off(&self, host: &str, vmid: u32) -> Result<(), OpError>;
 
     /// Every VM on `host` with its power state and memory (when `memory_of` gives none, the
-    /// host is asked): what a snapshot holds.
+    /// host is asked): what a snapshot holds. The per-VM calls run [`PROBE_PARALLEL`] at a
+    /// time (a probe of a host with many VMs would otherwise outlast `detect_interval_s`).
     fn list_vms(
         &self,
         host: &str,
         memory_of: &dyn Fn(&Registered) -> Option<u64>,
     ) -> Result<Vec<VmRecord>, OpError> {
+        let regs = self.list_registered(host)?;
+        let known: Vec<Option<u64>> = regs.iter().map(memory_of).collect();
+        let jobs: Vec<(usize, &Registered, Option<u64>)> = regs
+            .iter()
+            .zip(known)
+            .enumerate()
+            .map(|(i, (r, m))| (i, r, m))
+            .collect();
+        type Got = (usize, Result<(VmPower, Option<u64>), OpError>);
+        let mut got: Vec<Got> = std::thread::scope(|s| {
+            let workers: Vec<_> = (0..PROBE_PARALLEL.min(jobs.len()))
+                .map(|w| {
+                    let jobs = &jobs;
+                    s.spawn(move || {
+                        jobs.iter()
+                            .skip(w)
+                            .step_by(PROBE_PARALLEL)
+                            .map(|(i, r, m)| {
+                                let one = self.power_state(host, r.vmid).map(|p| {
+                                    let mem =
+                                        m.or_else(|| self.vm_memory_mb(host, r).unwrap_or(None));
+                                    (p, mem)
+                                });
+                                (*i, one)
+                            })
+                            .collect::<Vec<Got>>()
+                    })
+                })
+                .collect();
+            workers
+                .into_iter()
+                .flat_map(|h| h.join().unwrap_or_default())
+                .collect()
+        });
+        got.sort_by_key(|(i, _)| *i);
+        if got.len() != regs.len() {
+            return Err(OpError::Failed(format!(
+                "{host}: the power states of {} VMs were not all read",
+                regs.len()
+            )));
+        }
         let mut out = Vec::new();
-        for r in self.list_registered(host)? {
-            let power = self.power_state(host, r.vmid)?;
-            let memory_mb = match memory_of(&r) {
-                Some(m) => Some(m),
-                None => self.vm_memory_mb(host, &r).unwrap_or(None),
-            };
+        for (r, (_, res)) in regs.into_iter().zip(got) {
+            let (power, memory_mb) = res?;
             out.push(VmRecord {
                 datastore: datastore_of(&r.vmx).unwrap_or_default().to_string(),
                 name: r.name,
@@ -132,6 +170,9 @@ pub trait HostOps: Send + Sync {
         Ok(out)
     }
 }
+
+/// How many per-VM calls a probe ([`HostOps::list_vms`]) makes at once on one host.
+pub const PROBE_PARALLEL: usize = 4;
 
 /// Operations on the hosts' BMCs, by inventory host name.
 pub trait BmcOps: Send + Sync {

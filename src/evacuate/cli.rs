@@ -4,7 +4,7 @@
 //! vm-evacuate [--config FILE] [--state-dir DIR] check
 //! vm-evacuate plan --host H [--json] [--planned]
 //! vm-evacuate run --host H [--planned]
-//! vm-evacuate watch [--once]
+//! vm-evacuate watch [--once] [--dry-run] [--daemon]
 //! vm-evacuate status [--json]
 //! vm-evacuate confirm-down --host H
 //! vm-evacuate return --host H
@@ -15,11 +15,20 @@
 //! done (warnings only in the report), 1 an error or a refusal for safety (the reason on
 //! stderr), 2 a usage or inventory error. Progress lines go to stderr only when it is a
 //! terminal; otherwise only the result is printed (stdout).
+//!
+//! `watch` and `run` end cleanly on SIGTERM or SIGINT: the step under way finishes and is
+//! recorded, then the engine exits (status 0 for `watch`); an evacuation left open is continued
+//! by the next engine. `watch --daemon` is how the OCF resource agent ([`super::ocf`]) runs
+//! detection: it starts a new session, writes `watch.pid` in the state directory once it holds
+//! the engine lock (removed on a clean exit), and logs progress with timestamps to stderr and
+//! syslog.
 
 use std::ffi::OsString;
 use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
-use std::time::Duration;
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use clap::error::ErrorKind;
 use clap::{Arg, ArgAction, ArgMatches, Command};
@@ -52,6 +61,8 @@ Commands:
        [--planned]            plan a planned evacuation of a live host instead of a rescue
   run --host H [--planned]    rescue a dead host (fence, confirm, move) or evacuate a live one
   watch [--once]              probe every host, rescue those that failed detect_failures probes
+        [--dry-run]           plan only: log what a rescue would do, change nothing
+        [--daemon]            run detached (new session, watch.pid; used by the OCF agent)
   status [--json]             hosts, last probes, evacuations, last reports
   confirm-down --host H       record that H is certainly down (accepted by the next `run`)
   return --host H             clean H's stale registrations, then trust it again
@@ -62,7 +73,11 @@ Options (every command):
   -h, --help        this text
 
 Exit status: 0 done (warnings in the report), 1 error or refusal for safety (reason on
-stderr), 2 usage or inventory error.
+stderr), 2 usage or inventory error. `watch` and `run` stop cleanly on SIGTERM (the step under
+way is finished and recorded; the next engine continues the evacuation).
+
+Installed as /usr/lib/ocf/resource.d/fencekit/vm-evacuate (a symlink to this program), it is
+the OCF resource agent ocf:fencekit:vm-evacuate (`vm-evacuate meta-data` under that name).
 ";
 
 fn command() -> Command {
@@ -108,7 +123,12 @@ fn command() -> Command {
                 .arg(flag("planned")),
         )
         .subcommand(Command::new("run").arg(host()).arg(flag("planned")))
-        .subcommand(Command::new("watch").arg(flag("once")))
+        .subcommand(
+            Command::new("watch")
+                .arg(flag("once"))
+                .arg(flag("dry-run"))
+                .arg(flag("daemon")),
+        )
         .subcommand(Command::new("status").arg(flag("json")))
         .subcommand(Command::new("confirm-down").arg(host()))
         .subcommand(Command::new("return").arg(host()))
@@ -146,10 +166,18 @@ pub fn main_with(args: Vec<OsString>, io: &mut Io<'_>) -> u8 {
             return EXIT_USAGE;
         }
     };
-    let _ = log::init("vm-evacuate", true, true, None);
     let Some((name, sub)) = m.subcommand() else {
         return EXIT_USAGE;
     };
+    let daemon = name == "watch" && sub.get_flag("daemon");
+    if daemon {
+        // Own session: Pacemaker's process handling of the agent that started us (and a
+        // terminal's hangup) never reaches the engine. Fails only for a group leader, which a
+        // spawned child is not.
+        let _ = nix::unistd::setsid();
+    }
+    // The daemon's stderr is its log file: timestamped lines, progress included.
+    let _ = log::init("vm-evacuate", !daemon, true, None);
     let config = sub
         .get_one::<String>("config")
         .or_else(|| m.get_one::<String>("config"))
@@ -182,12 +210,22 @@ pub fn dispatch(
     io: &mut Io<'_>,
 ) -> u8 {
     let tty = io.tty;
+    let daemon = name == "watch"
+        && sub
+            .try_get_one::<bool>("daemon")
+            .ok()
+            .flatten()
+            .copied()
+            .unwrap_or(false);
     let progress = move |line: &str| {
-        if tty {
+        if daemon {
+            log::debug(line);
+        } else if tty {
             let _ = writeln!(std::io::stderr(), "vm-evacuate: {line}");
         }
     };
-    let eng = Engine::new(inv, st, hosts, bmcs, &progress);
+    let stop = Arc::new(AtomicBool::new(false));
+    let mut eng = Engine::new(inv, st, hosts, bmcs, &progress).with_stop(&stop);
     let host = sub
         .try_get_one::<String>("host")
         .ok()
@@ -238,17 +276,47 @@ pub fn dispatch(
                 Ok(l) => l,
                 Err(e) => return refuse(io, &e),
             };
+            on_term(&stop);
             match eng.run(&host, flag("planned")) {
                 Ok(r) => report_out(io, &r),
                 Err(e) => fail(io, &e),
             }
         }
         "watch" => {
+            on_term(&stop);
             let _lock = match st.lock() {
                 Ok(l) => l,
-                Err(e) => return refuse(io, &e),
+                Err(e) => {
+                    if daemon {
+                        log::error(&e);
+                    }
+                    return refuse(io, &e);
+                }
             };
-            watch(&eng, flag("once"), io)
+            eng.opts.dry_run = flag("dry-run");
+            if !daemon {
+                return watch(&eng, flag("once"), io);
+            }
+            if let Err(e) = super::ocf::write_pid_file(st.root()) {
+                log::error(&e);
+                return refuse(io, &e);
+            }
+            log::warn(&format!(
+                "detection started (pid {}, every {} s, a host is rescued after {} failed \
+                 probes{})",
+                std::process::id(),
+                inv.policy.detect_interval_s,
+                inv.policy.detect_failures,
+                if eng.opts.dry_run {
+                    "; dry run: nothing is changed"
+                } else {
+                    ""
+                }
+            ));
+            let rc = watch(&eng, false, io);
+            super::ocf::remove_pid_file(st.root());
+            log::warn("detection stopped");
+            rc
         }
         "status" => status(&eng, flag("json"), io),
         "confirm-down" => match eng.confirm_down(&host) {
@@ -291,6 +359,14 @@ pub fn dispatch(
             }
         }
         _ => EXIT_USAGE,
+    }
+}
+
+/// SIGTERM and SIGINT set `stop` instead of killing the process.
+fn on_term(stop: &Arc<AtomicBool>) {
+    use signal_hook::consts::{SIGINT, SIGTERM};
+    for sig in [SIGTERM, SIGINT] {
+        let _ = signal_hook::flag::register(sig, Arc::clone(stop));
     }
 }
 
@@ -352,6 +428,9 @@ fn check(eng: &Engine<'_>, io: &mut Io<'_>) -> u8 {
 
 fn watch(eng: &Engine<'_>, once: bool, io: &mut Io<'_>) -> u8 {
     loop {
+        // Rounds start every detect_interval_s (a round that takes longer is followed at once):
+        // detection time does not grow with the time the probes take.
+        let started = Instant::now();
         let round = eng.watch_once();
         let mut bad = false;
         if let Some(b) = &round.brake {
@@ -361,7 +440,12 @@ fn watch(eng: &Engine<'_>, once: bool, io: &mut Io<'_>) -> u8 {
         }
         for e in &round.errors {
             let _ = writeln!(io.err, "vm-evacuate: {e}");
+            log::error(e);
             bad = true;
+        }
+        for p in &round.dry {
+            let _ = writeln!(io.out, "{p}");
+            log::warn(p);
         }
         for r in &round.reports {
             let _ = writeln!(io.out, "{}", r.summary());
@@ -386,7 +470,19 @@ fn watch(eng: &Engine<'_>, once: bool, io: &mut Io<'_>) -> u8 {
             return if bad { EXIT_ERROR } else { EXIT_OK };
         }
         let _ = io.out.flush();
-        (eng.opts.sleep)(Duration::from_secs(eng.inv.policy.detect_interval_s.max(1)));
+        // Sleep in short slices so a stop request is seen at once.
+        let until = started + Duration::from_secs(eng.inv.policy.detect_interval_s.max(1));
+        loop {
+            if eng.stopping() {
+                let _ = writeln!(io.err, "vm-evacuate: stopped");
+                return EXIT_OK;
+            }
+            let left = until.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                break;
+            }
+            (eng.opts.sleep)(left.min(Duration::from_millis(100)));
+        }
     }
 }
 
@@ -415,6 +511,8 @@ struct EvacStatus {
 
 #[derive(Serialize)]
 struct Status {
+    /// Set while more hosts are failed than `brake_percent` allows: why nothing moves.
+    brake: Option<String>,
     hosts: Vec<HostStatus>,
     evacuations: Vec<EvacStatus>,
     reports: Vec<serde_json::Value>,
@@ -476,7 +574,23 @@ fn status(eng: &Engine<'_>, json: bool, io: &mut Io<'_>) -> u8 {
             })
         })
         .collect();
+    let failed: Vec<&str> = hosts
+        .iter()
+        .filter(|h| h.failed)
+        .map(|h| h.name.as_str())
+        .collect();
+    let pct = u64::from(eng.inv.policy.brake_percent);
+    let total = hosts.len() as u64;
+    let brake = (total > 0 && (failed.len() as u64) * 100 > pct * total).then(|| {
+        format!(
+            "brake: {} of {total} hosts are failed ({}), more than brake_percent = {pct}%: no \
+             host is rescued until failed hosts are returned (`vm-evacuate return --host H`)",
+            failed.len(),
+            failed.join(", ")
+        )
+    });
     let s = Status {
+        brake,
         hosts,
         evacuations,
         reports,
@@ -509,6 +623,9 @@ fn status(eng: &Engine<'_>, json: bool, io: &mut Io<'_>) -> u8 {
             h.bmc.as_deref().unwrap_or("-"),
             h.vms
         );
+    }
+    if let Some(b) = &s.brake {
+        let _ = writeln!(io.out, "{b}");
     }
     for e in &s.evacuations {
         let _ = writeln!(

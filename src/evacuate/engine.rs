@@ -13,8 +13,13 @@
 //! - **A lock error stops that VM** ("Failed to lock the file": another host still holds its
 //!   disks): no retry, no other method, never forced.
 //! - Every side effect has an intent record in the journal before it and an outcome after it.
+//! - **A stop request ([`Engine::with_stop`], set by SIGTERM in `watch`) ends the work between
+//!   two steps**: the step under way finishes and gets its outcome record, no new step starts,
+//!   and the evacuation stays "in progress" (no finish record, no report), so the next engine
+//!   continues it from what the hosts show.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
@@ -53,6 +58,8 @@ pub struct EngineOptions {
     pub shutdown_bound: Duration,
     /// Sleeps (tests replace it).
     pub sleep: fn(Duration),
+    /// `watch` only plans (and says what a rescue would do): no fence, no change anywhere.
+    pub dry_run: bool,
 }
 
 impl Default for EngineOptions {
@@ -62,6 +69,7 @@ impl Default for EngineOptions {
             fence_poll: Duration::from_secs(1),
             shutdown_bound: Duration::from_secs(120),
             sleep: std::thread::sleep,
+            dry_run: false,
         }
     }
 }
@@ -111,6 +119,8 @@ pub struct WatchRound {
     pub reports: Vec<Report>,
     /// Evacuations that could not even start.
     pub errors: Vec<String>,
+    /// Dry run: what a rescue would do, one text per host that became due this round.
+    pub dry: Vec<String>,
 }
 
 /// What `return` did.
@@ -150,6 +160,8 @@ pub struct Engine<'a> {
     pub progress: &'a (dyn Fn(&str) + Sync),
     /// Serialises read-modify-write of stored snapshots.
     snap_lock: Mutex<()>,
+    /// Set when the engine must stop after the step under way (SIGTERM in `watch`).
+    stop: Option<&'a AtomicBool>,
 }
 
 /// Unix ms to seconds, for durations.
@@ -174,7 +186,28 @@ impl<'a> Engine<'a> {
             opts: EngineOptions::default(),
             progress,
             snap_lock: Mutex::new(()),
+            stop: None,
         }
+    }
+
+    /// The engine stops between two steps once `flag` is set: the step under way finishes
+    /// and is recorded, nothing new starts, and the evacuation in progress stays open.
+    #[must_use]
+    pub fn with_stop(mut self, flag: &'a AtomicBool) -> Self {
+        self.stop = Some(flag);
+        self
+    }
+
+    /// True once a stop was requested.
+    pub fn stopping(&self) -> bool {
+        self.stop.is_some_and(|f| f.load(Ordering::SeqCst))
+    }
+
+    fn stopped_error(&self, host: &str) -> EngineError {
+        EngineError::Refused(format!(
+            "stopped before the evacuation of {host} finished (the step under way was \
+             finished and recorded); the next start of the engine continues it"
+        ))
     }
 
     fn host(&self, name: &str) -> Result<&'a Host, EngineError> {
@@ -410,6 +443,10 @@ impl<'a> Engine<'a> {
             if sent.is_err() {
                 break;
             }
+            if self.stopping() {
+                last = format!("{last}; the engine was stopped before the read-back");
+                break;
+            }
             (self.opts.sleep)(self.opts.fence_poll);
         }
         Err(format!(
@@ -488,9 +525,13 @@ impl<'a> Engine<'a> {
             ));
             return Ok(finish(report));
         };
+        if self.stopping() {
+            return Err(self.stopped_error(host));
+        }
         if !planned {
             match self.fence(host, &j) {
                 Ok(how) => report.fence = Some(how),
+                Err(_) if self.stopping() => return Err(self.stopped_error(host)),
                 Err(why) => {
                     let p = self.make_plan(host, &source, false, &probes);
                     report.vms = p
@@ -571,6 +612,10 @@ impl<'a> Engine<'a> {
             failed: Mutex::new(BTreeSet::new()),
         };
         report.vms = exec.execute(&p);
+        if self.stopping() && report.vms.iter().any(|v| v.state == VmState::NotMoved) {
+            // Left open: no report, no finish record; the next engine continues.
+            return Err(self.stopped_error(host));
+        }
         let report = finish(report);
         let _ = self.state.save_evacuation(&Evacuation {
             finished_ms: Some(report.finished_ms),
@@ -821,6 +866,36 @@ impl<'a> Engine<'a> {
             .map(|(h, _)| h.clone())
             .collect();
         for h in due {
+            if self.stopping() {
+                break;
+            }
+            if self.opts.dry_run {
+                // Said once, when the host becomes due; nothing is fenced or changed.
+                let first = states.get(&h).map(|s| s.failures)
+                    == Some(self.inv.policy.detect_failures.max(1));
+                if first {
+                    round.dry.push(match self.dry_plan(&h, false) {
+                        Ok(p) => format!(
+                            "dry run: {h} failed {} probes; a rescue would fence it and plan: {}",
+                            self.inv.policy.detect_failures,
+                            p.vms
+                                .iter()
+                                .map(|v| match (&v.target, v.disposition) {
+                                    (Some(t), Disposition::Placed) => format!("{} -> {t}", v.name),
+                                    _ => format!(
+                                        "{}: {}",
+                                        v.name,
+                                        v.reason.as_deref().unwrap_or("not moved")
+                                    ),
+                                })
+                                .collect::<Vec<_>>()
+                                .join(", ")
+                        ),
+                        Err(e) => format!("dry run: {h} would be rescued, but: {e}"),
+                    });
+                }
+                continue;
+            }
             (self.progress)(&format!(
                 "{h}: {} failed probes: rescuing",
                 self.inv.policy.detect_failures
@@ -977,6 +1052,12 @@ impl Exec<'_, '_> {
         f: impl FnOnce() -> Result<T, OpError>,
     ) -> Result<T, StepError> {
         let what = format!("{} on {target}", op.as_str());
+        if self.eng.stopping() {
+            return Err(StepError::new(
+                &what,
+                OpError::Failed("not started: the engine is stopping".into()),
+            ));
+        }
         self.j
             .append(&self.rec(op, Phase::Intent, v, target, vmid))
             .map_err(|e| {
@@ -1004,25 +1085,40 @@ impl Exec<'_, '_> {
         r.map_err(|e| StepError::new(what, e))
     }
 
-    /// Where the VM's vmx is registered on the live hosts, with power states.
+    /// Where the VM's vmx is registered on the live hosts, with power states. The hosts are
+    /// asked in parallel (one thread each); the result is in `live` order.
     fn locate(&self, vmx: &str) -> Vec<Found> {
         let key = normalize_vmx(vmx);
-        let mut out = Vec::new();
-        for h in &self.live {
+        let on_host = |h: &String| -> Vec<Found> {
             let Ok(regs) = self.eng.hosts.list_registered(h) else {
-                continue;
+                return Vec::new();
             };
-            for r in regs.into_iter().filter(|r| normalize_vmx(&r.vmx) == key) {
-                if let Ok(power) = self.eng.hosts.power_state(h, r.vmid) {
-                    out.push(Found {
-                        host: h.clone(),
-                        vmid: r.vmid,
-                        power,
-                    });
-                }
-            }
-        }
-        out
+            regs.into_iter()
+                .filter(|r| normalize_vmx(&r.vmx) == key)
+                .filter_map(|r| {
+                    self.eng
+                        .hosts
+                        .power_state(h, r.vmid)
+                        .ok()
+                        .map(|power| Found {
+                            host: h.clone(),
+                            vmid: r.vmid,
+                            power,
+                        })
+                })
+                .collect()
+        };
+        std::thread::scope(|s| {
+            let handles: Vec<_> = self
+                .live
+                .iter()
+                .map(|h| s.spawn(move || on_host(h)))
+                .collect();
+            handles
+                .into_iter()
+                .flat_map(|t| t.join().unwrap_or_default())
+                .collect()
+        })
     }
 
     /// Moves one VM through its methods in order.
@@ -1054,6 +1150,10 @@ impl Exec<'_, '_> {
                 self.mark_failed(&v.name);
                 return rep;
             }
+        }
+        if self.eng.stopping() {
+            rep.reason = Some("not started: the engine was stopped".into());
+            return rep;
         }
         (self.eng.progress)(&format!("{}: moving to {target}", v.name));
         let mut last: Option<String> = None;
@@ -1090,6 +1190,16 @@ impl Exec<'_, '_> {
                             seconds: secs_since(ta),
                         });
                         last = Some(text);
+                        if self.eng.stopping() {
+                            // Not a failure of the VM: the next engine continues it.
+                            rep.state = VmState::NotMoved;
+                            rep.reason = Some(format!(
+                                "stopped by the engine's stop before it was done ({})",
+                                last.as_deref().unwrap_or("")
+                            ));
+                            rep.seconds = secs_since(t0);
+                            return rep;
+                        }
                         if matches!(e.err, OpError::Locked(_)) {
                             break 'methods;
                         }
@@ -1118,13 +1228,15 @@ impl Exec<'_, '_> {
         }
     }
 
-    /// Registers the VM on `target` unless a live host already has it; `(host, vmid)`.
+    /// Registers the VM on `target` unless a live host already has it; `(host, vmid, power)`
+    /// with the power state when known (a registration found just now, or off when this
+    /// call registered it).
     fn ensure_registered(
         &self,
         v: &PlannedVm,
         target: &str,
         found: &[Found],
-    ) -> Result<(String, u32), StepError> {
+    ) -> Result<(String, u32, Option<VmPower>), StepError> {
         let elsewhere: Vec<&Found> = found
             .iter()
             .filter(|f| f.host != self.source || !self.planned)
@@ -1135,20 +1247,30 @@ impl Exec<'_, '_> {
             .find(|f| f.host == target)
             .or_else(|| elsewhere.first())
         {
-            return Ok((f.host.clone(), f.vmid));
+            return Ok((f.host.clone(), f.vmid, None));
         }
         // Looked for on every live host just now: not registered anywhere.
         let vmid = self.step(Op::Register, v, target, None, || {
             self.eng.hosts.register(target, &v.vmx)
         })?;
-        Ok((target.to_string(), vmid))
+        // A VM registered just now is powered off.
+        Ok((target.to_string(), vmid, Some(VmPower::Off)))
     }
 
-    fn start_if_needed(&self, v: &PlannedVm, host: &str, vmid: u32) -> Result<(), StepError> {
+    fn start_if_needed(
+        &self,
+        v: &PlannedVm,
+        host: &str,
+        vmid: u32,
+        known: Option<VmPower>,
+    ) -> Result<(), StepError> {
         if !v.start {
             return Ok(());
         }
-        let on = self.eng.hosts.power_state(host, vmid).ok() == Some(VmPower::On);
+        let on = match known {
+            Some(p) => p == VmPower::On,
+            None => self.eng.hosts.power_state(host, vmid).ok() == Some(VmPower::On),
+        };
         if !on {
             self.step(Op::PowerOn, v, host, Some(vmid), || {
                 self.eng.hosts.power_on(host, vmid)
@@ -1174,8 +1296,8 @@ impl Exec<'_, '_> {
         if let Some(f) = found.iter().find(|f| f.power == VmPower::On) {
             return self.placed(v, &f.host.clone(), f.vmid);
         }
-        let (host, vmid) = self.ensure_registered(v, target, &found)?;
-        self.start_if_needed(v, &host, vmid)?;
+        let (host, vmid, known) = self.ensure_registered(v, target, &found)?;
+        self.start_if_needed(v, &host, vmid, known)?;
         self.placed(v, &host, vmid)
     }
 
@@ -1207,8 +1329,8 @@ impl Exec<'_, '_> {
                 self.eng.hosts.unregister(self.source, f.vmid)
             })?;
         }
-        let (host, vmid) = self.ensure_registered(v, target, &found)?;
-        self.start_if_needed(v, &host, vmid)?;
+        let (host, vmid, known) = self.ensure_registered(v, target, &found)?;
+        self.start_if_needed(v, &host, vmid, known)?;
         self.placed(v, &host, vmid)
     }
 
@@ -1250,8 +1372,8 @@ impl Exec<'_, '_> {
                 self.eng.hosts.unregister(src, f.vmid)
             })?;
         }
-        let (host, vmid) = self.ensure_registered(v, target, &found)?;
-        self.start_if_needed(v, &host, vmid)?;
+        let (host, vmid, known) = self.ensure_registered(v, target, &found)?;
+        self.start_if_needed(v, &host, vmid, known)?;
         self.placed(v, &host, vmid)
     }
 }

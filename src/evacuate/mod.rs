@@ -16,12 +16,15 @@
 //! - [`engine`]: probe, fence and confirm, plan, execute with fallback, return, watch + brake.
 //! - [`report`]: the per-VM JSON report and the host result (`ok`, `warning`, `error`).
 //! - [`cli`]: the `vm-evacuate` command line.
+//! - [`ocf`]: the OCF resource agent `ocf:fencekit:vm-evacuate` (the same program invoked as
+//!   `/usr/lib/ocf/resource.d/fencekit/vm-evacuate`), which runs `watch` as a daemon.
 
 pub mod backend;
 pub mod cli;
 pub mod engine;
 pub mod inventory;
 pub mod journal;
+pub mod ocf;
 pub mod plan;
 pub mod report;
 pub mod snapshot;

@@ -1147,3 +1147,131 @@ fn watch_retries_a_failed_evacuation_a_bounded_number_of_times() {
     let runs: usize = (0..5).map(|_| e.watch_once().reports.len()).sum();
     assert_eq!(runs, 2, "1 + vm_retry_limit runs");
 }
+
+/// Where `name` runs among the live hosts.
+fn running_on(fake: &Fake, name: &str) -> Vec<String> {
+    let key = format!("[shared] {name}/{name}.vmx");
+    registrations(fake)
+        .get(&key)
+        .map(|v| {
+            v.iter()
+                .filter(|(_, p)| *p == VmPower::On)
+                .map(|(h, _)| h.clone())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+#[test]
+fn a_host_that_dies_right_after_a_rescue_loses_none_of_the_rescued_vms() {
+    const H4: [(&str, u64, &str); 4] = [
+        ("esx1", 16384, ""),
+        ("esx2", 16384, ""),
+        ("esx3", 16384, ""),
+        ("esx4", 16384, ""),
+    ];
+    let s = Setup::new(inventory(VMS, &H4));
+    let st = s.state();
+    let mut w = three_hosts();
+    w.hosts.insert("esx4".into(), FHost::new());
+    let fake = Fake::with(w);
+    let e = engine(&s.inv, &st, &fake);
+    e.probe_all(true);
+    kill(&fake, "esx1");
+    let r = e.run("esx1", false).unwrap();
+    assert_eq!(r.result, HostResult::Ok, "{}", r.to_json());
+    let t = vm_report(&r, "web").target.clone().unwrap();
+    // The target dies at once: no probe has seen the rescued VM there, only the engine's own
+    // note in the target's snapshot.
+    kill(&fake, &t);
+    let r2 = e.run(&t, false).unwrap();
+    assert_eq!(r2.result, HostResult::Ok, "{}", r2.to_json());
+    assert_eq!(
+        vm_report(&r2, "web").state,
+        VmState::Done,
+        "{}",
+        r2.to_json()
+    );
+    for name in ["web", "db", "app"] {
+        let on = running_on(&fake, name);
+        assert_eq!(on.len(), 1, "{name} runs on {on:?}");
+        assert!(on[0] != "esx1" && on[0] != t, "{name} on {on:?}");
+    }
+}
+
+#[test]
+fn a_stop_request_ends_the_work_between_steps_and_the_next_engine_finishes() {
+    let s = Setup::new(inventory(
+        &format!("[policy]\nmax_parallel = 1\n{VMS}"),
+        &H3,
+    ));
+    let st = s.state();
+    let fake = Fake::with(three_hosts());
+    let stop = AtomicBool::new(false);
+    // The stop arrives while the first VM is being moved (from the progress line before it).
+    let progress = |line: &str| {
+        if line.contains(": moving to ") {
+            stop.store(true, Ordering::SeqCst);
+        }
+    };
+    let mut e = Engine::new(&s.inv, &st, &fake, &fake, &progress).with_stop(&stop);
+    e.opts.sleep = no_sleep;
+    e.opts.fence_reads = 3;
+    e.probe_all(true);
+    kill(&fake, "esx1");
+    let err = e.run("esx1", false).unwrap_err();
+    assert!(matches!(err, EngineError::Refused(_)), "{err:?}");
+    assert!(err.to_string().contains("continues"), "{err}");
+    // No step half-recorded, the evacuation left open, no report, nothing registered (the
+    // first VM's steps had not started: the flag is checked before every step).
+    let j = st.journal().unwrap();
+    let recs = j.since_return("esx1");
+    assert!(open_intents(&recs).is_empty(), "{recs:#?}");
+    assert!(!recs.iter().any(|r| r.op == Op::Finish));
+    assert!(recs
+        .iter()
+        .any(|r| r.op == Op::Fence && r.phase == Phase::Done));
+    assert!(st.evacuation("esx1").unwrap().finished_ms.is_none());
+    assert!(st.last_report("esx1").is_none());
+    assert!(!fake.calls().iter().any(|c| c.contains(" register ")));
+    // The next engine (no stop) finishes: each VM once.
+    let e2 = engine(&s.inv, &st, &fake);
+    let r = e2.run("esx1", false).unwrap();
+    assert_eq!(r.result, HostResult::Ok, "{}", r.to_json());
+    for name in ["web", "db"] {
+        assert_eq!(running_on(&fake, name).len(), 1, "{name}");
+    }
+    let regs = fake
+        .calls()
+        .iter()
+        .filter(|c| c.contains(" register "))
+        .count();
+    assert_eq!(regs, 2);
+}
+
+#[test]
+fn watch_in_dry_run_says_once_what_a_rescue_would_do_and_changes_nothing() {
+    let s = Setup::new(inventory(
+        &format!("[policy]\ndetect_failures = 1\n{VMS}"),
+        &H3,
+    ));
+    let st = s.state();
+    let fake = Fake::with(three_hosts());
+    let mut e = engine(&s.inv, &st, &fake);
+    e.opts.dry_run = true;
+    assert!(e.watch_once().dry.is_empty());
+    kill(&fake, "esx1");
+    let r = e.watch_once();
+    assert!(r.reports.is_empty());
+    assert_eq!(r.dry.len(), 1, "{r:?}");
+    assert!(
+        r.dry[0].contains("esx1") && r.dry[0].contains("web -> "),
+        "{r:?}"
+    );
+    assert!(e.watch_once().dry.is_empty(), "said once");
+    assert!(!fake
+        .calls()
+        .iter()
+        .any(|c| c.contains("bmc_power_off") || c.contains(" register ")));
+    assert!(!st.host_state("esx1").evacuated);
+}

@@ -243,7 +243,10 @@ pub struct Cluster {
 impl Cluster {
     /// Takes the locks, brings a fresh cluster up (`pcmk.sh up --restart`, so a cluster left by
     /// a crashed run is replaced) and symlinks every executable `fence_*` in `agents_dir` into
-    /// /usr/sbin (`pcmk.sh install-agents`). Errors carry the script's output.
+    /// /usr/sbin, and `vm-evacuate` as /usr/sbin/vm-evacuate with
+    /// /usr/lib/ocf/resource.d/fencekit/vm-evacuate pointing to it, the packaged layout of the
+    /// resource agent `ocf:fencekit:vm-evacuate` (`pcmk.sh install-agents`). Errors carry the
+    /// script's output.
     pub fn up(agents_dir: &Path) -> Result<Cluster, String> {
         if let Some(why) = unavailable() {
             return Err(why);

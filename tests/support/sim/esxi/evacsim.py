@@ -36,6 +36,7 @@ import fcntl
 import json
 import os
 import re
+import signal
 import subprocess
 import sys
 import time
@@ -679,10 +680,31 @@ def host_ev(scn, host):
     return hd, load(os.path.join(hd, "evac.json"))
 
 
+def kill_connections(ev):
+    """A dead host keeps no SSH connection: end the session processes still serving its port
+    (a connection accepted while the host was being stopped outlives its listener)."""
+    port = ev.get("port")
+    if not port:
+        return
+    r = subprocess.run(["ss", "-Htnp", "state", "established", "( sport = :%d )" % int(port)],
+                       stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, check=False)
+    pids = set()
+    for line in r.stdout.decode("utf-8", "replace").splitlines():
+        for m in re.finditer(r'\("([^"]*)",pid=(\d+)', line):
+            if "sshd" in m.group(1):
+                pids.add(int(m.group(2)))
+    for pid in pids:
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+
+
 def power(scn, host, what, why):
     hd, ev = host_ev(scn, host)
     if what == "off":
         esxi_host(ev, "stop", ev["sim_name"])
+        kill_connections(ev)
         try:
             os.unlink(os.path.join(scn, "alive", host))
         except FileNotFoundError:
