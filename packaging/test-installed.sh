@@ -44,6 +44,17 @@ for a in "$@"; do
   say "pcs stonith describe $a: ok"
 done
 
+# The installed OCF agent as Pacemaker sees it (pcs reads its meta-data through the cluster).
+ocf_agent=/usr/lib/ocf/resource.d/fencekit/vm-evacuate
+if [ -e "$ocf_agent" ]; then
+  out=$(timeout 120 pcs resource describe ocf:fencekit:vm-evacuate 2>&1) \
+    || fail "pcs resource describe ocf:fencekit:vm-evacuate: $out"
+  for p in config state_dir dry_run; do
+    grep -qE "^  $p[ :]" <<<"$out" || fail "pcs resource describe shows no parameter $p: $out"
+  done
+  say "pcs resource describe ocf:fencekit:vm-evacuate: ok"
+fi
+
 # fence_bmc against a simulated BMC, end to end.
 case " $* " in *" fence_bmc "*) ;; *) say "fence_bmc not installed: no fencing scenario"; exit 0 ;; esac
 port=

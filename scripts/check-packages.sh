@@ -306,7 +306,16 @@ if [[ " $pkgs " == *" fencekit-evacuate "* ]]; then
   [ "$(dpkg-query -S "$ocf_agent" | cut -d: -f1)" = fencekit-evacuate ] || bad "$ocf_agent not from fencekit-evacuate"
   [ "$(readlink -f "$ocf_agent")" = /usr/sbin/vm-evacuate ] || bad "installed $ocf_agent does not resolve to /usr/sbin/vm-evacuate"
   [ -x "$ocf_agent" ] || bad "installed $ocf_agent is not executable"
-  # (Running "$ocf_agent meta-data" is wired once the OCF actions are in vm-evacuate.)
+  # The installed agent's meta-data, as nobody, valid against the installed ra-api-1.dtd.
+  md=$(cd / && runuser -u nobody -- "$ocf_agent" meta-data) || bad "$ocf_agent meta-data as nobody failed"
+  (cd /usr/share/resource-agents && xmllint --noout --valid - <<<"$md") || bad "$ocf_agent meta-data is not valid against ra-api-1.dtd"
+  # ocf-tester against the installed agent (and the /usr/sbin/vm-evacuate daemon it starts),
+  # with a real inventory of simulated hosts (tests/ocf.rs, built by scripts/test.sh).
+  FENCEKIT_INSTALLED_OCF_AGENT=$ocf_agent FENCE_REQUIRE_SIMULATORS=1 \
+    cargo test --locked --test integration -- --exact ocf::ocf_tester_passes >"$work/ocf-tester.log" 2>&1 \
+    || { tail -n 40 "$work/ocf-tester.log" >&2; bad "ocf-tester against the installed $ocf_agent failed"; }
+  grep -q '^test ocf::ocf_tester_passes ... ok' "$work/ocf-tester.log" || bad "ocf-tester test did not run"
+  say "installed OCF agent: meta-data as nobody valid, ocf-tester passed"
   man -w vm-evacuate >/dev/null 2>&1 || bad "man -w vm-evacuate finds no page"
   man -w 7 ocf_fencekit_vm-evacuate >/dev/null 2>&1 || bad "man -w 7 ocf_fencekit_vm-evacuate finds no page"
 fi

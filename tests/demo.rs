@@ -3,8 +3,9 @@
 //! plain words. Not part of the test run (it asserts, but its point is the narration).
 //!
 //! The last story is the evacuation: three simulated free-ESXi hosts with their BMCs, the
-//! cluster running `ocf:fencekit:vm-evacuate` (and a fence_bmc device on the first host's
-//! BMC), the first host killed, its VMs restarted on the others, with timings.
+//! cluster running one fence_esxi device for every host (`inventory=`, `host_fence=bmc`) and
+//! `ocf:fencekit:vm-evacuate`; the first host killed, the node whose VM ran there fenced
+//! through that host's BMC, its VMs restarted on the others, with timings.
 
 use std::fs;
 use std::time::Duration;
@@ -244,27 +245,28 @@ fn demo_evacuation(cluster: &Cluster) {
         sim.host("esx2").esxi.port(),
         sim.host("esx3").esxi.port()
     ));
-    let b = sim.host("esx1");
     ok(
         "pcs stonith create",
         &cluster.pcs(&[
             "stonith",
             "create",
-            "demo_esx1_bmc",
-            "fence_bmc",
-            "ip=127.0.0.1",
-            &format!("ipport={}", b.bmc_port),
-            "username=admin",
-            "password=pass",
-            "lanplus=1",
+            "demo_esxi_all",
+            "fence_esxi",
+            &format!("inventory={}", sim.config.display()),
+            "host_fence=bmc",
+            "pcmk_host_map=guest-app1:app1",
             "power_wait=0",
-            "pcmk_host_list=esx1",
+            "stonith_status_sleep=0.2",
         ]),
     );
     cluster
-        .wait_running("demo_esx1_bmc", Duration::from_secs(60))
+        .wait_running("demo_esxi_all", Duration::from_secs(60))
         .unwrap();
-    say("evacuation: Pacemaker runs a fence_bmc device on esx1's BMC (demo_esx1_bmc)");
+    say(
+        "evacuation: Pacemaker runs one fence_esxi device for every host (demo_esxi_all: \
+         inventory=..., host_fence=bmc, pcmk_host_map=guest-app1:app1; the cluster node \
+         guest-app1 is the VM app1 on esx1)",
+    );
     let t_create = std::time::Instant::now();
     ok(
         "pcs resource create evac",
@@ -301,6 +303,20 @@ fn demo_evacuation(cluster: &Cluster) {
     say("evacuation: killing esx1 (its sshd dies, its disk locks expire; its BMC still says ON)");
     sim.crash("esx1");
     let t0 = std::time::Instant::now();
+    // Pacemaker fences the node whose VM ran there: esx1 does not answer, so fence_esxi
+    // powers esx1 off through its BMC and reads it back off before it reports success.
+    let out = cluster.stonith_admin(&["--reboot", "guest-app1", "--timeout", "60"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        pacemaker::describe("stonith_admin --reboot guest-app1", &out)
+    );
+    say(&format!(
+        "evacuation: `stonith_admin --reboot guest-app1` succeeded {:.1} s after the crash: \
+         fence_esxi found esx1 silent, powered it off through its BMC and read it back off \
+         (app1 counts as off only then; its power-on is left to the evacuation)",
+        t0.elapsed().as_secs_f64()
+    ));
     loop {
         let done = ["app1", "app2", "db1"].iter().all(|v| {
             let on = sim.running_on(v);
@@ -326,9 +342,10 @@ fn demo_evacuation(cluster: &Cluster) {
         .unwrap_or(0.0);
     let first_reg = at(&|e| e["ev"] == "register").unwrap_or(0.0);
     say(&format!(
-        "evacuation: +{:.1} s esx1 failed 3 probes: the engine told its BMC to power off; \
-         +{:.1} s the BMC read back OFF (the fence is confirmed); +{:.1} s first registration \
-         elsewhere (after the read-back: {})",
+        "evacuation: +{:.1} s esx1's BMC was told to power off (by the fence of guest-app1); \
+         +{:.1} s the BMC read back OFF (the fence is confirmed); +{:.1} s the engine, after \
+         3 failed probes and its own BMC read-back, made the first registration elsewhere \
+         (after the read-back: {})",
         off - crash,
         read - crash,
         first_reg - crash,
@@ -363,7 +380,7 @@ fn demo_evacuation(cluster: &Cluster) {
         "pcs resource delete evac",
         &cluster.pcs(&["resource", "delete", "evac", "--force"]),
     );
-    cluster.delete_device("demo_esx1_bmc").unwrap();
+    cluster.delete_device("demo_esxi_all").unwrap();
     say("evacuation: resource and device removed; the simulated hosts and BMCs stop now");
     drop(sim);
 }

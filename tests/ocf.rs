@@ -25,6 +25,11 @@ use crate::sim::evac::{Inventory, Sim};
 
 /// The agent as Pacemaker finds it: `<dir>/resource.d/fencekit/vm-evacuate` → the binary.
 pub(crate) fn installed_agent(dir: &Path) -> PathBuf {
+    // scripts/check-packages.sh points this at the packaged agent
+    // (/usr/lib/ocf/resource.d/fencekit/vm-evacuate), so ocf-tester runs the installed files.
+    if let Some(p) = std::env::var_os("FENCEKIT_INSTALLED_OCF_AGENT") {
+        return PathBuf::from(p);
+    }
     let bin = crate::sim::evac::binary().expect("vm-evacuate is built with the tests");
     let d = dir.join("ocf/resource.d/fencekit");
     std::fs::create_dir_all(&d).expect("agent dir");
