@@ -28,15 +28,15 @@ use fencekit::device::fanout::{self, Named};
 use fencekit::device::hostfence::{self, HostFence, ReadBack};
 use fencekit::device::kvmconf::{self, HostAddr};
 use fencekit::device::vimcmd::VmPower;
-use fencekit::evacuate::backend::{run_bounded, BmcOps, IpmiBmcs};
+use fencekit::evacuate::backend::{self, BmcOps, IpmiBmcs};
 use fencekit::evacuate::inventory::{self, Inventory, ResolvedSsh};
 use fencekit::protocol::action::Action;
 use fencekit::protocol::log;
-use fencekit::transport::ssh::{HostKeyPolicy, LazySession, SshAuth, SshConfig, SshError};
-use fencekit::{FenceError, FenceResult, Options, Outlet, PowerState, Secret};
+use fencekit::protocol::options;
+use fencekit::transport::ssh::{LazySession, SshConfig, SshError};
+use fencekit::{FenceError, FenceResult, Options, Outlet, PowerState};
 
 use super::{Esxi, HOSTS, HOST_FENCE, INVENTORY, IP, USERNAME};
-use fencekit::protocol::options;
 
 /// True when the device covers several hosts (`inventory` or `hosts` given).
 pub fn multi(opts: &Options) -> bool {
@@ -201,38 +201,13 @@ fn inventory_ssh(r: &ResolvedSsh, opts: &Options) -> FenceResult<SshConfig> {
         Duration::from_secs(r.login_timeout_s)
     }
     .max(Duration::from_millis(100));
-    let auth = if let Some(path) = &r.identity_file {
-        SshAuth::Key {
-            path: path.clone(),
-            passphrase: r.password.clone(),
-        }
-    } else if let Some(pw) = &r.password {
-        SshAuth::Password(pw.clone())
-    } else if let Some(script) = &r.password_script {
-        let out = run_bounded(script, None, login.max(Duration::from_secs(10)))
-            .map_err(|e| FenceError::Usage(format!("password_script: {e}")))?;
-        SshAuth::Password(Secret::new(String::from_utf8_lossy(&out).trim_end()))
-    } else {
-        return Err(FenceError::Usage(format!(
-            "{}: no password, password_script or identity_file in the inventory",
-            r.address
-        )));
-    };
-    let mut cfg = SshConfig::new(r.address.clone(), r.username.clone(), auth);
-    cfg.port = r.port;
-    cfg.host_key = HostKeyPolicy {
-        known_hosts: r.known_hosts.clone(),
-        fingerprint: r.host_key_fingerprint.clone(),
-        accept_new: false,
-    };
-    cfg.connect_timeout = login;
-    cfg.command_timeout = if opts.is_given(&options::SHELL_TIMEOUT) {
+    let shell = if opts.is_given(&options::SHELL_TIMEOUT) {
         opts.shell_timeout()
     } else {
         Duration::from_secs(r.shell_timeout_s)
     }
     .max(Duration::from_millis(100));
-    Ok(cfg)
+    backend::ssh_config(r, login, shell).map_err(FenceError::Usage)
 }
 
 /// A `hosts` entry as a session configuration (the device's options, its address).

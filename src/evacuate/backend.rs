@@ -255,10 +255,41 @@ pub fn run_bounded(script: &str, input: Option<&[u8]>, limit: Duration) -> Resul
 }
 
 /// Runs a `password_script` (bounded) and returns its output as the password.
-fn password_from_script(script: &str, limit: Duration) -> Result<Secret, OpError> {
+fn password_from_script(script: &str, limit: Duration) -> Result<Secret, String> {
     let out = run_bounded(script, None, limit.max(Duration::from_secs(10)))
-        .map_err(|e| OpError::Config(format!("password_script: {e}")))?;
+        .map_err(|e| format!("password_script: {e}"))?;
     Ok(Secret::new(String::from_utf8_lossy(&out).trim_end()))
+}
+
+/// An inventory host's SSH settings as a session configuration, with these connect (`login`)
+/// and command (`shell`) timeouts; the one place the engine and fence_esxi across hosts build
+/// it. `Err` says what the inventory lacks (no credential) or why password_script failed.
+pub fn ssh_config(r: &ResolvedSsh, login: Duration, shell: Duration) -> Result<SshConfig, String> {
+    let auth = if let Some(path) = &r.identity_file {
+        SshAuth::Key {
+            path: path.clone(),
+            passphrase: r.password.clone(),
+        }
+    } else if let Some(pw) = &r.password {
+        SshAuth::Password(pw.clone())
+    } else if let Some(script) = &r.password_script {
+        SshAuth::Password(password_from_script(script, login)?)
+    } else {
+        return Err(format!(
+            "{}: no password, password_script or identity_file in the inventory",
+            r.address
+        ));
+    };
+    let mut cfg = SshConfig::new(r.address.clone(), r.username.clone(), auth);
+    cfg.port = r.port;
+    cfg.host_key = HostKeyPolicy {
+        known_hosts: r.known_hosts.clone(),
+        fingerprint: r.host_key_fingerprint.clone(),
+        accept_new: false,
+    };
+    cfg.connect_timeout = login;
+    cfg.command_timeout = shell;
+    Ok(cfg)
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -285,31 +316,12 @@ impl HostConn {
             return Ok(c.clone());
         }
         let r = &self.resolved;
-        let login = Duration::from_secs(r.login_timeout_s.max(1));
-        let auth = if let Some(path) = &r.identity_file {
-            SshAuth::Key {
-                path: path.clone(),
-                passphrase: r.password.clone(),
-            }
-        } else if let Some(pw) = &r.password {
-            SshAuth::Password(pw.clone())
-        } else if let Some(script) = &r.password_script {
-            SshAuth::Password(password_from_script(script, login)?)
-        } else {
-            return Err(OpError::Config(format!(
-                "{}: no password, password_script or identity_file",
-                r.address
-            )));
-        };
-        let mut cfg = SshConfig::new(r.address.clone(), r.username.clone(), auth);
-        cfg.port = r.port;
-        cfg.host_key = HostKeyPolicy {
-            known_hosts: r.known_hosts.clone(),
-            fingerprint: r.host_key_fingerprint.clone(),
-            accept_new: false,
-        };
-        cfg.connect_timeout = login;
-        cfg.command_timeout = Duration::from_secs(r.shell_timeout_s.max(1));
+        let cfg = ssh_config(
+            r,
+            Duration::from_secs(r.login_timeout_s.max(1)),
+            Duration::from_secs(r.shell_timeout_s.max(1)),
+        )
+        .map_err(OpError::Config)?;
         *g = Some(cfg.clone());
         Ok(cfg)
     }
@@ -820,7 +832,7 @@ impl IpmiBmcs {
                 match cached {
                     Some(p) => p,
                     None => {
-                        let p = password_from_script(script, limit)?;
+                        let p = password_from_script(script, limit).map_err(OpError::Config)?;
                         if let Ok(mut m) = self.passwords.lock() {
                             m.insert(host.to_string(), p.clone());
                         }
