@@ -27,6 +27,7 @@ done
 sim=$(mktemp -d /tmp/fencekit-pkgsim.XXXXXX)
 cleanup() {
   local rc=$?
+  pcs resource delete pkgevac --force >/dev/null 2>&1 || true
   pcs stonith delete pkgbmc --force >/dev/null 2>&1 || true
   bash "$top/scripts/pcmk.sh" down --state "$state" || rc=1
   sh "$top/tests/support/sim_ipmi/bmcsim.sh" stop "$sim" || true
@@ -79,3 +80,61 @@ on=$(grep -n 'set power 1 -> ok' <<<"$ev" | tail -n1 | cut -d: -f1)
 # The fencer ran the installed binary (its log names the agent; /usr/sbin is the only place
 # Pacemaker looks, and it holds the package's file, checked above).
 say "stonith_admin --reboot node-pkg1 through the installed /usr/sbin/fence_bmc: ok (off, then on)"
+
+# The installed OCF agent run by Pacemaker: start (its detection daemon, /usr/sbin/vm-evacuate
+# watch), recurring monitors, stop. dry_run and an inventory whose hosts do not answer
+# (127.0.0.1, ports nothing listens on): the daemon probes and fails them; the brake (every
+# host failed) and dry_run keep it from acting.
+if [ -e "$ocf_agent" ]; then
+  evac=$sim/evac
+  mkdir -m 0700 "$evac" "$evac/state"
+  cat >"$evac/evacuate.toml" <<'TOML'
+[policy]
+detect_failures = 2
+detect_interval_s = 1
+[ssh]
+username = "root"
+password = "pkgtest-pw"
+login_timeout_s = 1
+[bmc]
+username = "admin"
+password = "pkgtest-pw"
+login_timeout_s = 1
+[[host]]
+name = "pkg-esx1"
+address = "127.0.0.1"
+port = 9
+bmc_address = "127.0.0.1"
+bmc_port = 9
+[[host]]
+name = "pkg-esx2"
+address = "127.0.0.1"
+port = 9
+bmc_address = "127.0.0.1"
+bmc_port = 9
+TOML
+  chmod 0600 "$evac/evacuate.toml"
+  timeout 120 pcs resource create pkgevac ocf:fencekit:vm-evacuate "config=$evac/evacuate.toml" \
+    "state_dir=$evac/state" dry_run=true op monitor interval=2s >&2 \
+    || fail "pcs resource create pkgevac ocf:fencekit:vm-evacuate"
+  end=$(( $(date +%s) + 90 ))
+  until crm_mon -1 --output-as=xml 2>/dev/null | grep -q '<resource id="pkgevac" [^>]*role="Started"[^>]*failed="false"'; do
+    [ "$(date +%s)" -lt "$end" ] || { crm_mon -1 >&2 || true; fail "pkgevac did not start"; }
+    sleep 0.5
+  done
+  pid=$(head -n1 "$evac/state/watch.pid" 2>/dev/null | cut -d' ' -f1)
+  [ -n "$pid" ] && [ "$(readlink "/proc/$pid/exe")" = /usr/sbin/vm-evacuate ] \
+    || fail "the detection daemon is not the installed /usr/sbin/vm-evacuate (pid '${pid}')"
+  sleep 6   # a few probe rounds and monitors
+  crm_mon -1 --output-as=xml 2>/dev/null | grep -q '<resource id="pkgevac" [^>]*role="Started"[^>]*failed="false"' \
+    || { crm_mon -1 >&2 || true; fail "pkgevac failed while its hosts did not answer"; }
+  timeout 120 pcs resource disable pkgevac --wait=60 >&2 || fail "pcs resource disable pkgevac"
+  # Gone (or a zombie waiting for its reaper) within a few seconds of the stop.
+  end=$(( $(date +%s) + 10 ))
+  while [ -e "/proc/$pid" ] && ! grep -q '^State:[[:space:]]*Z' "/proc/$pid/status" 2>/dev/null; do
+    [ "$(date +%s)" -lt "$end" ] || fail "the detection daemon (pid $pid) outlived the stop"
+    sleep 0.2
+  done
+  timeout 120 pcs resource delete pkgevac --force >&2 || fail "pcs resource delete pkgevac"
+  say "ocf:fencekit:vm-evacuate through the installed agent: started (daemon /usr/sbin/vm-evacuate), monitored, stopped: ok"
+fi
