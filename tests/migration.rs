@@ -92,6 +92,7 @@ struct Files {
     key: String,
     debug: String,
     map: String,
+    inventory: String,
 }
 
 fn files() -> Files {
@@ -109,12 +110,24 @@ fn files() -> Files {
     )
     .unwrap();
     fs::set_permissions(&map, fs::Permissions::from_mode(0o600)).unwrap();
+    // An evacuation inventory, for fence_esxi's inventory= example (validate-all reads it).
+    let inventory = dir.path().join("evacuate.toml");
+    fs::write(
+        &inventory,
+        "[ssh]\nusername = \"root\"\nidentity_file = \"/dev/null\"\n\
+         [bmc]\nusername = \"admin\"\npassword = \"secret\"\n\
+         [[host]]\nname = \"esxi1\"\naddress = \"192.0.2.1\"\nbmc_address = \"192.0.2.101\"\n\
+         [[host]]\nname = \"esxi2\"\naddress = \"192.0.2.2\"\nbmc_address = \"192.0.2.102\"\n",
+    )
+    .unwrap();
+    fs::set_permissions(&inventory, fs::Permissions::from_mode(0o600)).unwrap();
     let debug = dir.path().join("debug.log");
     let s = |p: &Path| p.to_str().unwrap().to_owned();
     Files {
         key: s(&key),
         debug: s(&debug),
         map: s(&map),
+        inventory: s(&inventory),
         _dir: dir,
     }
 }
@@ -422,14 +435,15 @@ fn pcs_creates_migrated_devices_without_force() {
     }
     assert_eq!(n, 8);
     // Every `pcs stonith create` example of the man pages, as written but for the files it
-    // names (a key and a map of this test), is accepted too.
+    // names (a key, a map and an inventory of this test), is accepted too.
     let mut examples = 0;
     for agent in manpages::packaged() {
         for cmd in manpages::pcs_examples(&manpages::page_of(&agent)) {
             examples += 1;
             let cmd = cmd
                 .replace("/root/.ssh/id_ed25519", &f.key)
-                .replace("/etc/opt/FJSVcluster/etc/kvmguests.conf", &f.map);
+                .replace("/etc/opt/FJSVcluster/etc/kvmguests.conf", &f.map)
+                .replace("/etc/fencekit/evacuate.toml", &f.inventory);
             let mut words = manpages::shell_words(&cmd);
             let id = format!("example-{examples}");
             words[3] = id.clone();

@@ -113,6 +113,13 @@ static ESXI: Extras = Extras {
              pcmk_host_map=\"node1:web1\" --agent-validation",
         ),
         (
+            "One device for every ESXi host of the evacuation inventory (the VM is looked for \
+             on all of them; a host that does not answer is powered off through its BMC and \
+             read back off before its VMs count as off):",
+            "pcs stonith create fence-esxi fence_esxi inventory=/etc/fencekit/evacuate.toml \\\n    \
+             host_fence=bmc pcmk_host_map=\"node1:web1;node2:web2\" --agent-validation",
+        ),
+        (
             "Test the device through the cluster (this really powers web1 off and on):",
             "stonith_admin --reboot node1",
         ),
