@@ -735,18 +735,19 @@ impl HostOps for EsxiHosts {
             Err(OpError::Timeout(t)) => Some(OpError::Timeout(t)),
             Err(e) => return Err(e),
         };
-        // A power-on may wait on (or fail because of) the "moved or copied" question.
-        let answered = self.answer_question(host, vmid)?;
-        match failure {
-            Some(e) if !answered => {
-                // Already on (a resumed step) is success.
-                if self.power_state(host, vmid).ok() == Some(VmPower::On) {
-                    return Ok(());
-                }
-                Err(e)
-            }
-            _ => self.wait_power(host, vmid, VmPower::On, self.power_wait),
+        // A power-on that returned success was not held by a question: read the state back.
+        // One that did not may wait on (or fail because of) the "moved or copied" question.
+        let Some(e) = failure else {
+            return self.wait_power(host, vmid, VmPower::On, self.power_wait);
+        };
+        if self.answer_question(host, vmid)? {
+            return self.wait_power(host, vmid, VmPower::On, self.power_wait);
         }
+        // Already on (a resumed step) is success.
+        if self.power_state(host, vmid).ok() == Some(VmPower::On) {
+            return Ok(());
+        }
+        Err(e)
     }
 
     fn power_off(&self, host: &str, vmid: u32) -> Result<(), OpError> {
