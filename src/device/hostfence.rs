@@ -122,6 +122,33 @@ pub fn settle(
             ),
         });
     }
+    match power_off_confirmed(bmc, host, rb, sleep, &|| false) {
+        Ok(()) => Ok(HostOff {
+            host: host.to_owned(),
+            powered_off: true,
+            how: format!(
+                "host {host} did not answer over SSH ({silent_why}): powered off through its \
+                 BMC (host_fence=bmc) and the chassis read back off; its VMs count as off"
+            ),
+        }),
+        Err(why) => Err(format!(
+            "host {host} did not answer ({silent_why}) and its power-off through the BMC is \
+             not confirmed ({why}): the state of its VMs is unknown"
+        )),
+    }
+}
+
+/// Powers `host` off through its BMC and reads the chassis back until it reads off: `Ok` only
+/// then. Up to `rb.reads` reads, `rb.poll` apart; a refused power-off gets one read (the
+/// chassis may be off already); `stop()` ends the read-back early. `Err` says what was last
+/// seen. The one BMC fence of the project: the evacuation engine and `host_fence=bmc` use it.
+pub fn power_off_confirmed(
+    bmc: &dyn BmcOps,
+    host: &str,
+    rb: ReadBack,
+    sleep: &(dyn Fn(Duration) + Sync),
+    stop: &dyn Fn() -> bool,
+) -> Result<(), String> {
     let sent = bmc.power_off(host);
     let refused = match &sent {
         Ok(()) => String::new(),
@@ -130,20 +157,14 @@ pub fn settle(
     let mut last = String::from("not read back yet");
     for i in 0..rb.reads.max(1) {
         if i > 0 {
+            if stop() {
+                last = format!("{last}; stopped before the read-back ended");
+                break;
+            }
             sleep(rb.poll);
         }
         match bmc.status(host) {
-            Ok(PowerState::Off) => {
-                return Ok(HostOff {
-                    host: host.to_owned(),
-                    powered_off: true,
-                    how: format!(
-                        "host {host} did not answer over SSH ({silent_why}): powered off \
-                         through its BMC (host_fence=bmc) and the chassis read back off; its \
-                         VMs count as off"
-                    ),
-                })
-            }
+            Ok(PowerState::Off) => return Ok(()),
             Ok(PowerState::On) => last = "the BMC still reads the chassis on".into(),
             Err(e) => last = format!("chassis status not read: {e}"),
         }
@@ -151,10 +172,7 @@ pub fn settle(
             break;
         }
     }
-    Err(format!(
-        "host {host} did not answer ({silent_why}) and its power-off through the BMC is not \
-         confirmed ({refused}{last}): the state of its VMs is unknown"
-    ))
+    Err(format!("{refused}{last}"))
 }
 
 /// [`settle`] for several hosts at once (`(host, silent_why)`), each with the BMC `bmc_of`

@@ -30,6 +30,7 @@ use super::plan::{plan, Disposition, Plan, PlannedVm, Situation};
 use super::report::{deliver, HostResult, Report, Tried, VmReport, VmState};
 use super::snapshot::{datastore_of, HostSnapshot, Snapshots, VmPower, VmRecord};
 use super::state::{Evacuation, HostState, ProbeRecord, StateDir};
+use crate::device::hostfence::{self, ReadBack};
 use crate::protocol::agent::PowerState;
 
 /// Why the engine could not do what it was asked. The CLI maps `Usage` to exit status 2 and
@@ -429,30 +430,18 @@ impl<'a> Engine<'a> {
         if let Ok(PowerState::Off) = self.bmc.status(host) {
             return Ok("bmc: already off".into());
         }
-        let sent = self.bmc.power_off(host);
-        let mut last = match &sent {
-            Ok(()) => String::from("not read back yet"),
-            Err(e) => format!("power-off not accepted: {e}"),
+        let rb = ReadBack {
+            reads: self.opts.fence_reads,
+            poll: self.opts.fence_poll,
         };
-        for _ in 0..self.opts.fence_reads.max(1) {
-            match self.bmc.status(host) {
-                Ok(PowerState::Off) => return Ok("bmc".into()),
-                Ok(PowerState::On) => last = "the BMC still reads power on".into(),
-                Err(e) => last = format!("status not read: {e}"),
-            }
-            if sent.is_err() {
-                break;
-            }
-            if self.stopping() {
-                last = format!("{last}; the engine was stopped before the read-back");
-                break;
-            }
-            (self.opts.sleep)(self.opts.fence_poll);
-        }
-        Err(format!(
-            "fence of {host} not confirmed ({last}); nothing was moved; if the host is \
-             certainly down, confirm it with `vm-evacuate confirm-down --host {host}`"
-        ))
+        hostfence::power_off_confirmed(self.bmc, host, rb, &self.opts.sleep, &|| self.stopping())
+            .map(|()| "bmc".to_string())
+            .map_err(|why| {
+                format!(
+                    "fence of {host} not confirmed ({why}); nothing was moved; if the host is \
+                     certainly down, confirm it with `vm-evacuate confirm-down --host {host}`"
+                )
+            })
     }
 
     /// `confirm-down --host H`: records an administrator's confirmation.
